@@ -1,0 +1,1 @@
+export * from './interfaces/cache-module-options.interface.js';

@@ -1,0 +1,162 @@
+import type { Keyv } from 'keyv';
+import {
+  DEFAULT_CACHE_MAX_ENTRIES,
+  DEFAULT_CACHE_TTL,
+  DEFAULT_FAN_OUT_CONCURRENCY,
+  DEFAULT_MAX_RESTARTS,
+  DEFAULT_MAX_SECONDS,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_STORE_TIMEOUT,
+  DEFAULT_SUPERVISOR,
+  DEFAULT_TASK_TIMEOUT,
+} from './concurrency.constants.js';
+import { ConcurrencyOptionsError } from './errors/concurrency-options.error.js';
+import type {
+  ConcurrencyModuleOptions,
+  ResolvedConcurrencyOptions,
+} from './interfaces/concurrency-module-options.interface.js';
+
+const KEYS = {
+  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout'],
+  supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
+  fanOut: ['concurrency', 'timeout'],
+  jobs: ['lock', 'overlap', 'timeout'],
+  cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout'],
+} as const;
+
+function fail(option: string, expected: string, got: unknown): never {
+  throw new ConcurrencyOptionsError(
+    option,
+    `Invalid ConcurrencyModule option "${option}": expected ${expected}, got ${describe(got)}.`,
+  );
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'function' ? 'a function' : `an object`;
+}
+
+function section(option: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail(option, `an object with ${allowed.join(', ')}`, value);
+  }
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      const name = option ? `${option}.${key}` : key;
+      throw new ConcurrencyOptionsError(
+        name,
+        `Unknown ConcurrencyModule option "${name}". Allowed ${option ? `in "${option}"` : 'options'}: ${allowed.join(', ')}.`,
+      );
+    }
+  }
+  return value as Record<string, unknown>;
+}
+
+type NumberRule = { min: number; exclusive?: boolean; integer?: boolean; infinity?: boolean };
+
+function number(option: string, value: unknown, fallback: number, rule: NumberRule): number {
+  if (value === undefined) return fallback;
+  const ok =
+    typeof value === 'number' &&
+    !Number.isNaN(value) &&
+    (rule.exclusive ? value > rule.min : value >= rule.min) &&
+    (value === Infinity ? !!rule.infinity : !rule.integer || Number.isInteger(value));
+  if (!ok) {
+    const kind = rule.integer ? 'an integer' : 'a number';
+    const bound = rule.exclusive ? `> ${rule.min}` : `>= ${rule.min}`;
+    fail(option, `${kind} ${bound}${rule.infinity ? ' (or Infinity)' : ''}`, value);
+  }
+  return value;
+}
+
+const MS = { min: 0, infinity: true } satisfies NumberRule;
+const POSITIVE_MS = { min: 0, exclusive: true, infinity: true } satisfies NumberRule;
+
+function isKeyv(value: unknown): value is Keyv {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Keyv).get === 'function' &&
+    typeof (value as Keyv).set === 'function' &&
+    typeof (value as Keyv).delete === 'function'
+  );
+}
+
+/**
+ * Validates `ConcurrencyModule` options and fills in the defaults. Throws `ConcurrencyOptionsError` naming the first
+ * offending option and the allowed values, so a typo fails boot instead of being ignored.
+ */
+export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefined): ResolvedConcurrencyOptions {
+  const top = section('', raw ?? {}, KEYS['']);
+  const shutdownTimeout = number('shutdownTimeout', top.shutdownTimeout, DEFAULT_SHUTDOWN_TIMEOUT, MS);
+
+  const supervisors: ResolvedConcurrencyOptions['supervisors'] = {};
+  const rawSupervisors = top.supervisors ?? {};
+  if (rawSupervisors === null || typeof rawSupervisors !== 'object' || Array.isArray(rawSupervisors)) {
+    fail('supervisors', 'an object of { [name]: SupervisorOptions }', rawSupervisors);
+  }
+  const names = new Set([DEFAULT_SUPERVISOR, ...Object.keys(rawSupervisors)]);
+  for (const name of names) {
+    const path = `supervisors.${name}`;
+    const o = section(path, (rawSupervisors as Record<string, unknown>)[name], KEYS.supervisor);
+    supervisors[name] = {
+      maxChildren: number(`${path}.maxChildren`, o.maxChildren, Infinity, { min: 1, integer: true, infinity: true }),
+      maxRestarts: number(`${path}.maxRestarts`, o.maxRestarts, DEFAULT_MAX_RESTARTS, { min: 0, integer: true }),
+      maxSeconds: number(`${path}.maxSeconds`, o.maxSeconds, DEFAULT_MAX_SECONDS, { min: 0, exclusive: true }),
+      shutdownTimeout: number(`${path}.shutdownTimeout`, o.shutdownTimeout, shutdownTimeout, MS),
+    };
+  }
+
+  const fanOut = section('fanOut', top.fanOut, KEYS.fanOut);
+  const jobs = section('jobs', top.jobs, KEYS.jobs);
+  if (jobs.lock !== undefined && typeof (jobs.lock as { acquire?: unknown })?.acquire !== 'function') {
+    fail('jobs.lock', 'a JobLock (an object with acquire(key, ttlMs)), e.g. new RedisJobLock(redis)', jobs.lock);
+  }
+  if (jobs.overlap !== undefined && jobs.overlap !== 'skip' && jobs.overlap !== 'allow') {
+    fail('jobs.overlap', `'skip' or 'allow'`, jobs.overlap);
+  }
+  const cache = section('cache', top.cache, KEYS.cache);
+  const stores = cache.stores === undefined ? [] : Array.isArray(cache.stores) ? cache.stores : [cache.stores];
+  stores.forEach((store, i) => {
+    if (!isKeyv(store)) {
+      fail(
+        Array.isArray(cache.stores) ? `cache.stores[${i}]` : 'cache.stores',
+        'a Keyv instance (or an array of them)',
+        store,
+      );
+    }
+  });
+
+  return {
+    supervisors,
+    fanOut: {
+      concurrency: number('fanOut.concurrency', fanOut.concurrency, DEFAULT_FAN_OUT_CONCURRENCY, {
+        min: 1,
+        integer: true,
+        infinity: true,
+      }),
+      timeout: number('fanOut.timeout', fanOut.timeout, DEFAULT_TASK_TIMEOUT, POSITIVE_MS),
+    },
+    jobs: {
+      lock: jobs.lock as ResolvedConcurrencyOptions['jobs']['lock'],
+      overlap: (jobs.overlap as 'skip' | 'allow' | undefined) ?? 'skip',
+      timeout: number('jobs.timeout', jobs.timeout, Infinity, POSITIVE_MS),
+    },
+    cache: {
+      ttl: number('cache.ttl', cache.ttl, DEFAULT_CACHE_TTL, { min: 0, exclusive: true }),
+      maxEntries: number('cache.maxEntries', cache.maxEntries, DEFAULT_CACHE_MAX_ENTRIES, {
+        min: 1,
+        integer: true,
+      }),
+      stores: stores as Keyv[],
+      storeTimeout: number('cache.storeTimeout', cache.storeTimeout, DEFAULT_STORE_TIMEOUT, {
+        min: 0,
+        exclusive: true,
+      }),
+    },
+    shutdownTimeout,
+  };
+}

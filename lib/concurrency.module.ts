@@ -1,0 +1,53 @@
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { createCachingImports, createCachingProviders } from './caching/caching.providers.js';
+import { CONCURRENCY_OPTIONS } from './concurrency.constants.js';
+import {
+  ASYNC_OPTIONS_TYPE,
+  ConfigurableModuleClass,
+  OPTIONS_TYPE,
+  RAW_OPTIONS_TOKEN,
+} from './concurrency.module-definition.js';
+import { resolveConcurrencyOptions } from './concurrency-options.validator.js';
+import { createFanOutProviders } from './fan-out/fan-out.providers.js';
+import type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
+import { createSchedulingImports, createSchedulingProviders } from './scheduling/scheduling.providers.js';
+import { createSupervisorProviders } from './supervisor/supervisor.providers.js';
+
+/**
+ * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
+ * scheduled jobs and a single-flight response cache. Global; registers `@nestjs/schedule` and
+ * `@nestjs/cache-manager` itself.
+ */
+@Module({})
+export class ConcurrencyModule extends ConfigurableModuleClass {
+  static forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
+    return ConcurrencyModule.assemble(super.forRoot(options), options);
+  }
+
+  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    return ConcurrencyModule.assemble(super.forRootAsync(options), undefined);
+  }
+
+  private static assemble(base: DynamicModule, raw: ConcurrencyModuleOptions | undefined): DynamicModule {
+    const resolved: Provider = {
+      provide: CONCURRENCY_OPTIONS,
+      inject: [RAW_OPTIONS_TOKEN],
+      useFactory: resolveConcurrencyOptions,
+    };
+    const providers = [
+      resolved,
+      ...createSupervisorProviders(raw),
+      ...createFanOutProviders(raw),
+      ...createSchedulingProviders(raw),
+      ...createCachingProviders(raw),
+    ];
+    const imports = [...createSchedulingImports(), ...createCachingImports()];
+    return {
+      ...base,
+      global: true,
+      imports: [...(base.imports ?? []), ...imports],
+      providers: [...(base.providers ?? []), ...providers],
+      exports: [...(base.exports ?? []), ...providers, ...imports],
+    };
+  }
+}

@@ -1,0 +1,1 @@
+export * from './interfaces/fan-out-module-options.interface.js';

@@ -1,0 +1,7 @@
+export { ConcurrencyModule } from './concurrency.module.js';
+export type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
+export * from './errors/index.js';
+export * from './supervisor/index.js';
+export * from './fan-out/index.js';
+export * from './scheduling/index.js';
+export * from './caching/index.js';

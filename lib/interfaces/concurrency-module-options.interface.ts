@@ -1,0 +1,26 @@
+import type { Keyv } from 'keyv';
+import type { CacheModuleOptions } from '../caching/interfaces/cache-module-options.interface.js';
+import type { FanOutModuleOptions } from '../fan-out/interfaces/fan-out-module-options.interface.js';
+import type { JobLock } from '../scheduling/interfaces/job-lock.interface.js';
+import type { JobsModuleOptions } from '../scheduling/interfaces/jobs-module-options.interface.js';
+import type { SupervisorOptions } from '../supervisor/interfaces/supervisor-options.interface.js';
+
+export interface ConcurrencyModuleOptions {
+  /** Named supervisors; `'default'` always exists. */
+  supervisors?: Record<string, SupervisorOptions>;
+  fanOut?: FanOutModuleOptions;
+  jobs?: JobsModuleOptions;
+  cache?: CacheModuleOptions;
+  /** How long `app.close()` waits for running work before aborting it, in ms. Default 5000 (OTP's default). */
+  shutdownTimeout?: number;
+}
+
+/** The options after validation, every default filled in. Internal: injected with `CONCURRENCY_OPTIONS`. */
+export interface ResolvedConcurrencyOptions {
+  /** Always holds `'default'`. */
+  supervisors: Record<string, Required<SupervisorOptions>>;
+  fanOut: Required<FanOutModuleOptions>;
+  jobs: { lock: JobLock | undefined; overlap: 'skip' | 'allow'; timeout: number };
+  cache: { ttl: number; maxEntries: number; stores: Keyv[]; storeTimeout: number };
+  shutdownTimeout: number;
+}

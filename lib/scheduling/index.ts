@@ -1,0 +1,2 @@
+export * from './interfaces/job-lock.interface.js';
+export * from './interfaces/jobs-module-options.interface.js';

@@ -1,0 +1,3 @@
+export * from './interfaces/supervisor-options.interface.js';
+export * from './interfaces/task.interface.js';
+export { Task } from './task.js';

@@ -1,0 +1,22 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { AppModule } from './app.module.js';
+
+export type HttpAdapterName = 'express' | 'fastify';
+
+/** Creates the sample app on the chosen HTTP adapter (`HTTP_ADAPTER=express|fastify`, default express). */
+export async function createApp(adapter: HttpAdapterName = 'express'): Promise<INestApplication> {
+  const app = await NestFactory.create(AppModule, adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), {
+    abortOnError: false,
+  });
+  app.enableShutdownHooks();
+  return app;
+}
+
+export function adapterFromEnv(value = process.env.HTTP_ADAPTER): HttpAdapterName {
+  if (value === undefined || value === '' || value === 'express') return 'express';
+  if (value === 'fastify') return 'fastify';
+  throw new Error(`HTTP_ADAPTER must be "express" or "fastify", got "${value}".`);
+}

@@ -1,0 +1,18 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    // Tests import the package by its name, as users do; resolve it to the sources so no build is needed first.
+    alias: {
+      'nestjs-concurrency': fileURLToPath(new URL('./lib/index.ts', import.meta.url)),
+    },
+  },
+  test: {
+    globals: true,
+    root: './',
+    include: ['test/**/*.spec.ts', 'test/**/*.e2e-spec.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});
