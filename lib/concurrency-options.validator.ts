@@ -9,6 +9,7 @@ import {
   DEFAULT_STORE_TIMEOUT,
   DEFAULT_SUPERVISOR,
   DEFAULT_TASK_TIMEOUT,
+  JOBS_SUPERVISOR,
 } from './concurrency.constants.js';
 import { ConcurrencyOptionsError } from './errors/concurrency-options.error.js';
 import type {
@@ -98,7 +99,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
   if (rawSupervisors === null || typeof rawSupervisors !== 'object' || Array.isArray(rawSupervisors)) {
     fail('supervisors', 'an object of { [name]: SupervisorOptions }', rawSupervisors);
   }
-  const names = new Set([DEFAULT_SUPERVISOR, ...Object.keys(rawSupervisors)]);
+  const names = new Set([DEFAULT_SUPERVISOR, JOBS_SUPERVISOR, ...Object.keys(rawSupervisors)]);
   for (const name of names) {
     const path = `supervisors.${name}`;
     const o = section(path, (rawSupervisors as Record<string, unknown>)[name], KEYS.supervisor);

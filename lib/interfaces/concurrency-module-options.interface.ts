@@ -6,7 +6,7 @@ import type { JobsModuleOptions } from '../scheduling/interfaces/jobs-module-opt
 import type { SupervisorOptions } from '../supervisor/interfaces/supervisor-options.interface.js';
 
 export interface ConcurrencyModuleOptions {
-  /** Named supervisors; `'default'` always exists. */
+  /** Named supervisors; `'default'` and `'jobs'` (where scheduled jobs run) always exist. */
   supervisors?: Record<string, SupervisorOptions>;
   fanOut?: FanOutModuleOptions;
   jobs?: JobsModuleOptions;
@@ -17,7 +17,7 @@ export interface ConcurrencyModuleOptions {
 
 /** The options after validation, every default filled in. Internal: injected with `CONCURRENCY_OPTIONS`. */
 export interface ResolvedConcurrencyOptions {
-  /** Always holds `'default'`. */
+  /** Always holds `'default'` and `'jobs'`. */
   supervisors: Record<string, Required<SupervisorOptions>>;
   fanOut: Required<FanOutModuleOptions>;
   jobs: { lock: JobLock | undefined; overlap: 'skip' | 'allow'; timeout: number };
