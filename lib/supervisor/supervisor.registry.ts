@@ -1,0 +1,37 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { TaskSupervisor } from './task-supervisor.js';
+
+/**
+ * @internal Owns every supervisor of one application: those in the resolved options, plus any injected name missing
+ * from them (created with the defaults). `app.close()` (and SIGTERM with `enableShutdownHooks()`) drains them all in
+ * parallel, each with its own `shutdownTimeout`.
+ */
+@Injectable()
+export class SupervisorRegistry implements OnApplicationShutdown {
+  private readonly supervisors = new Map<string, TaskSupervisor>();
+
+  constructor(@Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions) {
+    for (const [name, opts] of Object.entries(options.supervisors)) {
+      this.supervisors.set(name, new TaskSupervisor(name, opts));
+    }
+  }
+
+  get(name: string): TaskSupervisor {
+    let supervisor = this.supervisors.get(name);
+    if (supervisor === undefined) {
+      supervisor = new TaskSupervisor(name, { shutdownTimeout: this.options.shutdownTimeout });
+      this.supervisors.set(name, supervisor);
+    }
+    return supervisor;
+  }
+
+  all(): TaskSupervisor[] {
+    return [...this.supervisors.values()];
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.all().map((supervisor) => supervisor.shutdown()));
+  }
+}
