@@ -1,0 +1,267 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { CacheableMemory } from 'cacheable';
+import { KeyvCacheableMemory } from 'cacheable';
+import { type Cache, createCache } from 'cache-manager';
+import { randomBytes } from 'node:crypto';
+import { Keyv } from 'keyv';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { type CacheEnvelope, isEnvelope, NotCacheable } from './cache-envelope.js';
+import { DEFAULT_ISOLATED_TIMEOUT, L1_CHECK_INTERVAL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
+import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED } from './caching.messages.js';
+import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
+import { GuardedStore } from './guarded-store.js';
+import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
+import { RedisEviction } from './redis-eviction.js';
+
+interface Lock {
+  waiters: Array<{ grant: () => void; timer: NodeJS.Timeout | undefined }>;
+}
+
+/**
+ * The cache: a bounded in-memory LRU (L1) in front of the configured Keyv stores (L2), on cache-manager's
+ * `createCache` + `wrap` (one computation per key under concurrency, refresh ahead). The same instance is
+ * injectable as `CACHE_MANAGER` of `@nestjs/cache-manager`.
+ */
+@Injectable()
+export class CacheService implements OnModuleInit, OnModuleDestroy {
+  /** The cache-manager instance (also provided as `CACHE_MANAGER`). */
+  readonly cache: Cache;
+  /** Default TTL in ms (`forRoot({ cache: { ttl } })`). */
+  readonly defaultTtl: number;
+  /** @internal The L1 entries, read synchronously on the hit path. */
+  readonly memory: CacheableMemory;
+  /** @internal Identifies this instance in envelopes and published evictions. */
+  readonly origin = randomBytes(6).toString('base64url');
+  /** @internal Sequence of computations on this instance. */
+  seq = 0;
+  /** @internal Mutable counters behind `stats()`. */
+  readonly counters: CacheStats = { hits: 0, misses: 0, stale: 0, coalesced: 0, errors: 0 };
+
+  private readonly guarded: GuardedStore[];
+  private readonly tagStore: {
+    get(key: string): Promise<unknown>;
+    set(key: string, v: unknown, ttl?: number): Promise<unknown>;
+  };
+  private readonly eviction?: RedisEviction;
+  private readonly locks = new Map<string, Lock>();
+  private readonly running = new Set<string>();
+  private readonly logger = new Logger('CacheService');
+  private lastRefreshLog = 0;
+
+  constructor(@Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions) {
+    const { ttl, maxEntries, stores, storeTimeout } = options.cache;
+    this.defaultTtl = ttl;
+    const l1Adapter = new KeyvCacheableMemory({
+      lruSize: maxEntries,
+      useClone: false,
+      checkInterval: L1_CHECK_INTERVAL,
+    });
+    this.memory = l1Adapter.store;
+    const l1 = new Keyv({ store: l1Adapter, namespace: '' });
+    l1.serialize = undefined;
+    l1.deserialize = undefined;
+    this.guarded = stores.map(
+      (store, i) =>
+        new GuardedStore(
+          store,
+          i + 1,
+          storeTimeout,
+          (s, error, first) => this.storeFailed(s, error, first),
+          (s) => this.logger.log(STORE_RECOVERED(s.index)),
+        ),
+    );
+    this.cache = createCache({
+      stores: [l1, ...(this.guarded as unknown as Keyv[])],
+      ttl,
+      refreshAllStores: true,
+    });
+    this.tagStore = this.guarded[0] ?? l1;
+    this.eviction = RedisEviction.for(
+      stores,
+      this.origin,
+      storeTimeout,
+      (keys) => this.dropLocal(keys),
+      () => this.counters.errors++,
+    );
+    this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => {
+      if (error === undefined || error instanceof NotCacheable) return;
+      this.counters.errors++;
+      const now = Date.now();
+      if (now - this.lastRefreshLog < STORE_RETRY_AFTER) return;
+      this.lastRefreshLog = now;
+      this.logger.warn(REFRESH_FAILED(key), error instanceof Error ? error.stack : String(error));
+    });
+  }
+
+  onModuleInit(): void {
+    this.eviction?.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.memory.stopIntervalCheck();
+    this.memory.clear();
+    this.eviction?.close();
+    await Promise.all(this.guarded.map((store) => store.disconnect()));
+  }
+
+  /** The value under `key`, or `undefined`. A response cached by `@Cached` comes back as the handler's result. */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    const value = await this.cache.get<unknown>(key);
+    return (isEnvelope(value) ? value.__ncBody : value) as T | undefined;
+  }
+
+  /** Stores `value` under `key` for `ttl` ms (default: the module's TTL). */
+  async set<T>(key: string, value: T, ttl: number = this.defaultTtl): Promise<T> {
+    await this.cache.set(key, value, ttl);
+    return value;
+  }
+
+  /** Deletes `key` here, in the stores, and in the L1 of the other instances (when Redis is an L2 store). */
+  async del(key: string): Promise<void> {
+    await this.evictKeys([key]);
+  }
+
+  /**
+   * The value under `key`, or the result of `fn` stored for `ttl` ms (ConCache's `get_or_store`): concurrent calls
+   * for one key run `fn` once and all get its result. A rejection is not stored.
+   */
+  async getOrStore<T>(key: string, fn: () => T | Promise<T>, ttl: number = this.defaultTtl): Promise<T> {
+    let ran = false;
+    const joining = this.running.has(key);
+    const value = await this.cache.wrap<T>(
+      key,
+      async () => {
+        ran = true;
+        this.running.add(key);
+        try {
+          return await fn();
+        } finally {
+          this.running.delete(key);
+        }
+      },
+      ttl,
+    );
+    if (ran) this.counters.misses++;
+    else if (joining) this.counters.coalesced++;
+    else this.counters.hits++;
+    return value;
+  }
+
+  /**
+   * Runs `fn` while holding this instance's lock on `key` (ConCache's `isolated`): callers for one key run one at a
+   * time, in arrival order. Rejects with `IsolatedTimeoutError` when the lock is not free within `timeout` ms.
+   */
+  async isolated<T>(key: string, fn: () => T | Promise<T>, opts: IsolatedOptions = {}): Promise<T> {
+    const timeout = opts.timeout ?? DEFAULT_ISOLATED_TIMEOUT;
+    await this.acquire(key, timeout);
+    try {
+      return await fn();
+    } finally {
+      this.release(key);
+    }
+  }
+
+  /** Evicts every entry tagged with one of `tags`, here and on the other instances. */
+  async evictTags(tags: string[]): Promise<void> {
+    const keys: string[] = [];
+    for (const tag of tags) {
+      const tagKey = TAG_KEY_PREFIX + tag;
+      await this.isolated(tagKey, async () => {
+        const members = await this.tagStore.get(tagKey);
+        if (Array.isArray(members)) keys.push(...(members as string[]));
+        keys.push(tagKey);
+        await this.cache.del(tagKey);
+      });
+    }
+    await this.evictKeys(keys);
+  }
+
+  /** Counters since boot: hits, misses, stale, coalesced, errors. */
+  stats(): CacheStats {
+    return { ...this.counters };
+  }
+
+  /** @internal Evicts keys from every store and publishes them to the other instances. */
+  async evictKeys(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.cache.mdel(keys);
+    await this.eviction?.publish(keys);
+  }
+
+  /** @internal A fresh (not stale) L1 entry of a route, or undefined. Synchronous: the hit path. */
+  peekFresh(key: string, swr: number): CacheEnvelope | undefined {
+    const item = this.memory.get<{ value: CacheEnvelope; expires?: number }>(key);
+    if (item === undefined) return undefined;
+    if (swr > 0 && (item.expires === undefined || item.expires - Date.now() < swr)) return undefined;
+    return isEnvelope(item.value) ? item.value : undefined;
+  }
+
+  /** @internal A new envelope for a freshly computed body. */
+  envelope(body: unknown): CacheEnvelope {
+    return { __ncBody: body, s: ++this.seq, o: this.origin };
+  }
+
+  /** @internal Records `key` under each tag (in the L2 when there is one, so other instances can evict it). */
+  async tag(key: string, tags: string[], ttl: number): Promise<void> {
+    for (const tag of tags) {
+      const tagKey = TAG_KEY_PREFIX + tag;
+      try {
+        await this.isolated(tagKey, async () => {
+          const members = await this.tagStore.get(tagKey);
+          const list = Array.isArray(members) ? (members as string[]) : [];
+          if (list.includes(key)) return;
+          list.push(key);
+          await this.cache.set(tagKey, list, Math.max(ttl, this.defaultTtl));
+        });
+      } catch (error) {
+        this.counters.errors++;
+        this.logger.warn(TAG_INDEX_FAILED(tag), error instanceof Error ? error.stack : String(error));
+      }
+    }
+  }
+
+  private dropLocal(keys: string[]): void {
+    for (const key of keys) this.memory.delete(key);
+  }
+
+  private storeFailed(store: GuardedStore, error: unknown, first: boolean): void {
+    this.counters.errors++;
+    if (first) {
+      this.logger.warn(
+        STORE_FAILED(store.index, error instanceof Error ? error.message : String(error), STORE_RETRY_AFTER),
+      );
+    }
+  }
+
+  private acquire(key: string, timeout: number): Promise<void> {
+    const lock = this.locks.get(key);
+    if (lock === undefined) {
+      this.locks.set(key, { waiters: [] });
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = { grant: resolve, timer: undefined as NodeJS.Timeout | undefined };
+      if (timeout !== Infinity) {
+        waiter.timer = setTimeout(() => {
+          const i = lock.waiters.indexOf(waiter);
+          if (i >= 0) lock.waiters.splice(i, 1);
+          reject(new IsolatedTimeoutError(key, timeout));
+        }, timeout);
+      }
+      lock.waiters.push(waiter);
+    });
+  }
+
+  private release(key: string): void {
+    const lock = this.locks.get(key);
+    if (lock === undefined) return;
+    const next = lock.waiters.shift();
+    if (next === undefined) {
+      this.locks.delete(key);
+      return;
+    }
+    clearTimeout(next.timer);
+    next.grant();
+  }
+}

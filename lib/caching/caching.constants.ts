@@ -1,0 +1,16 @@
+/** Metadata key of `@Cached` (on a method or a class). */
+export const CACHED_METADATA = 'nestjs-concurrency:cached';
+/** Metadata key of `@CacheEvict`. */
+export const CACHE_EVICT_METADATA = 'nestjs-concurrency:cache-evict';
+/** Response header telling how a request was served. */
+export const X_CACHE_HEADER = 'X-Cache';
+/** Prefix of the keys that hold a tag's member keys. */
+export const TAG_KEY_PREFIX = 'nestjs-concurrency:tag:';
+/** Redis pub/sub channel on which evictions are published to the other instances. */
+export const EVICT_CHANNEL = 'nestjs-concurrency:cache:evict';
+/** After a store failed, it is skipped (a miss, a no-op write) for this long before it is tried again. */
+export const STORE_RETRY_AFTER = 1000;
+/** How often expired entries of the in-memory L1 are freed. */
+export const L1_CHECK_INTERVAL = 1000;
+/** Default timeout of `CacheService.isolated` waiting for its key's lock. */
+export const DEFAULT_ISOLATED_TIMEOUT = 5000;

@@ -1,0 +1,13 @@
+export const STORE_FAILED = (index: number, reason: string, retryAfter: number) =>
+  `Cache store #${index} failed (${reason}); requests go to the handler and the store is retried in ${retryAfter} ms. Further failures of this burst are counted in stats().errors, not logged.`;
+export const STORE_TIMEOUT = (index: number, method: string, ms: number) =>
+  `store #${index} ${method}() did not answer within storeTimeout ${ms} ms`;
+export const STORE_RECOVERED = (index: number) => `Cache store #${index} answers again.`;
+export const REFRESH_FAILED = (key: string) =>
+  `Background refresh of cache key "${key}" failed; the stale value is served until it expires.`;
+export const TAG_INDEX_FAILED = (tag: string) => `Could not record cache tag "${tag}".`;
+export const EVICT_PUBLISH_FAILED = 'Could not publish a cache eviction to the other instances.';
+export const EVICT_SUBSCRIBE_FAILED = 'Could not subscribe to cache evictions of the other instances.';
+export const EVICT_FAILED = (route: string) => `Cache eviction after ${route} failed.`;
+export const ISOLATED_TIMEOUT = (key: string, ms: number) =>
+  `CacheService.isolated("${key}") waited ${ms} ms (timeout) for the key's lock, still held by another caller. Raise the timeout or shorten the work done under the lock.`;

@@ -1,0 +1,100 @@
+import type { Keyv } from 'keyv';
+import { STORE_RETRY_AFTER } from './caching.constants.js';
+import { STORE_TIMEOUT } from './caching.messages.js';
+
+class StoreTimeoutError extends Error {}
+
+/**
+ * Puts a timeout around every call to one Keyv store (L2) and turns its failures into misses and no-op writes,
+ * so cache-manager's `wrap()` never waits on, nor rejects because of, a slow or broken store. After a failure the
+ * store is skipped for `STORE_RETRY_AFTER` ms (a burst costs one timeout, not one per request). Internal.
+ */
+export class GuardedStore {
+  private downUntil = 0;
+  private failures = 0;
+  private failing = false;
+  private readonly onKeyvError = (error: unknown) => this.fail(error);
+
+  constructor(
+    readonly keyv: Keyv,
+    readonly index: number,
+    private readonly timeout: number,
+    private readonly report: (store: GuardedStore, error: unknown, firstOfBurst: boolean) => void,
+    private readonly recovered: (store: GuardedStore) => void,
+  ) {
+    // Keyv swallows store errors by default (get -> undefined, set -> false) and emits 'error': count them too.
+    keyv.on('error', this.onKeyvError);
+  }
+
+  get(key: string, options?: { raw: true }): Promise<unknown> {
+    return this.call('get', () => this.keyv.get(key, options as { raw: true }), undefined);
+  }
+
+  set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    return this.call('set', () => this.keyv.set(key, value, ttl), false);
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.call('delete', () => this.keyv.delete(key), false);
+  }
+
+  getMany(keys: string[]): Promise<unknown[]> {
+    return this.call(
+      'getMany',
+      () => this.keyv.getMany(keys),
+      keys.map(() => undefined),
+    );
+  }
+
+  setMany(entries: { key: string; value: unknown; ttl?: number }[]): Promise<boolean[]> {
+    return this.call('setMany', () => this.keyv.setMany(entries), []);
+  }
+
+  deleteMany(keys: string[]): Promise<boolean> {
+    return this.call('deleteMany', () => this.keyv.deleteMany(keys), false);
+  }
+
+  clear(): Promise<void> {
+    return this.call('clear', () => this.keyv.clear(), undefined);
+  }
+
+  async disconnect(): Promise<void> {
+    this.keyv.off('error', this.onKeyvError);
+    await this.call('disconnect', () => this.keyv.disconnect(), undefined, true);
+  }
+
+  private async call<T>(method: string, fn: () => Promise<T>, fallback: T, always = false): Promise<T> {
+    if (!always && this.downUntil > Date.now()) return fallback;
+    const failuresBefore = this.failures;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new StoreTimeoutError(STORE_TIMEOUT(this.index, method, this.timeout))),
+            this.timeout,
+          );
+        }),
+      ]);
+      if (this.failing && this.failures === failuresBefore) {
+        this.failing = false;
+        this.recovered(this);
+      }
+      return this.failures === failuresBefore ? result : fallback;
+    } catch (error) {
+      this.fail(error);
+      return fallback;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fail(error: unknown): void {
+    this.failures++;
+    this.downUntil = Date.now() + STORE_RETRY_AFTER;
+    const first = !this.failing;
+    this.failing = true;
+    this.report(this, error, first);
+  }
+}

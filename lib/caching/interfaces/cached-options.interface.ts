@@ -1,0 +1,42 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/** What a response's cache key varies on, beyond the route path and sorted query string. */
+export type CacheVary = 'query' | 'user' | `header:${string}`;
+
+export interface CachedOptions {
+  /** Time to live in ms. Default: `forRoot({ cache: { ttl } })`, else 5000. Never "forever". */
+  ttl?: number;
+  /** Replaces the default key (path + sorted query string). */
+  key?: string | ((context: ExecutionContext) => string);
+  /** Parts added to the key. `'user'` or `'header:authorization'`/`'header:cookie'` let credentialed requests be cached. */
+  vary?: CacheVary[];
+  /** ms after `ttl` during which the stale value is served at once while one background refresh runs. Default 0. */
+  staleWhileRevalidate?: number;
+  /** Tags grouping entries for `@CacheEvict({ tags })` / `CacheService.evictTags()`; a function sees the request. */
+  tags?: Array<string | ((context: ExecutionContext) => string)>;
+}
+
+export interface CacheEvictOptions {
+  /** Keys evicted after the handler succeeded (e.g. `'/items'`, or a function of the request). */
+  keys?: Array<string | ((context: ExecutionContext) => string)>;
+  /** Tags whose entries are evicted after the handler succeeded. */
+  tags?: Array<string | ((context: ExecutionContext) => string)>;
+}
+
+export interface CacheStats {
+  /** Served from the cache while fresh. */
+  hits: number;
+  /** Computed (handler / `getOrStore` function ran) because nothing was cached. */
+  misses: number;
+  /** Served stale while a background refresh ran. */
+  stale: number;
+  /** Misses that joined a computation already running for their key instead of running their own. */
+  coalesced: number;
+  /** Store failures (throws, timeouts, `'error'` events) and failed background refreshes. */
+  errors: number;
+}
+
+export interface IsolatedOptions {
+  /** How long to wait for the key's lock, in ms. Default 5000. */
+  timeout?: number;
+}

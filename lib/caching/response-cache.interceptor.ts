@@ -1,0 +1,266 @@
+import { CACHE_KEY_METADATA, CACHE_TTL_METADATA } from '@nestjs/cache-manager';
+import {
+  type CallHandler,
+  type ExecutionContext,
+  Injectable,
+  Logger,
+  type NestInterceptor,
+  StreamableFile,
+} from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { createHash } from 'node:crypto';
+import { lastValueFrom, type Observable, of } from 'rxjs';
+import { type CacheEnvelope, NotCacheable } from './cache-envelope.js';
+import { CacheService } from './cache.service.js';
+import { CACHE_EVICT_METADATA, CACHED_METADATA, X_CACHE_HEADER } from './caching.constants.js';
+import { EVICT_FAILED } from './caching.messages.js';
+import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
+
+/** Marks a request one instance of the interceptor already handles (decorator + APP_INTERCEPTOR together). */
+const HANDLED = Symbol('nestjs-concurrency:cache-handled');
+
+type KeyPart = string | ((context: ExecutionContext) => string);
+
+/** What the interceptor resolved once per route (handler). */
+interface RouteCache {
+  key: KeyPart | undefined;
+  ttl: number | ((context: ExecutionContext) => number | Promise<number>);
+  swr: number;
+  varyQuery: boolean;
+  varyUser: boolean;
+  headers: string[];
+  allowAuthorization: boolean;
+  allowCookie: boolean;
+  tags: KeyPart[];
+  evict: CacheEvictOptions | undefined;
+}
+
+interface HttpRequest {
+  method: string;
+  headers: Record<string, string | string[] | undefined>;
+  user?: { id?: unknown; sub?: unknown };
+  [HANDLED]?: boolean;
+}
+
+const resolve = (part: KeyPart, context: ExecutionContext): string =>
+  typeof part === 'function' ? part(context) : part;
+
+function sortQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url.slice(q + 1);
+  if (query === '') return url.slice(0, q);
+  return `${url.slice(0, q)}?${query.split('&').sort().join('&')}`;
+}
+
+function isCacheable(value: unknown): boolean {
+  if (value === undefined || value instanceof StreamableFile) return false;
+  return !(typeof value === 'object' && value !== null && typeof (value as { pipe?: unknown }).pipe === 'function');
+}
+
+/**
+ * Caches the results of GET/HEAD handlers with one handler call per key under concurrency (cache-manager `wrap`),
+ * stale-while-revalidate, safe keys and eviction. Applied by `@Cached` / `@CacheEvict`, or globally as
+ * `APP_INTERCEPTOR` (then every GET is cached, and `@CacheKey`/`@CacheTTL` of `@nestjs/cache-manager` are honoured).
+ * Override the protected hooks (`trackBy`, `isRequestCacheable`, `mustBypass`) to change what is cached and how.
+ */
+@Injectable()
+export class ResponseCacheInterceptor implements NestInterceptor {
+  protected allowedMethods = ['GET', 'HEAD'];
+  private readonly routes = new WeakMap<object, RouteCache>();
+  private readonly logger = new Logger('ResponseCacheInterceptor');
+
+  constructor(
+    protected readonly cacheService: CacheService,
+    protected readonly reflector: Reflector,
+    protected readonly httpAdapterHost: HttpAdapterHost,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+    if (context.getType() !== 'http') return next.handle();
+    const request = context.switchToHttp().getRequest<HttpRequest>();
+    if (request[HANDLED] === true) return next.handle();
+    request[HANDLED] = true;
+    const route = this.route(context);
+    if (route.evict !== undefined) return this.handleAndEvict(context, next, route.evict);
+    if (!this.isRequestCacheable(context)) return next.handle();
+    const key = this.mustBypass(context) ? undefined : this.trackBy(context);
+    if (key === undefined) {
+      this.setCacheHeader(context, 'BYPASS');
+      return next.handle();
+    }
+    const hit = this.cacheService.peekFresh(key, route.swr);
+    if (hit !== undefined) {
+      this.cacheService.counters.hits++;
+      this.setCacheHeader(context, 'HIT');
+      return of(hit.__ncBody);
+    }
+    return this.throughCache(context, next, key, route);
+  }
+
+  /**
+   * The cache key of a request: the `key` option (or `@CacheKey`), else the URL path with its query parameters
+   * sorted; then the `vary` parts. `undefined` skips the cache (`X-Cache: BYPASS`).
+   */
+  protected trackBy(context: ExecutionContext): string | undefined {
+    const route = this.route(context);
+    const request = context.switchToHttp().getRequest<HttpRequest>();
+    let key: string;
+    if (route.key === undefined) {
+      key = sortQuery(this.httpAdapterHost.httpAdapter.getRequestUrl(request) as string);
+    } else {
+      key = resolve(route.key, context);
+      if (route.varyQuery) {
+        const url = this.httpAdapterHost.httpAdapter.getRequestUrl(request) as string;
+        const q = url.indexOf('?');
+        if (q >= 0) key += sortQuery(url).slice(sortQuery(url).indexOf('?'));
+      }
+    }
+    if (route.varyUser) key += `|user:${this.userOf(request)}`;
+    for (const name of route.headers) {
+      const value = request.headers[name];
+      key += `|${name}:${Array.isArray(value) ? value.join(',') : (value ?? '')}`;
+    }
+    return key;
+  }
+
+  /** Only GET and HEAD (keyed like GET) are cached. */
+  protected isRequestCacheable(context: ExecutionContext): boolean {
+    return this.allowedMethods.includes(context.switchToHttp().getRequest<HttpRequest>().method);
+  }
+
+  /**
+   * The shared-cache rule of RFC 9111: a request carrying `Authorization` or `Cookie` is not served from nor stored in
+   * the cache, unless the route varies on `'user'` or on that header.
+   */
+  protected mustBypass(context: ExecutionContext): boolean {
+    const headers = context.switchToHttp().getRequest<HttpRequest>().headers;
+    if (headers.authorization === undefined && headers.cookie === undefined) return false;
+    const route = this.route(context);
+    return (
+      (headers.authorization !== undefined && !route.allowAuthorization) ||
+      (headers.cookie !== undefined && !route.allowCookie)
+    );
+  }
+
+  /** Who the request is, for `vary: ['user']`: `request.user.id`/`.sub`, else a hash of its credentials. */
+  protected userOf(request: HttpRequest): string {
+    const id = request.user?.id ?? request.user?.sub;
+    if (id !== undefined && id !== null) return String(id);
+    const { authorization, cookie } = request.headers;
+    if (authorization === undefined && cookie === undefined) return 'anonymous';
+    return createHash('sha256')
+      .update(`${String(authorization ?? '')}\n${String(cookie ?? '')}`)
+      .digest('base64url');
+  }
+
+  protected setCacheHeader(context: ExecutionContext, value: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
+    const adapter = this.httpAdapterHost?.httpAdapter;
+    if (adapter) adapter.setHeader(context.switchToHttp().getResponse(), X_CACHE_HEADER, value);
+  }
+
+  private async throughCache(
+    context: ExecutionContext,
+    next: CallHandler,
+    key: string,
+    route: RouteCache,
+  ): Promise<Observable<unknown>> {
+    const service = this.cacheService;
+    const ttl = typeof route.ttl === 'function' ? await route.ttl(context) : route.ttl;
+    const start = service.seq;
+    let ran = false;
+    let raw: { value: CacheEnvelope; expires?: number };
+    try {
+      raw = (await service.cache.wrap<CacheEnvelope>(
+        key,
+        async () => {
+          ran = true;
+          const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+          if (!isCacheable(body)) throw new NotCacheable(body);
+          const envelope = service.envelope(body);
+          if (route.tags.length > 0) {
+            await service.tag(
+              key,
+              route.tags.map((tag) => resolve(tag, context)),
+              ttl + route.swr,
+            );
+          }
+          return envelope;
+        },
+        { ttl: ttl + route.swr, refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
+      )) as unknown as { value: CacheEnvelope; expires?: number };
+    } catch (error) {
+      if (!(error instanceof NotCacheable)) throw error;
+      this.setCacheHeader(context, 'BYPASS');
+      // A stream cannot be shared: a request that joined the leader's call runs the handler itself.
+      return ran ? of(error.value) : next.handle();
+    }
+    const envelope = raw.value;
+    if (envelope.o === service.origin && envelope.s > start) {
+      if (ran) service.counters.misses++;
+      else service.counters.coalesced++;
+      this.setCacheHeader(context, 'MISS');
+    } else if (route.swr > 0 && (raw.expires === undefined || raw.expires - Date.now() < route.swr)) {
+      service.counters.stale++;
+      this.setCacheHeader(context, 'STALE');
+    } else {
+      service.counters.hits++;
+      this.setCacheHeader(context, 'HIT');
+    }
+    return of(envelope.__ncBody);
+  }
+
+  private async handleAndEvict(
+    context: ExecutionContext,
+    next: CallHandler,
+    evict: CacheEvictOptions,
+  ): Promise<Observable<unknown>> {
+    const result = await lastValueFrom(next.handle(), { defaultValue: undefined });
+    try {
+      const tasks: Promise<void>[] = [];
+      if (evict.keys?.length) tasks.push(this.cacheService.evictKeys(evict.keys.map((k) => resolve(k, context))));
+      if (evict.tags?.length) tasks.push(this.cacheService.evictTags(evict.tags.map((t) => resolve(t, context))));
+      await Promise.all(tasks);
+    } catch (error) {
+      this.cacheService.counters.errors++;
+      this.logger.warn(
+        EVICT_FAILED(`${context.getClass().name}.${context.getHandler().name}`),
+        error instanceof Error ? error.stack : String(error),
+      );
+    }
+    return of(result);
+  }
+
+  private route(context: ExecutionContext): RouteCache {
+    const handler = context.getHandler();
+    let route = this.routes.get(handler);
+    if (route === undefined) {
+      route = this.resolveRoute(handler, context.getClass());
+      this.routes.set(handler, route);
+    }
+    return route;
+  }
+
+  private resolveRoute(handler: object, target: object): RouteCache {
+    const get = <T>(key: string): T | undefined =>
+      this.reflector.get<T>(key, handler as never) ?? this.reflector.get<T>(key, target as never);
+    const cached = get<CachedOptions>(CACHED_METADATA) ?? {};
+    const vary = cached.vary ?? [];
+    const headers = vary
+      .filter((v): v is `header:${string}` => v.startsWith('header:'))
+      .map((v) => v.slice('header:'.length).toLowerCase());
+    const varyUser = vary.includes('user');
+    return {
+      key: cached.key ?? this.reflector.get(CACHE_KEY_METADATA, handler as never) ?? undefined,
+      ttl: cached.ttl ?? get(CACHE_TTL_METADATA) ?? this.cacheService.defaultTtl,
+      swr: cached.staleWhileRevalidate ?? 0,
+      varyQuery: vary.includes('query'),
+      varyUser,
+      headers,
+      allowAuthorization: varyUser || headers.includes('authorization'),
+      allowCookie: varyUser || headers.includes('cookie'),
+      tags: cached.tags ?? [],
+      evict: this.reflector.get<CacheEvictOptions>(CACHE_EVICT_METADATA, handler as never),
+    };
+  }
+}

@@ -1,0 +1,193 @@
+import type { INestApplication } from '@nestjs/common';
+import { CacheService } from 'nestjs-concurrency';
+import request from 'supertest';
+import { type CallCounter, createCacheAppModule } from '../fixtures/cache-app.js';
+import { hangingStore, throwingStore } from '../fixtures/cache-stores.js';
+import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
+  let app: INestApplication;
+  let counter: CallCounter;
+  let url: string;
+
+  beforeEach(async () => {
+    const fixture = createCacheAppModule();
+    counter = fixture.counter;
+    app = await bootstrapApp(adapter, fixture.module);
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+  });
+
+  afterEach(async () => {
+    await app.close();
+  });
+
+  it('runs the handler once for 200 concurrent cold requests and gives all of them its result', async () => {
+    const responses = await Promise.all(Array.from({ length: 200 }, () => request(url).get('/slow')));
+    expect(counter.count('slow')).toBe(1);
+    for (const res of responses) {
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ calls: 1 });
+      // a request the server accepted only after the handler finished is a plain hit
+      expect(['MISS', 'HIT']).toContain(res.headers['x-cache']);
+    }
+    const stats = app.get(CacheService).stats();
+    expect(stats.misses).toBe(1);
+    expect(stats.coalesced).toBeGreaterThan(0);
+    expect(stats.coalesced + stats.hits).toBe(199);
+  });
+
+  it('answers HIT from the cache afterwards', async () => {
+    await request(url).get('/public').expect(200).expect('X-Cache', 'MISS');
+    const res = await request(url).get('/public').expect(200).expect('X-Cache', 'HIT');
+    expect(res.body).toEqual({ calls: 1 });
+    expect(counter.count('public')).toBe(1);
+  });
+
+  it('keys HEAD like GET', async () => {
+    await request(url).get('/public').expect(200).expect('X-Cache', 'MISS');
+    await request(url).head('/public').expect(200).expect('X-Cache', 'HIT');
+    expect(counter.count('public')).toBe(1);
+  });
+
+  it('computes again once the TTL has passed', async () => {
+    await request(url).get('/short').expect('X-Cache', 'MISS');
+    await request(url).get('/short').expect('X-Cache', 'HIT');
+    await sleep(300); // ttl is 100 ms
+    const res = await request(url).get('/short').expect('X-Cache', 'MISS');
+    expect(res.body).toEqual({ calls: 2 });
+  });
+
+  it('serves STALE at once after the TTL, refreshes once in the background, then serves the new value', async () => {
+    await request(url).get('/swr').expect('X-Cache', 'MISS');
+    await sleep(300); // ttl 100 ms, staleWhileRevalidate 10 s
+    const first = await request(url).get('/swr').expect('X-Cache', 'STALE');
+    expect(first.body).toEqual({ calls: 1 });
+    // the refresh takes 300 ms: these arrive while it runs and must not start another one
+    const stale = await Promise.all(Array.from({ length: 20 }, () => request(url).get('/swr')));
+    for (const res of stale) {
+      expect(res.headers['x-cache']).toBe('STALE');
+      expect(res.body).toEqual({ calls: 1 });
+    }
+    await vi.waitFor(
+      async () => {
+        const res = await request(url).get('/swr');
+        expect(res.headers['x-cache']).toBe('HIT');
+        expect(res.body).toEqual({ calls: 2 });
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    expect(counter.count('swr')).toBe(2);
+  });
+
+  it('never caches an error', async () => {
+    await request(url).get('/flaky').expect(503);
+    const res = await request(url).get('/flaky').expect(200).expect('X-Cache', 'MISS');
+    expect(res.body).toEqual({ calls: 2 });
+    await request(url).get('/flaky').expect(200).expect('X-Cache', 'HIT');
+  });
+
+  it('never caches undefined', async () => {
+    await request(url).get('/nothing').expect(200);
+    await request(url).get('/nothing').expect(200);
+    expect(counter.count('nothing')).toBe(2);
+  });
+
+  it('bypasses the cache for a request with Authorization or Cookie', async () => {
+    await request(url).get('/public').expect('X-Cache', 'MISS');
+    const res = await request(url).get('/public').set('Authorization', 'Bearer a').expect('X-Cache', 'BYPASS');
+    expect(res.body).toEqual({ calls: 2 });
+    await request(url).get('/public').set('Cookie', 'sid=1').expect('X-Cache', 'BYPASS');
+    expect(counter.count('public')).toBe(3);
+  });
+
+  it("caches per user with vary: ['user'] and never serves one user's response to another", async () => {
+    const a1 = await request(url).get('/me').set('Authorization', 'Bearer alice').expect('X-Cache', 'MISS');
+    const b1 = await request(url).get('/me').set('Authorization', 'Bearer bob').expect('X-Cache', 'MISS');
+    const a2 = await request(url).get('/me').set('Authorization', 'Bearer alice').expect('X-Cache', 'HIT');
+    expect(a2.body).toEqual(a1.body);
+    expect(b1.body).not.toEqual(a1.body);
+    await request(url).get('/me').expect('X-Cache', 'MISS');
+  });
+
+  it('keys by path and sorted query string', async () => {
+    await request(url).get('/search?b=2&a=1').expect('X-Cache', 'MISS');
+    const same = await request(url).get('/search?a=1&b=2').expect('X-Cache', 'HIT');
+    expect(same.body.calls).toBe(1);
+    await request(url).get('/search?a=1&b=3').expect('X-Cache', 'MISS');
+    expect(counter.count('search')).toBe(2);
+  });
+
+  it('evicts by key after a @CacheEvict route succeeded', async () => {
+    await request(url).get('/public').expect('X-Cache', 'MISS');
+    await request(url).get('/public').expect('X-Cache', 'HIT');
+    await request(url).post('/public/evict').expect(201);
+    await request(url).get('/public').expect('X-Cache', 'MISS');
+  });
+
+  it('evicts by tag, including tags computed from the request', async () => {
+    await request(url).get('/items').expect('X-Cache', 'MISS');
+    await request(url).get('/items/1').expect('X-Cache', 'MISS');
+    await request(url).get('/items/2').expect('X-Cache', 'MISS');
+    await request(url).post('/items/1').expect(201);
+    await request(url).get('/items/1').expect('X-Cache', 'MISS');
+    await request(url).get('/items/2').expect('X-Cache', 'HIT');
+    await request(url).post('/items').expect(201);
+    await request(url).get('/items').expect('X-Cache', 'MISS');
+    await request(url).get('/items/2').expect('X-Cache', 'MISS');
+  });
+});
+
+describe.each(HTTP_ADAPTERS)('@Cached memory and outages (%s)', (adapter) => {
+  let app: INestApplication | undefined;
+
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  async function boot(cache: Parameters<typeof createCacheAppModule>[0]) {
+    const fixture = createCacheAppModule(cache);
+    app = await bootstrapApp(adapter, fixture.module);
+    await app.listen(0, '127.0.0.1');
+    return { url: await app.getUrl(), counter: fixture.counter, service: app.get(CacheService) };
+  }
+
+  it('keeps at most maxEntries entries in memory, evicting the least recently used', async () => {
+    const { url, counter, service } = await boot({ maxEntries: 3 });
+    for (let i = 1; i <= 5; i++) await request(url).get(`/n/${i}`).expect('X-Cache', 'MISS');
+    expect(service.memory.size).toBeLessThanOrEqual(3);
+    await request(url).get('/n/5').expect('X-Cache', 'HIT');
+    await request(url).get('/n/1').expect('X-Cache', 'MISS');
+    expect(counter.count('n:1')).toBe(2);
+  });
+
+  it('frees expired entries without being asked for them', async () => {
+    const { url, service } = await boot({});
+    await request(url).get('/short').expect('X-Cache', 'MISS');
+    expect(service.memory.size).toBe(1);
+    await vi.waitFor(() => expect(service.memory.size).toBe(0), { timeout: 5000, interval: 100 });
+  });
+
+  const outages = [
+    ['a throwing store (Keyv swallows the error)', () => throwingStore(false)],
+    ['a throwing store (throwOnErrors: true)', () => throwingStore(true)],
+    ['a hanging store', () => hangingStore()],
+  ] as const;
+
+  it.each(outages)('answers 200 within storeTimeout plus margin with %s', async (_name, store) => {
+    const storeTimeout = 200;
+    const { url, counter, service } = await boot({ stores: [store()], storeTimeout });
+    const started = Date.now();
+    const res = await request(url).get('/public').expect(200);
+    expect(Date.now() - started).toBeLessThan(storeTimeout + 1500);
+    expect(res.body).toEqual({ calls: 1 });
+    await request(url).get('/public').expect(200).expect('X-Cache', 'HIT');
+    await request(url).get('/items').expect(200);
+    await request(url).post('/items').expect(201);
+    expect(counter.count('public')).toBe(1);
+    expect(service.stats().errors).toBeGreaterThan(0);
+  });
+});
