@@ -1,1 +1,3 @@
 export * from './interfaces/fan-out-module-options.interface.js';
+export type { FanOutOptions, ItemContext, Outcome } from './interfaces/fan-out-options.interface.js';
+export { FanOut } from './fan-out.service.js';
