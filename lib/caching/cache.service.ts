@@ -45,7 +45,6 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   };
   private readonly eviction?: RedisEviction;
   private readonly locks = new Map<string, Lock>();
-  private readonly running = new Set<string>();
   private readonly logger = new Logger('CacheService');
   private lastRefreshLog = 0;
 
@@ -105,7 +104,10 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     await Promise.all(this.guarded.map((store) => store.disconnect()));
   }
 
-  /** The value under `key`, or `undefined`. A response cached by `@Cached` comes back as the handler's result. */
+  /**
+   * The value under `key`, or `undefined`. Entries written by `@Cached` and `getOrStore` are kept with their origin
+   * (to tell a miss from a hit); `get` returns the value itself.
+   */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     const value = await this.cache.get<unknown>(key);
     return (isEnvelope(value) ? value.__ncBody : value) as T | undefined;
@@ -127,25 +129,27 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
    * for one key run `fn` once and all get its result. A rejection is not stored.
    */
   async getOrStore<T>(key: string, fn: () => T | Promise<T>, ttl: number = this.defaultTtl): Promise<T> {
+    const start = this.seq;
     let ran = false;
-    const joining = this.running.has(key);
-    const value = await this.cache.wrap<T>(
+    const value = await this.cache.wrap<unknown>(
       key,
       async () => {
         ran = true;
-        this.running.add(key);
-        try {
-          return await fn();
-        } finally {
-          this.running.delete(key);
-        }
+        return this.envelope(await fn());
       },
       ttl,
     );
-    if (ran) this.counters.misses++;
-    else if (joining) this.counters.coalesced++;
-    else this.counters.hits++;
-    return value;
+    if (!isEnvelope(value)) {
+      this.counters.hits++;
+      return value as T;
+    }
+    if (value.o === this.origin && value.s > start) {
+      if (ran) this.counters.misses++;
+      else this.counters.coalesced++;
+    } else {
+      this.counters.hits++;
+    }
+    return value.__ncBody as T;
   }
 
   /**

@@ -1,0 +1,83 @@
+import type { INestApplication } from '@nestjs/common';
+import { CacheService } from 'nestjs-concurrency';
+import request from 'supertest';
+import { type CallCounter, createCacheAppModule } from '../fixtures/cache-app.js';
+import { redisStore } from '../fixtures/cache-redis.js';
+import { RedisServer, redisAvailable } from '../utils/redis-server.js';
+import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
+
+interface Instance {
+  app: INestApplication;
+  url: string;
+  counter: CallCounter;
+}
+
+describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
+  '@Cached with a Redis L2 shared by two instances (%s)',
+  (adapter) => {
+    let redis: RedisServer;
+    let a: Instance;
+    let b: Instance;
+    const storeTimeout = 300;
+
+    async function instance(): Promise<Instance> {
+      const fixture = createCacheAppModule({ stores: [redisStore(redis.url)], storeTimeout });
+      const app = await bootstrapApp(adapter, fixture.module);
+      await app.listen(0, '127.0.0.1');
+      return { app, url: await app.getUrl(), counter: fixture.counter };
+    }
+
+    beforeEach(async () => {
+      redis = await RedisServer.start();
+      a = await instance();
+      b = await instance();
+    });
+
+    afterEach(async () => {
+      await a?.app.close();
+      await b?.app.close();
+      await redis?.stop();
+    });
+
+    it('shares entries: what one instance computed is a hit on the other', async () => {
+      await request(a.url).get('/public').expect(200).expect('X-Cache', 'MISS');
+      const res = await request(b.url).get('/public').expect(200).expect('X-Cache', 'HIT');
+      expect(res.body).toEqual({ calls: 1 });
+      expect(b.counter.count('public')).toBe(0);
+    });
+
+    it('sees an eviction by tag made on the other instance, in its in-memory L1 too', async () => {
+      await request(a.url).get('/items').expect('X-Cache', 'MISS');
+      await request(b.url).get('/items').expect('X-Cache', 'HIT'); // now in b's L1 as well
+      await request(b.url).get('/items').expect('X-Cache', 'HIT');
+      await request(a.url).post('/items').expect(201);
+      await vi.waitFor(
+        async () => {
+          await request(b.url).get('/items').expect('X-Cache', 'MISS');
+        },
+        { timeout: 5000, interval: 50 },
+      );
+      expect(b.counter.count('items')).toBe(1);
+    });
+
+    it('sees an eviction by key made on the other instance', async () => {
+      await request(a.url).get('/public').expect('X-Cache', 'MISS');
+      await request(b.url).get('/public').expect('X-Cache', 'HIT');
+      await request(b.url).post('/public/evict').expect(201);
+      await vi.waitFor(() => request(a.url).get('/public').expect('X-Cache', 'MISS'), { timeout: 5000, interval: 50 });
+    });
+
+    it('still answers 200 within storeTimeout plus margin after Redis is killed', async () => {
+      await request(a.url).get('/public').expect('X-Cache', 'MISS');
+      await redis.stop();
+      const started = Date.now();
+      await request(a.url).get('/public').expect(200).expect('X-Cache', 'HIT'); // from the in-memory L1
+      await request(b.url).get('/public').expect(200);
+      expect(b.counter.count('public')).toBe(1); // b's own handler ran: Redis is gone
+      await request(a.url).get('/n/1').expect(200);
+      await request(a.url).post('/items').expect(201);
+      expect(Date.now() - started).toBeLessThan(4 * storeTimeout + 2000);
+      expect(b.app.get(CacheService).stats().errors + a.app.get(CacheService).stats().errors).toBeGreaterThan(0);
+    });
+  },
+);
