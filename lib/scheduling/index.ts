@@ -1,2 +1,11 @@
+export { CronExpression } from '@nestjs/schedule';
+export * from './decorators/index.js';
+export * from './errors/index.js';
+export * from './interfaces/job-context.interface.js';
+export * from './interfaces/job-info.interface.js';
 export * from './interfaces/job-lock.interface.js';
+export * from './interfaces/job-options.interface.js';
 export * from './interfaces/jobs-module-options.interface.js';
+export { JobRegistry } from './job.registry.js';
+export { InMemoryJobLock } from './locks/in-memory-job-lock.js';
+export { RedisJobLock, type RedisJobLockClient, type RedisJobLockOptions } from './locks/redis-job-lock.js';

@@ -1,14 +1,21 @@
 import type { DynamicModule, Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import type { ConcurrencyModuleOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { JobRegistry } from './job.registry.js';
+import { JobsExplorer } from './jobs.explorer.js';
+import { JobsOrchestrator } from './jobs.orchestrator.js';
 
-/** Modules the scheduling pattern needs: `@nestjs/schedule`, so users do not import `ScheduleModule` themselves. */
+/**
+ * Modules the scheduling pattern needs: `@nestjs/schedule` (its `SchedulerRegistry` sees our jobs, and users do not
+ * import `ScheduleModule` themselves) and the discovery services the explorer uses.
+ */
 export function createSchedulingImports(): DynamicModule[] {
-  return [ScheduleModule.forRoot()];
+  return [ScheduleModule.forRoot(), { module: DiscoveryModule }];
 }
 
 /** Providers of the scheduling pattern, registered by `ConcurrencyModule`. */
 export function createSchedulingProviders(options: ConcurrencyModuleOptions | undefined): Provider[] {
   void options;
-  return [];
+  return [JobRegistry, JobsOrchestrator, JobsExplorer];
 }

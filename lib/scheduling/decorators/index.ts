@@ -1,0 +1,3 @@
+export * from './cron.decorator.js';
+export * from './interval.decorator.js';
+export * from './timeout.decorator.js';

@@ -1,0 +1,28 @@
+import type { CronJobParams } from 'cron';
+import type { JobLock } from './job-lock.interface.js';
+
+/** A validated job, ready to mount. Internal. */
+export interface JobDefinition {
+  name: string;
+  /** `ClassName.method()`, for messages. */
+  where: string;
+  instance: object;
+  methodName: string | symbol;
+  overlap: 'skip' | 'allow';
+  /** ms, or undefined for none. */
+  timeout: number | undefined;
+  lock: { store: JobLock; ttl: number; timeout: number } | undefined;
+  schedule:
+    | {
+        kind: 'cron';
+        cronTime: CronJobParams['cronTime'];
+        timeZone?: string;
+        utcOffset?: number;
+        unrefTimeout?: boolean;
+        threshold?: number;
+        disabled: boolean;
+        initialDelay: number;
+      }
+    | { kind: 'interval'; ms: number; mode: 'fixed-rate' | 'fixed-delay'; initialDelay: number }
+    | { kind: 'timeout'; ms: number };
+}

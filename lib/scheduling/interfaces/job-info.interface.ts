@@ -1,0 +1,23 @@
+/** A snapshot of one job, returned by `JobRegistry.list()` and `get()`. */
+export interface JobInfo {
+  name: string;
+  kind: 'cron' | 'interval' | 'timeout';
+  /** The cron expression (or date), or the interval/timeout in ms. */
+  schedule: string | number;
+  /** Runs in progress on this instance (more than 1 only with `overlap: 'allow'`). */
+  running: number;
+  /** Runs started on this instance. */
+  runs: number;
+  /** Runs that threw, rejected or timed out. */
+  failures: number;
+  /** Ticks not run here: still running (`overlap: 'skip'`), tick held by another instance, or lock store failure. */
+  skipped: number;
+  /** Ticks skipped because the lock store failed or timed out (included in `skipped`). */
+  lockFailures: number;
+  lastRunAt: Date | null;
+  lastDurationMs: number | null;
+  lastError: unknown;
+  /** When the timer fires next; `null` when paused, stopped or a `@Timeout` that has fired. */
+  nextRunAt: Date | null;
+  paused: boolean;
+}

@@ -1,0 +1,48 @@
+import type { CronOptions } from '@nestjs/schedule';
+import type { JobLock } from './job-lock.interface.js';
+
+/** `lock` on a job: `true` uses the module's `jobs.lock`; an object tunes the lease or brings its own store. */
+export interface JobLockOptions {
+  /** The store; default: the module's `jobs.lock`. */
+  store?: JobLock;
+  /**
+   * How long a tick's lease lives, in ms (default 60,000). Longer than the worst clock skew between instances; a
+   * run that outlives it extends it.
+   */
+  ttl?: number;
+  /** How long one lock call may take before the tick is skipped, in ms (default 1,000). */
+  timeout?: number;
+}
+
+/** Options every kind of job takes. */
+export interface JobOptions {
+  /** The job's name in `JobRegistry` and `SchedulerRegistry`. Default: `ClassName.methodName`. */
+  name?: string;
+  /** A tick while the previous run still goes: `'skip'` it (default: the module's `jobs.overlap`) or `'allow'` it. */
+  overlap?: 'skip' | 'allow';
+  /** ms; the run's signal is aborted (`TaskTimeoutError`) and the run counts as failed. Default: `jobs.timeout`. */
+  timeout?: number;
+}
+
+/** Options of jobs that can run once per cluster. */
+export interface LockableJobOptions extends JobOptions {
+  /** Run each tick on one instance only, through a `JobLock`: `true` for the module's `jobs.lock`. */
+  lock?: boolean | JobLockOptions;
+}
+
+/** `@Cron` options: those of `@nestjs/schedule`'s `@Cron` (name, timeZone, utcOffset, disabled, ...) plus ours. */
+export type CronJobOptions = CronOptions & LockableJobOptions;
+
+/** `@Interval` options. */
+export interface IntervalJobOptions extends LockableJobOptions {
+  /**
+   * `'fixed-rate'` (default): ticks at start + n x ms, whatever each run takes. `'fixed-delay'`: waits the full
+   * interval after each run ends (Elixir's `Process.send_after`), so runs never overlap.
+   */
+  mode?: 'fixed-rate' | 'fixed-delay';
+  /** ms before the first tick. Default: the interval. */
+  initialDelay?: number;
+}
+
+/** `@Timeout` options. */
+export type TimeoutJobOptions = JobOptions;

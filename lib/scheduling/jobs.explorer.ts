@@ -1,0 +1,171 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { CronTime } from 'cron';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { InvalidJobError } from './errors/invalid-job.error.js';
+import type { JobDefinition } from './interfaces/job-definition.interface.js';
+import type { JobMetadata } from './interfaces/job-metadata.interface.js';
+import type { CronJobOptions, IntervalJobOptions, LockableJobOptions } from './interfaces/job-options.interface.js';
+import { JobsOrchestrator } from './jobs.orchestrator.js';
+import { DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_TTL } from './scheduling.constants.js';
+import { getJobMetadata } from './scheduling-metadata.accessor.js';
+import {
+  DUPLICATE_JOB,
+  INVALID_CRON,
+  INVALID_MS,
+  INVALID_OPTION,
+  NO_LOCK,
+  REQUEST_SCOPED,
+  where as at,
+} from './scheduling.messages.js';
+
+/** setTimeout's largest delay; a longer one fires after 1 ms. */
+const MAX_DELAY = 2_147_483_647;
+
+const isMs = (value: unknown, min: number): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= min && value <= MAX_DELAY;
+
+/**
+ * Finds the methods decorated with `@Cron`, `@Interval` and `@Timeout` in every provider and controller, validates
+ * them (an invalid one fails `app.init()` with a message naming class, method and value) and hands them to the
+ * orchestrator. Internal.
+ */
+@Injectable()
+export class JobsExplorer implements OnModuleInit {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly orchestrator: JobsOrchestrator,
+    @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
+  ) {}
+
+  onModuleInit(): void {
+    const seen = new Map<string, string>();
+    for (const wrapper of [...this.discovery.getControllers(), ...this.discovery.getProviders()]) {
+      const { instance } = wrapper;
+      const staticTree = wrapper.isDependencyTreeStatic();
+      // A request-scoped class may have no static instance: read its prototype, to refuse its jobs loudly.
+      const prototype = (
+        instance && typeof instance === 'object'
+          ? Object.getPrototypeOf(instance)
+          : !staticTree && !wrapper.inject && typeof wrapper.metatype === 'function'
+            ? wrapper.metatype.prototype
+            : null
+      ) as object | null;
+      if (!prototype) continue;
+      const className = (prototype.constructor as { name?: string } | undefined)?.name || String(wrapper.name);
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const metadata = getJobMetadata((prototype as Record<string, unknown>)[methodName]);
+        if (!metadata) continue;
+        if (!staticTree) throw new InvalidJobError(REQUEST_SCOPED(className, methodName));
+        const def = this.define(metadata, instance as object, className, methodName);
+        const first = seen.get(def.name);
+        if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
+        seen.set(def.name, def.where);
+        this.orchestrator.add(def);
+      }
+    }
+  }
+
+  private define(meta: JobMetadata, instance: object, className: string, methodName: string): JobDefinition {
+    const w = at(className, methodName);
+    const options: LockableJobOptions = meta.options ?? {};
+    const fail = (option: string, expected: string, got: unknown): never => {
+      throw new InvalidJobError(INVALID_OPTION(w, option, expected, got));
+    };
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
+      fail('name', 'a non-empty string', options.name);
+    }
+    if (options.overlap !== undefined && options.overlap !== 'skip' && options.overlap !== 'allow') {
+      fail('overlap', `'skip' or 'allow'`, options.overlap);
+    }
+    if (options.timeout !== undefined && !(isMs(options.timeout, 0) && options.timeout > 0)) {
+      fail('timeout', 'a positive number of ms', options.timeout);
+    }
+    const jobs = this.options.jobs;
+    const base = {
+      name: options.name ?? `${className}.${methodName}`,
+      where: w,
+      instance,
+      methodName,
+      overlap: options.overlap ?? jobs.overlap,
+      timeout: options.timeout ?? (Number.isFinite(jobs.timeout) ? jobs.timeout : undefined),
+      lock: meta.kind === 'timeout' ? undefined : this.lock(options.lock, w, fail),
+    };
+
+    if (meta.kind === 'timeout') {
+      if (!isMs(meta.ms, 0)) throw new InvalidJobError(INVALID_MS(w, 'timeout', meta.ms));
+      return { ...base, schedule: { kind: 'timeout', ms: meta.ms } };
+    }
+    if (meta.kind === 'interval') {
+      if (!isMs(meta.ms, 0) || meta.ms <= 0) throw new InvalidJobError(INVALID_MS(w, 'interval', meta.ms));
+      const o = options as IntervalJobOptions;
+      if (o.mode !== undefined && o.mode !== 'fixed-rate' && o.mode !== 'fixed-delay') {
+        fail('mode', `'fixed-rate' or 'fixed-delay'`, o.mode);
+      }
+      if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
+        fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
+      }
+      return {
+        ...base,
+        schedule: {
+          kind: 'interval',
+          ms: meta.ms,
+          mode: o.mode ?? 'fixed-rate',
+          initialDelay: o.initialDelay ?? meta.ms,
+        },
+      };
+    }
+
+    const o = options as CronJobOptions;
+    const zone = o as { timeZone?: unknown; utcOffset?: unknown };
+    if (zone.timeZone != null && zone.utcOffset != null) {
+      fail('timeZone', 'either timeZone or utcOffset, not both', `${String(zone.timeZone)} and utcOffset`);
+    }
+    if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
+      fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
+    }
+    try {
+      // cron parses (and rejects) the expression and the time zone; its message does not name them: wrap it.
+      if (o.utcOffset != null) new CronTime(meta.cronTime as string, null, o.utcOffset as number);
+      else new CronTime(meta.cronTime as string, o.timeZone as string | undefined);
+    } catch (error) {
+      const cause = error instanceof Error ? error.message : String(error);
+      throw new InvalidJobError(INVALID_CRON(w, meta.cronTime, cause), { cause: error });
+    }
+    return {
+      ...base,
+      schedule: {
+        kind: 'cron',
+        cronTime: meta.cronTime as string,
+        timeZone: o.timeZone as string | undefined,
+        utcOffset: o.utcOffset as number | undefined,
+        unrefTimeout: o.unrefTimeout,
+        threshold: o.threshold,
+        disabled: !!o.disabled,
+        initialDelay: o.initialDelay ?? 0,
+      },
+    };
+  }
+
+  private lock(
+    value: LockableJobOptions['lock'],
+    w: string,
+    fail: (option: string, expected: string, got: unknown) => never,
+  ): JobDefinition['lock'] {
+    if (value === undefined || value === false) return undefined;
+    const o = value === true ? {} : value;
+    if (typeof o !== 'object' || o === null) return fail('lock', 'true or { store?, ttl?, timeout? }', value);
+    if (o.store !== undefined && typeof o.store?.acquire !== 'function') {
+      fail('lock.store', 'a JobLock (an object with acquire(key, ttlMs))', o.store);
+    }
+    if (o.ttl !== undefined && !(isMs(o.ttl, 0) && o.ttl > 0)) fail('lock.ttl', 'a positive number of ms', o.ttl);
+    if (o.timeout !== undefined && !(isMs(o.timeout, 0) && o.timeout > 0)) {
+      fail('lock.timeout', 'a positive number of ms', o.timeout);
+    }
+    const store = o.store ?? this.options.jobs.lock;
+    if (!store) throw new InvalidJobError(NO_LOCK(w));
+    return { store, ttl: o.ttl ?? DEFAULT_LOCK_TTL, timeout: o.timeout ?? DEFAULT_LOCK_TIMEOUT };
+  }
+}

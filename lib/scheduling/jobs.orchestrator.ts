@@ -1,0 +1,57 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { getSupervisorToken } from '../supervisor/utils/get-supervisor-token.util.js';
+import { JobRegistry } from './job.registry.js';
+import type { JobDefinition } from './interfaces/job-definition.interface.js';
+import { CronScheduledJob } from './jobs/cron-job.js';
+import { IntervalScheduledJob } from './jobs/interval-job.js';
+import type { JobHost, JobsSupervisor, ScheduledJob } from './jobs/scheduled-job.js';
+import { TimeoutScheduledJob } from './jobs/timeout-job.js';
+import { JOBS_SUPERVISOR } from '../concurrency.constants.js';
+
+/**
+ * Mounts the jobs' timers at bootstrap and stops them all before shutdown, before the `jobs` supervisor drains the
+ * runs in progress (in its onApplicationShutdown). Internal.
+ */
+@Injectable()
+export class JobsOrchestrator implements JobHost, OnApplicationBootstrap, BeforeApplicationShutdown {
+  readonly logger = new Logger('Jobs');
+  #closing = false;
+
+  constructor(
+    @Inject(getSupervisorToken(JOBS_SUPERVISOR)) readonly supervisor: JobsSupervisor,
+    readonly schedulerRegistry: SchedulerRegistry,
+    private readonly jobRegistry: JobRegistry,
+  ) {}
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  add(def: JobDefinition): ScheduledJob {
+    const job =
+      def.schedule.kind === 'cron'
+        ? new CronScheduledJob(def, this)
+        : def.schedule.kind === 'interval'
+          ? new IntervalScheduledJob(def, this)
+          : new TimeoutScheduledJob(def, this);
+    this.jobRegistry.add(job);
+    return job;
+  }
+
+  onApplicationBootstrap(): void {
+    for (const job of this.jobRegistry.jobs()) job.mount();
+  }
+
+  beforeApplicationShutdown(): void {
+    // No tick may start from here on; runs in progress are drained by the supervisor afterwards.
+    this.#closing = true;
+    for (const job of this.jobRegistry.jobs()) job.unmount();
+  }
+}

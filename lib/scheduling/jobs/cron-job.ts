@@ -1,0 +1,140 @@
+import { CronJob } from 'cron';
+import { InvalidJobError } from '../errors/invalid-job.error.js';
+import type { JobDefinition } from '../interfaces/job-definition.interface.js';
+import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
+import { ScheduledJob } from './scheduled-job.js';
+
+type CronSchedule = Extract<JobDefinition['schedule'], { kind: 'cron' }>;
+
+/**
+ * A `cron` CronJob that remembers the nominal time of each tick. cron re-arms (`start()`) right before it fires, so
+ * inside `onTick` `nextDate()` already names the following tick: capture the one being fired as it is re-armed.
+ */
+export class NominalCronJob extends CronJob<null, null> {
+  /** The tick the armed timer is for. */
+  armedFor: Date | undefined;
+  /** The tick now firing. */
+  firing: Date | undefined;
+
+  override start(): void {
+    if (this.isActive) return;
+    this.firing = this.armedFor;
+    super.start();
+    this.armedFor = this.isActive ? this.nextDate().toJSDate() : undefined;
+  }
+}
+
+/** A `@Cron` job, registered in `SchedulerRegistry` as a real `CronJob` (getCronJob/deleteCronJob control it). */
+export class CronScheduledJob extends ScheduledJob {
+  readonly kind = 'cron';
+  #job: NominalCronJob | undefined;
+  #delay: ReturnType<typeof setTimeout> | undefined;
+
+  get #schedule(): CronSchedule {
+    return this.def.schedule as CronSchedule;
+  }
+
+  schedule(): string {
+    const { cronTime } = this.#schedule;
+    return cronTime instanceof Date ? cronTime.toISOString() : String(cronTime);
+  }
+
+  /** Builds the CronJob: throws cron's error for an invalid expression or time zone (the explorer wraps it). */
+  static create(s: CronSchedule, name: string, onTick: () => void): NominalCronJob {
+    const { cronTime, timeZone, utcOffset, unrefTimeout, threshold } = s;
+    return utcOffset != null
+      ? new NominalCronJob(
+          cronTime,
+          onTick,
+          null,
+          false,
+          null,
+          null,
+          false,
+          utcOffset,
+          unrefTimeout,
+          false,
+          undefined,
+          name,
+          threshold,
+        )
+      : new NominalCronJob(
+          cronTime,
+          onTick,
+          null,
+          false,
+          timeZone,
+          null,
+          false,
+          null,
+          unrefTimeout,
+          false,
+          undefined,
+          name,
+          threshold,
+        );
+  }
+
+  mount(): void {
+    const job = CronScheduledJob.create(this.#schedule, this.def.name, () => this.#onTick(job));
+    const registry = this.host.schedulerRegistry;
+    if (registry.doesExist('cron', this.def.name)) {
+      throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
+    }
+    registry.addCronJob(this.def.name, job as unknown as CronJob);
+    this.#job = job;
+    if (this.#schedule.disabled) this.paused = true;
+    if (this.paused) return;
+    const { initialDelay } = this.#schedule;
+    if (initialDelay > 0) {
+      this.#delay = setTimeout(() => {
+        this.#delay = undefined;
+        if (!this.host.closing && this.#registered()) job.start();
+      }, initialDelay);
+    } else {
+      job.start();
+    }
+  }
+
+  #onTick(job: NominalCronJob): void {
+    const now = Date.now();
+    let at = job.runOnce ? job.armedFor : job.firing;
+    // Fired some other way (fireOnTick() by hand): name the tick by the second it fired in.
+    if (!at || at.getTime() > now) at = new Date(now - (now % 1000));
+    this.tick(at);
+  }
+
+  #registered(): boolean {
+    const registry = this.host.schedulerRegistry;
+    return registry.doesExist('cron', this.def.name) && registry.getCronJob(this.def.name) === this.#job;
+  }
+
+  unmount(): void {
+    clearTimeout(this.#delay);
+    this.#delay = undefined;
+    if (!this.#job) return;
+    if (this.#registered()) this.host.schedulerRegistry.deleteCronJob(this.def.name);
+    else void this.#job.stop();
+  }
+
+  pause(): void {
+    this.paused = true;
+    clearTimeout(this.#delay);
+    this.#delay = undefined;
+    void this.#job?.stop();
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.#job && !this.host.closing && !this.#job.isActive) this.#job.start();
+  }
+
+  override isPaused(): boolean {
+    // Also stopped through SchedulerRegistry (getCronJob(name).stop(), deleteCronJob(name)).
+    return this.#job ? !this.#job.isActive && !this.#delay : this.paused;
+  }
+
+  nextRunAt(): Date | null {
+    return this.#job?.isActive ? (this.#job.armedFor ?? null) : null;
+  }
+}

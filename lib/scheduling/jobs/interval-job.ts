@@ -1,0 +1,101 @@
+import { InvalidJobError } from '../errors/invalid-job.error.js';
+import type { JobDefinition } from '../interfaces/job-definition.interface.js';
+import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
+import { ScheduledJob } from './scheduled-job.js';
+
+type IntervalSchedule = Extract<JobDefinition['schedule'], { kind: 'interval' }>;
+
+/**
+ * An `@Interval` job. Fixed rate: a chain of timeouts aimed at start + n x ms, so lateness does not add up (Node's
+ * setInterval re-arms from the moment it fired). Fixed delay: the next timeout is armed when the run ends. The
+ * current timer is what `SchedulerRegistry.getInterval(name)` holds, so `deleteInterval(name)` stops the job.
+ */
+export class IntervalScheduledJob extends ScheduledJob {
+  readonly kind = 'interval';
+  #ref: ReturnType<typeof setTimeout> | undefined;
+  #nextAt = 0;
+  #mounted = false;
+
+  get #schedule(): IntervalSchedule {
+    return this.def.schedule as IntervalSchedule;
+  }
+
+  schedule(): number {
+    return this.#schedule.ms;
+  }
+
+  protected override lockTime(scheduledAt: Date): Date {
+    // Instances boot at different moments: name the tick by its slot of the epoch-aligned grid of `ms`.
+    const at = scheduledAt.getTime();
+    return new Date(at - (at % this.#schedule.ms));
+  }
+
+  mount(): void {
+    if (this.host.schedulerRegistry.doesExist('interval', this.def.name)) {
+      throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
+    }
+    this.#mounted = true;
+    if (!this.paused) this.#arm(Date.now() + this.#schedule.initialDelay);
+  }
+
+  #arm(at: number): void {
+    this.#nextAt = at;
+    const ref = setTimeout(
+      this.#schedule.mode === 'fixed-rate' ? this.#onRate : this.#onDelay,
+      Math.max(0, at - Date.now()),
+    );
+    this.#ref = ref;
+    const registry = this.host.schedulerRegistry;
+    if (registry.doesExist('interval', this.def.name)) registry.deleteInterval(this.def.name);
+    registry.addInterval(this.def.name, ref);
+  }
+
+  #onRate = (): void => {
+    const at = this.#nextAt;
+    const { ms } = this.#schedule;
+    const late = Date.now() - at;
+    // Ticks the event loop was too busy to fire are dropped (and counted), not fired in a burst.
+    const missed = late >= ms ? Math.floor(late / ms) : 0;
+    this.skipped += missed;
+    this.#arm(at + (missed + 1) * ms);
+    this.tick(new Date(at));
+  };
+
+  #onDelay = (): void => {
+    this.#ref = undefined;
+    this.tick(new Date(this.#nextAt), this.#afterRun);
+  };
+
+  #afterRun = (): void => {
+    if (this.paused || this.host.closing || this.#ref !== undefined) return;
+    // deleteInterval(name) during the run stops the job, as it would stop a setInterval.
+    if (!this.host.schedulerRegistry.doesExist('interval', this.def.name)) return;
+    this.#arm(Date.now() + this.#schedule.ms);
+  };
+
+  unmount(): void {
+    this.#mounted = false;
+    clearTimeout(this.#ref);
+    this.#ref = undefined;
+    const registry = this.host.schedulerRegistry;
+    if (registry.doesExist('interval', this.def.name)) registry.deleteInterval(this.def.name);
+  }
+
+  pause(): void {
+    this.paused = true;
+    clearTimeout(this.#ref);
+    this.#ref = undefined;
+  }
+
+  resume(): void {
+    this.paused = false;
+    // fixed-delay with a run going: the run's end arms the next tick.
+    if (!this.#mounted || this.host.closing || this.#ref !== undefined) return;
+    if (this.#schedule.mode === 'fixed-delay' && this.running > 0) return;
+    this.#arm(Date.now() + this.#schedule.ms);
+  }
+
+  nextRunAt(): Date | null {
+    return this.#ref === undefined ? null : new Date(this.#nextAt);
+  }
+}

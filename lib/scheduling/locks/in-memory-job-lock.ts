@@ -1,0 +1,43 @@
+import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+
+const SWEEP_EVERY = 256;
+
+/**
+ * A `JobLock` inside one process: for tests and single-instance apps (several app instances in one process can share
+ * one). Same semantics as `RedisJobLock`: leases expire by their TTL, release/extend check the owner's token.
+ */
+export class InMemoryJobLock implements JobLock {
+  readonly #leases = new Map<string, { token: number; expiresAt: number }>();
+  #counter = 0;
+
+  async acquire(key: string, ttlMs: number): Promise<JobLease | null> {
+    const now = Date.now();
+    if (++this.#counter % SWEEP_EVERY === 0) this.#sweep(now);
+    const held = this.#leases.get(key);
+    if (held && held.expiresAt > now) return null;
+    const token = this.#counter;
+    this.#leases.set(key, { token, expiresAt: now + ttlMs });
+    return {
+      token,
+      release: async () => {
+        if (this.#leases.get(key)?.token === token) this.#leases.delete(key);
+      },
+      extend: async (ms: number) => {
+        const lease = this.#leases.get(key);
+        if (lease?.token !== token || lease.expiresAt <= Date.now()) return false;
+        lease.expiresAt = Date.now() + ms;
+        return true;
+      },
+    };
+  }
+
+  /** Leases currently held (expired ones excluded). */
+  get size(): number {
+    this.#sweep(Date.now());
+    return this.#leases.size;
+  }
+
+  #sweep(now: number): void {
+    for (const [key, lease] of this.#leases) if (lease.expiresAt <= now) this.#leases.delete(key);
+  }
+}

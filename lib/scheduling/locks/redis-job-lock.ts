@@ -1,0 +1,78 @@
+import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import { withTimeout } from './with-timeout.js';
+
+/** The part of an ioredis client `RedisJobLock` uses (ioredis' `Redis` and `Cluster` fit). */
+export interface RedisJobLockClient {
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+}
+
+export interface RedisJobLockOptions {
+  /**
+   * Prefix of every key. Default `{nestjs-concurrency:jobs}:`; the braces are a Redis Cluster hash tag, so a lease
+   * key and the fencing counter live in one slot.
+   */
+  prefix?: string;
+  /** How long one Redis call may take, in ms, before it counts as failed (the tick is then skipped). Default 500. */
+  timeout?: number;
+}
+
+// Takes the tick's key only if nobody holds it, with a fencing token from INCR: one round trip, atomic.
+const ACQUIRE = `if redis.call('exists', KEYS[1]) == 1 then return false end
+local token = redis.call('incr', KEYS[2])
+redis.call('set', KEYS[1], token, 'PX', ARGV[1])
+return token`;
+// Compare-and-set on the owner's token: never a blind DEL or PEXPIRE.
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0`;
+const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0`;
+
+/**
+ * A `JobLock` on Redis (ioredis): one instance of a cluster takes each tick. The lease is kept until its TTL expires
+ * (a late instance must not take the same tick), extended by a run that outlives it; its token comes from `INCR`.
+ * Every call has its own timeout: a down or slow Redis makes the tick skip, never run twice.
+ *
+ * Give the client an `'error'` listener and fail-fast settings, e.g.
+ * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false })`.
+ */
+export class RedisJobLock implements JobLock {
+  readonly #prefix: string;
+  readonly #timeout: number;
+
+  constructor(
+    private readonly client: RedisJobLockClient,
+    options: RedisJobLockOptions = {},
+  ) {
+    if (!client || typeof client.eval !== 'function') {
+      throw new TypeError('RedisJobLock needs an ioredis client (new Redis(url)) as its first argument.');
+    }
+    const timeout = options.timeout ?? 500;
+    if (!(timeout > 0) || !Number.isFinite(timeout)) {
+      throw new TypeError(`RedisJobLock option "timeout" must be a positive number of ms, got ${String(timeout)}.`);
+    }
+    this.#prefix = options.prefix ?? '{nestjs-concurrency:jobs}:';
+    this.#timeout = timeout;
+  }
+
+  async acquire(key: string, ttlMs: number): Promise<JobLease | null> {
+    const redisKey = this.#prefix + key;
+    const reply = await this.#call(
+      'acquire',
+      this.client.eval(ACQUIRE, 2, redisKey, `${this.#prefix}fencing`, Math.ceil(ttlMs)),
+    );
+    if (reply === null || reply === undefined) return null;
+    const token = Number(reply);
+    return {
+      token,
+      release: async () => {
+        await this.#call('release', this.client.eval(RELEASE, 1, redisKey, String(token)));
+      },
+      extend: async (ms: number) =>
+        Number(await this.#call('extend', this.client.eval(EXTEND, 1, redisKey, String(token), Math.ceil(ms)))) === 1,
+    };
+  }
+
+  #call(operation: string, reply: Promise<unknown>): Promise<unknown> {
+    return withTimeout(reply, this.#timeout, `${operation} (RedisJobLock)`);
+  }
+}

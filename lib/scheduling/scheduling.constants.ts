@@ -1,0 +1,10 @@
+/**
+ * Metadata keys of `@Cron`, `@Interval` and `@Timeout`. Our own, so `@nestjs/schedule`'s explorer does not schedule
+ * these methods a second time.
+ */
+export const JOB_METADATA = 'nestjs-concurrency:job';
+
+export const DEFAULT_LOCK_TTL = 60_000;
+export const DEFAULT_LOCK_TIMEOUT = 1_000;
+/** A lease is extended when this fraction of its TTL has passed and the run still goes. */
+export const LOCK_EXTEND_RATIO = 0.5;

@@ -1,0 +1,47 @@
+/** Message factories of the scheduling pattern, side by side. */
+export const where = (className: string, method: string) => `${className}.${method}()`;
+
+export const INVALID_CRON = (at: string, expression: unknown, cause: string) =>
+  `Invalid cron expression ${JSON.stringify(String(expression))} on ${at}: ${cause}. ` +
+  'Use 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. "*/10 * * * * *", or a CronExpression.';
+
+export const INVALID_MS = (at: string, kind: 'interval' | 'timeout', ms: unknown) =>
+  kind === 'interval'
+    ? `Invalid interval ${String(ms)} on ${at}: expected a positive, finite number of milliseconds, e.g. @Interval(1000).`
+    : `Invalid timeout ${String(ms)} on ${at}: expected a finite number of milliseconds >= 0, e.g. @Timeout(1000).`;
+
+export const INVALID_OPTION = (at: string, option: string, expected: string, got: unknown) =>
+  `Invalid job option "${option}" on ${at}: expected ${expected}, got ${typeof got === 'string' ? JSON.stringify(got) : String(got)}.`;
+
+export const NO_LOCK = (at: string) =>
+  `${at} asks for lock: true but no lock store is configured. ` +
+  'Pass one in ConcurrencyModule.forRoot({ jobs: { lock: new RedisJobLock(redis) } }) or in lock: { store }.';
+
+export const DUPLICATE_JOB = (name: string, first: string, second: string) =>
+  `Duplicate job name "${name}" on ${first} and ${second}. Give each job a unique name option.`;
+
+export const DUPLICATE_IN_SCHEDULER = (name: string, at: string) =>
+  `Job "${name}" on ${at} clashes with a job of the same name already in @nestjs/schedule's SchedulerRegistry. ` +
+  'Give it a unique name option.';
+
+export const REQUEST_SCOPED = (className: string, method: string) =>
+  `Cannot schedule ${where(className, method)}: ${className} is request-scoped (or depends on a request-scoped ` +
+  'provider), so there is no instance to run the job on outside a request. Move the job to a singleton provider ' +
+  'and inject what it needs there (e.g. through ModuleRef.resolve()).';
+
+export const UNKNOWN_JOB = (name: string, known: string[]) =>
+  `No job named "${name}". Known jobs: ${known.length ? known.map((n) => JSON.stringify(n)).join(', ') : '(none)'}.`;
+
+export const ALREADY_RUNNING = (name: string) =>
+  `Job "${name}" is already running and does not allow overlapping runs (overlap: 'skip'); this run was skipped. ` +
+  "Wait for the run to end, or set overlap: 'allow'.";
+
+export const JOB_FAILED = (name: string) => `Job "${name}" failed`;
+export const JOB_SKIPPED_OVERLAP = (name: string, at: Date) =>
+  `Job "${name}" skipped the tick of ${at.toISOString()}: the previous run is still going (overlap: 'skip').`;
+export const LOCK_FAILED = (name: string, at: Date, error: unknown) =>
+  `Job "${name}" skipped the tick of ${at.toISOString()}: the lock store failed (${error instanceof Error ? error.message : String(error)}). ` +
+  'The tick is not run rather than risk running it twice.';
+export const LEASE_LOST = (name: string, at: Date) =>
+  `Job "${name}" (tick ${at.toISOString()}) could not extend its lease: another instance may take the tick. ` +
+  'The run goes on; its fencing token lets your writes reject the stale owner.';
