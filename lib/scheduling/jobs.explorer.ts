@@ -126,13 +126,22 @@ export class JobsExplorer implements OnModuleInit {
     if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
       fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
     }
+    // cron parses (and rejects) the expression and the time zone; its message does not name them: wrap it.
     try {
-      // cron parses (and rejects) the expression and the time zone; its message does not name them: wrap it.
-      if (o.utcOffset != null) new CronTime(meta.cronTime as string, null, o.utcOffset as number);
-      else new CronTime(meta.cronTime as string, o.timeZone as string | undefined);
+      new CronTime(meta.cronTime as string);
     } catch (error) {
       const cause = error instanceof Error ? error.message : String(error);
       throw new InvalidJobError(INVALID_CRON(w, meta.cronTime, cause), { cause: error });
+    }
+    try {
+      if (zone.utcOffset != null) new CronTime(meta.cronTime as string, null, zone.utcOffset as number);
+      else if (zone.timeZone != null) new CronTime(meta.cronTime as string, zone.timeZone as string);
+    } catch (error) {
+      const cause = error instanceof Error ? error.message : String(error);
+      const option = zone.utcOffset != null ? 'utcOffset' : 'timeZone';
+      throw new InvalidJobError(INVALID_OPTION(w, option, `a valid ${option} (${cause})`, zone[option]), {
+        cause: error,
+      });
     }
     return {
       ...base,

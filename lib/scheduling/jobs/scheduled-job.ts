@@ -44,11 +44,14 @@ export abstract class ScheduledJob {
   protected paused = false;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
+  readonly #runOptions: { name: string; timeout?: number };
 
   constructor(
     readonly def: JobDefinition,
     protected readonly host: JobHost,
-  ) {}
+  ) {
+    this.#runOptions = def.timeout === undefined ? { name: def.name } : { name: def.name, timeout: def.timeout };
+  }
 
   get name(): string {
     return this.def.name;
@@ -146,16 +149,13 @@ export abstract class ScheduledJob {
     this.runs++;
     let task: Task<unknown>;
     try {
-      task = this.host.supervisor.startNow(
-        (ctx) => {
-          const jobContext: JobContext = { signal: ctx.signal, name, scheduledAt, attempt: ctx.attempt };
-          if (lease) jobContext.fencingToken = lease.token;
-          const result = (instance as Record<string | symbol, (ctx: JobContext) => unknown>)[methodName](jobContext);
-          async = typeof (result as PromiseLike<unknown> | undefined)?.then === 'function';
-          return result;
-        },
-        { name, timeout: this.def.timeout },
-      );
+      task = this.host.supervisor.startNow((ctx) => {
+        const jobContext: JobContext = { signal: ctx.signal, name, scheduledAt, attempt: ctx.attempt };
+        if (lease) jobContext.fencingToken = lease.token;
+        const result = (instance as Record<string | symbol, (ctx: JobContext) => unknown>)[methodName](jobContext);
+        async = typeof (result as PromiseLike<unknown> | undefined)?.then === 'function';
+        return result;
+      }, this.#runOptions);
     } catch (error) {
       this.running--;
       this.runs--;

@@ -42,3 +42,11 @@ export async function bootError(providers: Type[], options: ConcurrencyModuleOpt
   await app.close();
   throw new Error('expected the application to fail to boot');
 }
+
+/** `app.close()` under fake timers: advances the clock until the drain of runs in progress is over. */
+export async function closeFaked(app: INestApplication): Promise<void> {
+  let closed = false;
+  const closing = app.close().then(() => (closed = true));
+  while (!closed) await vi.advanceTimersByTimeAsync(50);
+  await closing;
+}
