@@ -4,15 +4,25 @@ import { MaxChildrenError } from '../errors/max-children.error.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
-import { Child } from './child.js';
+import { Child, ChildHandle, type ChildSpec } from './child.js';
 import type { ChildInfo, ChildOptions, ChildRef, SupervisorEvent } from './interfaces/child.interface.js';
 import type { SupervisorOptions } from './interfaces/supervisor-options.interface.js';
 import type { TaskContext } from './interfaces/task.interface.js';
-import { DONE, PERMANENT, QUEUED, RUNNING, TEMPORARY, TRANSIENT } from './supervisor.constants.js';
+import {
+  DONE,
+  PERMANENT,
+  QUEUED,
+  RUNNING,
+  START_CHUNK,
+  STOPPING,
+  TEMPORARY,
+  TRANSIENT,
+} from './supervisor.constants.js';
 import { ABANDONED, CHILD_FAILED, CHILD_TIMED_OUT, INVALID_CHILD_OPTION, MAX_RESTARTS } from './supervisor.messages.js';
 import { Task } from './task.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
+type Entry = Fn<unknown> | Child | null | undefined;
 
 const OK = 0;
 const FAILED = 1;
@@ -25,20 +35,33 @@ const DEFAULTS: Required<SupervisorOptions> = {
   shutdownTimeout: 5000,
 };
 
-function policyOf(restart: ChildOptions['restart']): number {
-  if (restart === undefined || restart === 'temporary') return TEMPORARY;
-  if (restart === 'transient') return TRANSIENT;
-  if (restart === 'permanent') return PERMANENT;
-  throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary', 'transient' or 'permanent'`, restart));
-}
+const PLAIN: ChildSpec = { name: undefined, restart: TEMPORARY, timeout: Infinity };
 
-function timeoutOf(timeout: number | undefined): number {
-  if (timeout === undefined) return Infinity;
-  if (typeof timeout !== 'number' || !(timeout > 0)) {
+function specOf(opts: ChildOptions, forTask: boolean): ChildSpec {
+  const { name, restart, timeout } = opts;
+  if (name !== undefined && typeof name !== 'string') {
+    throw new TypeError(INVALID_CHILD_OPTION('name', 'a string', name));
+  }
+  let policy = TEMPORARY;
+  if (restart === 'transient') policy = TRANSIENT;
+  else if (restart === 'permanent') policy = PERMANENT;
+  else if (restart !== undefined && restart !== 'temporary') {
+    throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary', 'transient' or 'permanent'`, restart));
+  }
+  if (forTask && policy !== TEMPORARY) {
+    throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary' (a Task is never restarted)`, restart));
+  }
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) {
     throw new TypeError(INVALID_CHILD_OPTION('timeout', 'a number of ms > 0 (or Infinity)', timeout));
   }
-  return timeout;
+  return { name, restart: policy, timeout: timeout ?? Infinity };
 }
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value instanceof Promise ||
+  (value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<unknown>).then === 'function');
 
 /**
  * A named supervisor of fire-and-forget work (Elixir's `Task.Supervisor`). `startChild()` returns at once and runs the
@@ -53,9 +76,15 @@ export class TaskSupervisor {
   private readonly options: Required<SupervisorOptions>;
   private readonly prefix: string;
   private readonly logger = new Logger('TaskSupervisor');
-  private readonly live = new Map<number, Child>();
   private seq = 0;
-  private queue: Child[] = [];
+  /** Running (and stopping) children: an intrusive doubly linked list, O(1) to add and remove, no hashing. */
+  private head: Child | undefined;
+  private tail: Child | undefined;
+  private running = 0;
+  /** Accepted children waiting for their tick: pairs [fn or prebuilt Child, seq], consumed from `queueHead`. */
+  private queue: Entry[] = [];
+  private queueHead = 0;
+  private queued = 0;
   private flushScheduled = false;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -85,22 +114,25 @@ export class TaskSupervisor {
    * shutdown has begun and `MaxChildrenError` when `maxChildren` children are live.
    */
   startChild<T>(fn: Fn<T>, opts?: ChildOptions): ChildRef {
-    const child = this.admit(fn, opts, opts === undefined ? TEMPORARY : policyOf(opts.restart));
-    this.enqueue(child);
+    this.admit(fn);
+    const seq = ++this.seq;
+    if (opts === undefined) {
+      this.enqueue(fn, seq);
+      return new ChildHandle(this.prefix, seq);
+    }
+    const child = new Child(this.prefix, seq, fn, specOf(opts, false), 1);
+    this.enqueue(child, seq);
     return child;
   }
 
   /**
    * Starts `fn` as a child whose result someone collects (`Task.Supervisor.async_nolink`): its failure goes to the
-   * returned `Task`, not to the log. Always temporary.
+   * returned `Task`, not to the log. Never restarted.
    */
   async<T>(fn: Fn<T>, opts?: ChildOptions): Task<T> {
-    if (opts?.restart !== undefined && opts.restart !== 'temporary') {
-      throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary' for async() children`, opts.restart));
-    }
-    const child = this.admit(fn, opts, TEMPORARY);
+    const child = this.taskChild(fn, opts);
     const task = this.taskOf<T>(child);
-    this.enqueue(child);
+    this.enqueue(child, child.seq);
     return task;
   }
 
@@ -109,22 +141,35 @@ export class TaskSupervisor {
    * the call. A tracked, never restarted child; its failure goes only to the returned `Task`.
    */
   startNow<T>(fn: Fn<T>, opts?: ChildOptions): Task<T> {
-    const child = this.admit(fn, opts, TEMPORARY);
+    const child = this.taskChild(fn, opts);
     const task = this.taskOf<T>(child);
     this.run(child, Date.now());
     return task;
   }
 
-  /** The live children (queued, running or terminating); settled children are gone at once. */
+  /** The live children: running, terminating, or accepted and waiting for their tick. Settled children are gone. */
   children(): ChildInfo[] {
     const out: ChildInfo[] = [];
-    for (const c of this.live.values()) {
+    for (let c = this.head; c !== undefined; c = c.next) {
       out.push({
         id: c.id,
-        name: c.name,
-        status: c.state === QUEUED ? 'starting' : c.stopping !== undefined ? 'terminating' : 'running',
-        startedAt: c.startedAt === 0 ? undefined : new Date(c.startedAt),
+        name: c.spec.name,
+        status: c.state === STOPPING ? 'terminating' : 'running',
+        startedAt: new Date(c.startedAt),
         restarts: c.attempt - 1,
+      });
+    }
+    const q = this.queue;
+    for (let i = this.queueHead; i < q.length; i += 2) {
+      const e = q[i];
+      if (!e) continue;
+      const child = e instanceof Child ? e : undefined;
+      out.push({
+        id: this.prefix + (q[i + 1] as unknown as number),
+        name: child?.spec.name,
+        status: 'starting',
+        startedAt: undefined,
+        restarts: child ? child.attempt - 1 : 0,
       });
     }
     return out;
@@ -135,16 +180,23 @@ export class TaskSupervisor {
    * is not restarted. `false` for an unknown or finished child. The work has to honour `ctx.signal` to stop.
    */
   async terminateChild(id: string): Promise<boolean> {
-    const child = this.find(id);
-    if (child === undefined) return false;
-    if (child.state === RUNNING) {
-      const stopped = new Promise<void>((resolve) => (child.waiters ??= []).push(resolve));
-      this.stop(child, 'terminated');
+    const seq = this.seqOf(id);
+    if (seq === undefined) return false;
+    for (let c = this.head; c !== undefined; c = c.next) {
+      if (c.seq !== seq) continue;
+      const stopped = new Promise<void>((resolve) => ((c.ext ??= {}).waiters ??= []).push(resolve));
+      this.stop(c, 'terminated');
       await stopped;
-    } else {
-      this.stop(child, 'terminated');
+      return true;
     }
-    return true;
+    const q = this.queue;
+    for (let i = this.queueHead; i < q.length; i += 2) {
+      if (q[i] && (q[i + 1] as unknown as number) === seq) {
+        this.cancelQueued(i, 'terminated');
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -157,54 +209,88 @@ export class TaskSupervisor {
     return (this.closing ??= this.drain(timeoutMs));
   }
 
-  // ---- internals -------------------------------------------------------------------------------------------------
+  // ---- starting ---------------------------------------------------------------------------------------------------
 
-  private admit(fn: Fn<unknown>, opts: ChildOptions | undefined, restart: number): Child {
+  private admit(fn: unknown): void {
     if (this.closed) throw new SupervisorShutdownError(this.name);
-    if (this.live.size >= this.options.maxChildren) throw new MaxChildrenError(this.name, this.options.maxChildren);
+    if (this.running + this.queued >= this.options.maxChildren) {
+      throw new MaxChildrenError(this.name, this.options.maxChildren);
+    }
     if (typeof fn !== 'function') throw new TypeError(INVALID_CHILD_OPTION('fn', 'a function', fn));
-    const seq = ++this.seq;
-    const child =
-      opts === undefined
-        ? new Child(this.prefix, seq, fn, undefined, restart, Infinity, 1)
-        : new Child(this.prefix, seq, fn, opts.name, restart, timeoutOf(opts.timeout), 1);
-    this.live.set(seq, child);
-    return child;
+  }
+
+  private taskChild(fn: Fn<unknown>, opts: ChildOptions | undefined): Child {
+    this.admit(fn);
+    return new Child(this.prefix, ++this.seq, fn, opts === undefined ? PLAIN : specOf(opts, true), 1);
   }
 
   private taskOf<T>(child: Child): Task<T> {
     const controller = (child.controller = new AbortController());
+    const ext = (child.ext = {} as NonNullable<Child['ext']>);
     const result = new Promise<T>((resolve, reject) => {
-      child.resolve = resolve as (value: unknown) => void;
-      child.reject = reject;
+      ext.resolve = resolve as (value: unknown) => void;
+      ext.reject = reject;
     });
     return new Task<T>(child.id, controller, result);
   }
 
-  private enqueue(child: Child): void {
-    this.queue.push(child);
+  private enqueue(entry: Fn<unknown> | Child, seq: number): void {
+    this.queue.push(entry, seq as never);
+    this.queued++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(this.flush);
     }
   }
 
-  /** Starts every queued child: one microtask and one clock read per batch, not per child. */
+  /**
+   * Starts queued children, `START_CHUNK` per microtask: the children of one chunk settle (and are freed) before the
+   * next chunk starts, so a burst of a million `startChild()` calls does not keep a million records alive. One clock
+   * read per chunk.
+   */
   private readonly flush = (): void => {
-    const batch = this.queue;
-    this.queue = [];
-    this.flushScheduled = false;
+    const q = this.queue;
+    const end = Math.min(q.length, this.queueHead + 2 * START_CHUNK);
     const now = Date.now();
-    for (let i = 0; i < batch.length; i++) {
-      if (batch[i].state === QUEUED) this.run(batch[i], now);
+    let i = this.queueHead;
+    for (; i < end; i += 2) {
+      const entry = q[i];
+      if (!entry) continue;
+      q[i] = undefined;
+      this.queued--;
+      this.run(
+        entry instanceof Child ? entry : new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1),
+        now,
+      );
+    }
+    if (i < q.length) {
+      this.queueHead = i;
+      if (i >= 65_536 && 2 * i >= q.length) {
+        this.queue = q.slice(i);
+        this.queueHead = 0;
+      }
+      queueMicrotask(this.flush);
+    } else {
+      this.queue = [];
+      this.queueHead = 0;
+      this.flushScheduled = false;
     }
   };
 
   private run(child: Child, now: number): void {
     child.state = RUNNING;
     child.startedAt = now;
+    if (this.tail === undefined) this.head = child;
+    else {
+      this.tail.next = child;
+      child.prev = this.tail;
+    }
+    this.tail = child;
+    this.running++;
     if (this.subscribers.length !== 0) this.emit('started', child);
-    if (child.timeout !== Infinity) child.timer = setTimeout(this.onTimeout, child.timeout, child);
+    if (child.spec.timeout !== Infinity) {
+      (child.ext ??= {}).timer = setTimeout(this.onTimeout, child.spec.timeout, child);
+    }
     let result: unknown;
     try {
       result = child.fn(child);
@@ -212,109 +298,97 @@ export class TaskSupervisor {
       this.settle(child, FAILED, error);
       return;
     }
-    if (
-      result instanceof Promise ||
-      (result !== null &&
-        (typeof result === 'object' || typeof result === 'function') &&
-        typeof (result as PromiseLike<unknown>).then === 'function')
-    ) {
-      void this.track(child, result as PromiseLike<unknown>);
-    } else {
-      this.settle(child, OK, result);
-    }
-  }
-
-  /** Waits for an attempt without a closure per child; never rejects. */
-  private async track(child: Child, result: PromiseLike<unknown>): Promise<void> {
-    let kind = OK;
-    let value: unknown;
-    try {
-      value = await result;
-    } catch (error) {
-      kind = FAILED;
-      value = error;
-    }
-    this.settle(child, kind, value);
+    if (isThenable(result)) {
+      // Two small closures sharing one context: measured smaller per live child than an async tracking function
+      // (776 vs 960 bytes, bench/supervisor). A foreign thenable goes through Promise.resolve, so a `then` that
+      // throws becomes a failure of this child, not of the supervisor.
+      (result instanceof Promise ? result : Promise.resolve(result)).then(
+        (value: unknown) => this.settle(child, OK, value),
+        (error: unknown) => this.settle(child, FAILED, error),
+      );
+    } else this.settle(child, OK, result);
   }
 
   private readonly onTimeout = (child: Child): void => {
-    child.timer = undefined;
+    child.ext!.timer = undefined;
     if (child.state === DONE) return;
-    const error = new TaskTimeoutError(child.timeout, child.name ?? child.id);
+    const error = new TaskTimeoutError(child.spec.timeout, child.spec.name ?? child.id);
     (child.controller ??= new AbortController()).abort(error);
     this.settle(child, TIMED_OUT, error);
   };
 
+  // ---- settling ---------------------------------------------------------------------------------------------------
+
   private settle(child: Child, kind: number, value: unknown): void {
-    if (child.state === DONE) return;
+    const state = child.state;
+    if (state === DONE) return;
     child.state = DONE;
-    if (child.timer !== undefined) clearTimeout(child.timer);
-    const stopped = kind !== TIMED_OUT && (child.stopping !== undefined || (child.controller?.signal.aborted ?? false));
-    if (child.resolve !== undefined) {
-      if (kind === OK) child.resolve(value);
-      else child.reject!(value);
+    if (state !== QUEUED) this.unlink(child);
+    const ext = child.ext;
+    if (ext?.timer !== undefined) clearTimeout(ext.timer);
+    const stopped = kind !== TIMED_OUT && (state === STOPPING || (child.controller?.signal.aborted ?? false));
+    if (ext?.resolve !== undefined) {
+      if (kind === OK) ext.resolve(value);
+      else ext.reject!(value);
     }
-    let next: Child | undefined;
     if (stopped) {
       if (this.subscribers.length !== 0) this.emit('terminated', child);
     } else if (kind === OK) {
       if (this.subscribers.length !== 0) this.emit('completed', child);
-      if (child.restart === PERMANENT && !this.closed) next = this.restartOf(child, undefined);
+      if (child.spec.restart === PERMANENT && !this.closed) this.restart(child, undefined);
     } else {
       if (this.subscribers.length !== 0) this.emit(kind === TIMED_OUT ? 'timeout' : 'failed', child, value);
-      if (child.resolve === undefined) this.logFailure(child, kind, value);
-      if (child.restart !== TEMPORARY && !this.closed) next = this.restartOf(child, value);
+      if (ext?.resolve === undefined) this.logFailure(child, kind, value);
+      if (child.spec.restart !== TEMPORARY && !this.closed) this.restart(child, value);
     }
-    if (next !== undefined) {
-      this.live.set(child.seq, next);
-      this.enqueue(next);
-    } else {
-      this.live.delete(child.seq);
-    }
-    if (child.waiters !== undefined) for (const resolve of child.waiters) resolve();
-    if (this.idleWaiters !== undefined && this.live.size === 0) {
+    if (ext?.waiters !== undefined) for (const resolve of ext.waiters) resolve();
+    if (this.idleWaiters !== undefined && this.running + this.queued === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = undefined;
       for (const resolve of waiters) resolve();
     }
   }
 
-  /** Restart intensity per child: more than `maxRestarts` restarts within `maxSeconds` and the child is given up. */
-  private restartOf(child: Child, error: unknown): Child | undefined {
+  private unlink(child: Child): void {
+    const { prev, next } = child;
+    if (prev === undefined) this.head = next;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev;
+    else next.prev = prev;
+    child.prev = child.next = undefined;
+    this.running--;
+  }
+
+  /**
+   * Restart intensity is counted per child: a child restarted more than `maxRestarts` times within `maxSeconds` is
+   * given up (`max-restarts` event, error log); the supervisor and its other children carry on.
+   */
+  private restart(child: Child, error: unknown): void {
     const now = Date.now();
     const since = now - this.options.maxSeconds * 1000;
-    const recent = (child.restartTimes ?? []).filter((t) => t > since);
-    const lastError = error ?? child.lastError;
+    const recent = (child.ext?.restartTimes ?? []).filter((t) => t > since);
+    const lastError = error ?? child.ext?.lastError;
     if (recent.length >= this.options.maxRestarts) {
       if (this.subscribers.length !== 0) this.emit('max-restarts', child, lastError);
       this.logger.error(
-        MAX_RESTARTS(this.name, child.id, child.name, this.options.maxRestarts, this.options.maxSeconds),
+        MAX_RESTARTS(this.name, child.id, child.spec.name, this.options.maxRestarts, this.options.maxSeconds),
         lastError instanceof Error ? lastError.stack : undefined,
       );
-      return undefined;
+      return;
     }
     recent.push(now);
-    const next = new Child(
-      this.prefix,
-      child.seq,
-      child.fn,
-      child.name,
-      child.restart,
-      child.timeout,
-      child.attempt + 1,
-    );
-    next.restartTimes = recent;
-    next.lastError = lastError;
+    const next = new Child(this.prefix, child.seq, child.fn, child.spec, child.attempt + 1);
+    next.ext = { restartTimes: recent, lastError };
     if (this.subscribers.length !== 0) this.emit('restarted', next);
-    return next;
+    this.enqueue(next, next.seq);
   }
 
   private logFailure(child: Child, kind: number, error: unknown): void {
     if (kind === TIMED_OUT) {
-      this.logger.error(CHILD_TIMED_OUT(this.name, child.id, child.name, child.attempt, child.timeout));
+      this.logger.error(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout));
     } else {
       this.logger.error(
-        CHILD_FAILED(this.name, child.id, child.name, child.attempt, error),
+        CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error),
         error instanceof Error ? error.stack : undefined,
       );
     }
@@ -322,35 +396,45 @@ export class TaskSupervisor {
 
   private emit(type: SupervisorEvent['type'], child: Child, error?: unknown): void {
     const event: SupervisorEvent = { type, supervisor: this.name, childId: child.id, attempt: child.attempt };
-    if (child.name !== undefined) event.name = child.name;
-    if (type !== 'started' && type !== 'restarted' && type !== 'max-restarts' && child.startedAt !== 0) {
+    if (child.spec.name !== undefined) event.name = child.spec.name;
+    if (child.startedAt !== 0 && type !== 'started' && type !== 'restarted' && type !== 'max-restarts') {
       event.durationMs = Date.now() - child.startedAt;
     }
     if (error !== undefined) event.error = error;
     for (const subscriber of this.subscribers) subscriber.next(event);
   }
 
-  private find(id: string): Child | undefined {
+  // ---- stopping ---------------------------------------------------------------------------------------------------
+
+  private seqOf(id: string): number | undefined {
     if (typeof id !== 'string' || !id.startsWith(this.prefix)) return undefined;
-    const child = this.live.get(Number(id.slice(this.prefix.length)));
-    return child !== undefined && child.id === id ? child : undefined;
+    const seq = Number(id.slice(this.prefix.length));
+    return Number.isInteger(seq) && seq > 0 ? seq : undefined;
   }
 
-  /** Aborts a child; a queued one is settled at once and never runs. */
+  /** Aborts a running child with `TaskAbortedError`; it settles as `terminated` and is not restarted. */
   private stop(child: Child, why: string): void {
-    if (child.state === DONE) return;
+    if (child.state !== RUNNING) return;
+    child.state = STOPPING;
+    (child.controller ??= new AbortController()).abort(new TaskAbortedError(child.id, why));
+  }
+
+  /** Drops an accepted child before it ran: it never runs, its task (if any) rejects with `TaskAbortedError`. */
+  private cancelQueued(index: number, why: string): void {
+    const entry = this.queue[index]!;
+    const seq = this.queue[index + 1] as unknown as number;
+    this.queue[index] = null;
+    this.queued--;
+    const child = entry instanceof Child ? entry : new Child(this.prefix, seq, entry, PLAIN, 1);
     const reason = new TaskAbortedError(child.id, why);
-    if (child.stopping === undefined) {
-      child.stopping = why;
-      (child.controller ??= new AbortController()).abort(reason);
-    }
-    if (child.state === QUEUED) this.settle(child, FAILED, reason);
+    (child.controller ??= new AbortController()).abort(reason);
+    this.settle(child, FAILED, reason);
   }
 
   private waitIdle(timeoutMs: number): Promise<boolean> {
-    if (this.live.size === 0) return Promise.resolve(true);
+    if (this.running + this.queued === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = timeoutMs === Infinity ? undefined : setTimeout(() => resolve(false), timeoutMs);
+      const timer = timeoutMs === Infinity ? undefined : setTimeout(resolve, timeoutMs, false);
       (this.idleWaiters ??= []).push(() => {
         clearTimeout(timer);
         resolve(true);
@@ -360,13 +444,15 @@ export class TaskSupervisor {
 
   private async drain(timeoutMs: number): Promise<void> {
     if (!(await this.waitIdle(timeoutMs))) {
-      for (const child of [...this.live.values()]) this.stop(child, 'shutdown');
+      for (let i = this.queueHead; i < this.queue.length; i += 2) if (this.queue[i]) this.cancelQueued(i, 'shutdown');
+      for (let c = this.head; c !== undefined; c = c.next) this.stop(c, 'shutdown');
       if (!(await this.waitIdle(timeoutMs))) {
-        const rest = [...this.live.values()];
+        const rest: Child[] = [];
+        for (let c = this.head; c !== undefined; c = c.next) rest.push(c);
         this.logger.error(
           ABANDONED(
             this.name,
-            rest.map((c) => c.name ?? c.id),
+            rest.map((c) => c.spec.name ?? c.id),
             timeoutMs,
           ),
         );
