@@ -1,9 +1,24 @@
 import { Module } from '@nestjs/common';
 import { ConcurrencyModule } from 'nestjs-concurrency';
+import { concurrencyOptions } from './config/concurrency-options.js';
+import { RedisConnections } from './config/redis-connections.js';
+import { SampleConfigModule } from './config/sample-config.module.js';
+import { DocumentsModule } from './documents/documents.module.js';
 import { HealthController } from './health/health.controller.js';
+import { JobsModule } from './jobs/jobs.module.js';
+import { NewslettersModule } from './newsletters/newsletters.module.js';
+import { TasksController } from './tasks/tasks.controller.js';
+import { WeatherModule } from './weather/weather.module.js';
 
 @Module({
-  imports: [ConcurrencyModule.forRoot()],
-  controllers: [HealthController],
+  imports: [
+    SampleConfigModule,
+    ConcurrencyModule.forRootAsync({ inject: [RedisConnections], useFactory: concurrencyOptions }),
+    NewslettersModule,
+    DocumentsModule,
+    WeatherModule,
+    JobsModule,
+  ],
+  controllers: [HealthController, TasksController],
 })
 export class AppModule {}

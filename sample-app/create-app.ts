@@ -1,4 +1,4 @@
-import type { INestApplication } from '@nestjs/common';
+import { type INestApplication, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -6,13 +6,18 @@ import { AppModule } from './app.module.js';
 
 export type HttpAdapterName = 'express' | 'fastify';
 
+/** Settings shared by `main.ts` and the e2e tests: validation on every route (400 naming the field). */
+export function configureApp(app: INestApplication): INestApplication {
+  return app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));
+}
+
 /** Creates the sample app on the chosen HTTP adapter (`HTTP_ADAPTER=express|fastify`, default express). */
 export async function createApp(adapter: HttpAdapterName = 'express'): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule, adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), {
     abortOnError: false,
   });
-  app.enableShutdownHooks();
-  return app;
+  // SIGTERM/SIGINT run the shutdown hooks: timers stop, supervisors drain running work, then abort what is left.
+  return configureApp(app).enableShutdownHooks();
 }
 
 export function adapterFromEnv(value = process.env.HTTP_ADAPTER): HttpAdapterName {

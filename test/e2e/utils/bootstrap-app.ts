@@ -9,11 +9,13 @@ export const HTTP_ADAPTERS: HttpAdapterName[] = ['express', 'fastify'];
 /**
  * Boots a Nest application for an e2e spec on the given HTTP adapter (as `nestjs/terminus`'s
  * `bootstrapTestingModule().withHttp(adapter)`), so every spec runs on Express and on Fastify.
+ * `configure` adjusts the testing module (overrides); `setup` the application before `init()` (pipes, ...).
  */
 export async function bootstrapApp(
   adapter: HttpAdapterName,
   module: Type,
   configure?: (builder: TestingModuleBuilder) => TestingModuleBuilder,
+  setup?: (app: INestApplication) => void,
 ): Promise<INestApplication> {
   let builder = Test.createTestingModule({ imports: [module] });
   if (configure) builder = configure(builder);
@@ -21,6 +23,7 @@ export async function bootstrapApp(
   const app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), {
     logger: false,
   });
+  setup?.(app);
   await app.init();
   if (adapter === 'fastify') await app.getHttpAdapter().getInstance().ready();
   return app;

@@ -1,0 +1,28 @@
+/**
+ * The sample app's settings, from environment variables with defaults. Tests override the `SampleConfig` provider to
+ * make the simulated dependencies fast and deterministic.
+ */
+export class SampleConfig {
+  /** Redis for the cache L2 and the job lock; unset: everything in memory. */
+  redisUrl: string | undefined = process.env.REDIS_URL || undefined;
+  /** Simulated mailer: time per email, and the chance an email fails (the supervisor restarts the send). */
+  mailerDelayMs = Number(process.env.MAILER_DELAY_MS ?? 50);
+  mailerFailureRate = Number(process.env.MAILER_FAILURE_RATE ?? 0.1);
+  /** Simulated object store: latency per upload. */
+  storeDelayMs = Number(process.env.STORE_DELAY_MS ?? 100);
+  /** Simulated weather upstream: latency per reading. */
+  upstreamDelayMs = Number(process.env.UPSTREAM_DELAY_MS ?? 300);
+  /** Cities the temperature refresher keeps warm. */
+  cities = (process.env.CITIES ?? 'paris,lisbon,oslo').split(',').filter(Boolean);
+  /** Interval of the temperature refresher (fixed delay). */
+  refreshEveryMs = Number(process.env.REFRESH_EVERY_MS ?? 30_000);
+
+  static fromEnv(): SampleConfig {
+    return new SampleConfig();
+  }
+}
+
+/** A batch upload larger than this answers 413. */
+export const MAX_UPLOAD_BATCH = 100;
+/** Recipients per newsletter in the simulation. */
+export const NEWSLETTER_RECIPIENTS = 20;

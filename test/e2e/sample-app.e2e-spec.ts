@@ -1,0 +1,223 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { DocumentStoreService } from '../../sample-app/documents/document-store.service.js';
+import { MailerService } from '../../sample-app/newsletters/mailer.service.js';
+import { WeatherUpstreamService } from '../../sample-app/weather/weather-upstream.service.js';
+import { bootSample, testConfig } from '../fixtures/sample-app.js';
+import { HTTP_ADAPTERS } from './utils/bootstrap-app.js';
+
+/** Polls `check` until it holds; generous deadline, so a loaded machine does not fail the test. */
+async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
+  let app: INestApplication;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    app = await bootSample(adapter);
+    http = request(app.getHttpServer());
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('answers 200 on GET /health', async () => {
+    await http.get('/health').expect(200, { status: 'ok' });
+  });
+
+  describe('fire and forget: newsletters and tasks', () => {
+    it('accepts a send at once with a task id, shows it in /tasks, and sends every email', async () => {
+      const mailer = app.get(MailerService);
+      const before = mailer.sent;
+      const res = await http.post('/newsletters/3/send').expect(202);
+      expect(res.body).toMatchObject({ supervisor: 'emails', recipients: 20, taskId: expect.any(String) });
+      const tasks = await http.get('/tasks').expect(200);
+      expect(tasks.body).toContainEqual(
+        expect.objectContaining({ id: res.body.taskId, supervisor: 'emails', name: 'newsletter-3' }),
+      );
+      await eventually(() => mailer.sent - before === 20);
+      await eventually(async () =>
+        (await http.get('/tasks')).body.every((t: { id: string }) => t.id !== res.body.taskId),
+      );
+    });
+
+    it('terminates a running task with DELETE /tasks/:id', async () => {
+      const mailer = app.get(MailerService);
+      const slow = vi
+        .spyOn(mailer, 'send')
+        .mockImplementation(
+          (_to, _subject, signal) =>
+            new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        );
+      try {
+        const { body } = await http.post('/newsletters/4/send').expect(202);
+        await eventually(() => slow.mock.calls.length > 0);
+        await http
+          .delete(`/tasks/${body.taskId}`)
+          .expect(200, { id: body.taskId, supervisor: 'emails', terminated: true });
+        const tasks = await http.get('/tasks').expect(200);
+        expect(tasks.body.map((t: { id: string }) => t.id)).not.toContain(body.taskId);
+      } finally {
+        slow.mockRestore();
+      }
+    });
+
+    it('answers 404 for an unknown task and 400 naming the field for a bad newsletter id', async () => {
+      const missing = await http.delete('/tasks/emails-999999').expect(404);
+      expect(missing.body.message).toContain('emails-999999');
+      const bad = await http.post('/newsletters/abc/send').expect(400);
+      expect(bad.body.message.join(' ')).toMatch(/\bid\b/);
+    });
+  });
+
+  describe('fan-out: documents', () => {
+    it('uploads a batch and answers one outcome per document, failures included', async () => {
+      const docs = [
+        { name: 'a.txt', content: 'alpha' },
+        { name: 'fail-b.txt', content: 'beta' },
+        { name: 'c.txt', content: 'gamma' },
+      ];
+      const res = await http.post('/documents/upload').send(docs).expect(200);
+      expect(res.body.uploaded).toBe(2);
+      expect(res.body.failed).toBe(1);
+      expect(res.body.results).toEqual([
+        { name: 'a.txt', status: 'uploaded', bytes: 5 },
+        { name: 'fail-b.txt', status: 'failed', error: 'store refused "fail-b.txt"' },
+        { name: 'c.txt', status: 'uploaded', bytes: 5 },
+      ]);
+      expect(app.get(DocumentStoreService).has('c.txt')).toBe(true);
+    });
+
+    it('rejects a bad item with 400 naming the field, and a batch over the limit with 413', async () => {
+      const bad = await http
+        .post('/documents/upload')
+        .send([{ name: 'ok.txt', content: 'x' }, { name: 'x.txt' }])
+        .expect(400);
+      expect(JSON.stringify(bad.body.message)).toMatch(/content/);
+      await http.post('/documents/upload').send({ name: 'not-an-array' }).expect(400);
+      const batch = Array.from({ length: 101 }, (_, i) => ({ name: `d${i}.txt`, content: 'x' }));
+      const big = await http.post('/documents/upload').send(batch).expect(413);
+      expect(big.body.message).toMatch(/at most 100/);
+    });
+
+    it('streams an export as NDJSON, one line per document', async () => {
+      const res = await http
+        .get('/documents/export?count=12')
+        .buffer(true)
+        .parse((r, cb) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c.toString()));
+          r.on('end', () => cb(null, text));
+        });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/application\/x-ndjson/);
+      const lines = (res.body as string)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(12);
+      expect(new Set(lines.map((l: { index: number }) => l.index)).size).toBe(12);
+      expect(lines.every((l: { status: string }) => l.status === 'uploaded')).toBe(true);
+      await http.get('/documents/export?count=0').expect(400);
+    });
+  });
+
+  describe('caching: weather', () => {
+    it('runs the handler once for 200 concurrent cold requests, then serves HITs', async () => {
+      const upstream = app.get(WeatherUpstreamService);
+      const fetch = vi.spyOn(upstream, 'fetch');
+      try {
+        const responses = await Promise.all(Array.from({ length: 200 }, () => http.get('/weather/rome')));
+        expect(responses.every((r) => r.status === 200)).toBe(true);
+        expect(fetch.mock.calls.filter(([city]) => city === 'rome')).toHaveLength(1);
+        expect(new Set(responses.map((r) => JSON.stringify(r.body))).size).toBe(1);
+        const hit = await http.get('/weather/rome').expect(200);
+        expect(hit.headers['x-cache']).toBe('HIT');
+      } finally {
+        fetch.mockRestore();
+      }
+    });
+
+    it('evicts the city on PUT, so the next GET shows the correction', async () => {
+      await http.get('/weather/lisbon').expect(200);
+      expect((await http.get('/weather/lisbon')).headers['x-cache']).toBe('HIT');
+      await http
+        .put('/weather/lisbon')
+        .send({ temperatureC: 21.5 })
+        .expect(200, { city: 'lisbon', temperatureC: 21.5 });
+      const after = await http.get('/weather/lisbon').expect(200);
+      expect(after.headers['x-cache']).toBe('MISS');
+      expect(after.body.temperatureC).toBe(21.5);
+    });
+
+    it('validates the city and the correction', async () => {
+      const badCity = await http.get('/weather/R0ME').expect(400);
+      expect(JSON.stringify(badCity.body.message)).toMatch(/city/);
+      const badBody = await http.put('/weather/rome').send({ temperatureC: 'hot' }).expect(400);
+      expect(JSON.stringify(badBody.body.message)).toMatch(/temperatureC/);
+    });
+
+    it('reports cache counters on GET /cache/stats', async () => {
+      const { body } = await http.get('/cache/stats').expect(200);
+      expect(body).toEqual({
+        hits: expect.any(Number),
+        misses: expect.any(Number),
+        stale: expect.any(Number),
+        coalesced: expect.any(Number),
+        errors: 0,
+      });
+      expect(body.hits).toBeGreaterThan(0);
+    });
+  });
+
+  describe('scheduling: jobs', () => {
+    it('lists both jobs', async () => {
+      const { body } = await http.get('/jobs').expect(200);
+      expect(body.map((j: { name: string }) => j.name).sort()).toEqual(['nightly-report', 'refresh-temperatures']);
+      expect(body.find((j: { name: string }) => j.name === 'nightly-report')).toMatchObject({
+        kind: 'cron',
+        schedule: '0 0 3 * * *',
+      });
+    });
+
+    it('runs a job on POST /jobs/:name/run and answers when it ended', async () => {
+      const before = (await http.get('/jobs').expect(200)).body.find(
+        (j: { name: string }) => j.name === 'nightly-report',
+      );
+      const { body } = await http.post('/jobs/nightly-report/run').expect(200);
+      expect(body.runs).toBe(before.runs + 1);
+      expect(body.failures).toBe(0);
+      expect(body.lastRunAt).not.toBeNull();
+    });
+
+    it('pauses and resumes a job', async () => {
+      expect((await http.post('/jobs/refresh-temperatures/pause').expect(200)).body.paused).toBe(true);
+      expect((await http.post('/jobs/refresh-temperatures/resume').expect(200)).body.paused).toBe(false);
+    });
+
+    it('answers 404 naming the known jobs for an unknown one', async () => {
+      const { body } = await http.post('/jobs/nope/run').expect(404);
+      expect(body.message).toMatch(/nope.*nightly-report/);
+      await http.post('/jobs/nope/pause').expect(404);
+    });
+  });
+});
+
+describe.each(HTTP_ADAPTERS)('sample app shutdown (%s)', (adapter) => {
+  it('lets a running newsletter send finish when the app closes', async () => {
+    const app = await bootSample(adapter, testConfig({ mailerDelayMs: 50 }));
+    const mailer = app.get(MailerService);
+    await request(app.getHttpServer()).post('/newsletters/9/send').expect(202);
+    await eventually(() => mailer.sent > 0);
+    expect(mailer.sent).toBeLessThan(20);
+    await app.close();
+    expect(mailer.sent).toBe(20);
+  });
+});
