@@ -55,6 +55,8 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       lruSize: maxEntries,
       useClone: false,
       checkInterval: L1_CHECK_INTERVAL,
+      // One Map: the default 16 shards hash every key (djb2) on every read, the largest cost of a hit.
+      storeHashSize: 1,
     });
     this.memory = l1Adapter.store;
     const l1 = new Keyv({ store: l1Adapter, namespace: '' });

@@ -39,7 +39,6 @@ interface HttpRequest {
   method: string;
   headers: Record<string, string | string[] | undefined>;
   user?: { id?: unknown; sub?: unknown };
-  [HANDLED]?: boolean;
 }
 
 const resolve = (part: KeyPart, context: ExecutionContext): string =>
@@ -78,9 +77,11 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
-    const request = context.switchToHttp().getRequest<HttpRequest>();
-    if (request[HANDLED] === true) return next.handle();
-    request[HANDLED] = true;
+    // The same context reaches every interceptor of a request: mark it so a second instance of this interceptor
+    // (APP_INTERCEPTOR plus @Cached) passes through.
+    const marked = context as ExecutionContext & { [HANDLED]?: boolean };
+    if (marked[HANDLED] === true) return next.handle();
+    marked[HANDLED] = true;
     const route = this.route(context);
     if (route.evict !== undefined) return this.handleAndEvict(context, next, route.evict);
     if (!this.isRequestCacheable(context)) return next.handle();
@@ -104,7 +105,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
    */
   protected trackBy(context: ExecutionContext): string | undefined {
     const route = this.route(context);
-    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const request = context.getArgByIndex<HttpRequest>(0);
     let key: string;
     if (route.key === undefined) {
       key = sortQuery(this.httpAdapterHost.httpAdapter.getRequestUrl(request) as string);
@@ -112,8 +113,9 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       key = resolve(route.key, context);
       if (route.varyQuery) {
         const url = this.httpAdapterHost.httpAdapter.getRequestUrl(request) as string;
-        const q = url.indexOf('?');
-        if (q >= 0) key += sortQuery(url).slice(sortQuery(url).indexOf('?'));
+        const sorted = sortQuery(url);
+        const q = sorted.indexOf('?');
+        if (q >= 0) key += sorted.slice(q);
       }
     }
     if (route.varyUser) key += `|user:${this.userOf(request)}`;
@@ -126,7 +128,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   /** Only GET and HEAD (keyed like GET) are cached. */
   protected isRequestCacheable(context: ExecutionContext): boolean {
-    return this.allowedMethods.includes(context.switchToHttp().getRequest<HttpRequest>().method);
+    return this.allowedMethods.includes(context.getArgByIndex<HttpRequest>(0).method);
   }
 
   /**
@@ -134,7 +136,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
    * the cache, unless the route varies on `'user'` or on that header.
    */
   protected mustBypass(context: ExecutionContext): boolean {
-    const headers = context.switchToHttp().getRequest<HttpRequest>().headers;
+    const headers = context.getArgByIndex<HttpRequest>(0).headers;
     if (headers.authorization === undefined && headers.cookie === undefined) return false;
     const route = this.route(context);
     return (
@@ -156,7 +158,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   protected setCacheHeader(context: ExecutionContext, value: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
     const adapter = this.httpAdapterHost?.httpAdapter;
-    if (adapter) adapter.setHeader(context.switchToHttp().getResponse(), X_CACHE_HEADER, value);
+    if (adapter) adapter.setHeader(context.getArgByIndex(1), X_CACHE_HEADER, value);
   }
 
   private async throughCache(
