@@ -40,17 +40,16 @@ export class IntervalScheduledJob extends ScheduledJob {
 
   #arm(at: number): void {
     this.#nextAt = at;
-    const ref = setTimeout(
-      this.#schedule.mode === 'fixed-rate' ? this.#onRate : this.#onDelay,
-      Math.max(0, at - Date.now()),
-    );
+    // The job rides along as the timer's argument: no closure per job or per tick.
+    const ref = setTimeout(this.#schedule.mode === 'fixed-rate' ? onRate : onDelay, Math.max(0, at - Date.now()), this);
     this.#ref = ref;
     const registry = this.host.schedulerRegistry;
     if (registry.doesExist('interval', this.def.name)) registry.deleteInterval(this.def.name);
     registry.addInterval(this.def.name, ref);
   }
 
-  #onRate = (): void => {
+  /** @internal */
+  onRate(): void {
     const at = this.#nextAt;
     const { ms } = this.#schedule;
     const late = Date.now() - at;
@@ -59,19 +58,20 @@ export class IntervalScheduledJob extends ScheduledJob {
     this.skipped += missed;
     this.#arm(at + (missed + 1) * ms);
     this.tick(new Date(at));
-  };
+  }
 
-  #onDelay = (): void => {
+  /** @internal */
+  onDelay(): void {
     this.#ref = undefined;
-    this.tick(new Date(this.#nextAt), this.#afterRun);
-  };
+    this.tick(new Date(this.#nextAt), () => this.#afterRun());
+  }
 
-  #afterRun = (): void => {
+  #afterRun(): void {
     if (this.paused || this.host.closing || this.#ref !== undefined) return;
     // deleteInterval(name) during the run stops the job, as it would stop a setInterval.
     if (!this.host.schedulerRegistry.doesExist('interval', this.def.name)) return;
     this.#arm(Date.now() + this.#schedule.ms);
-  };
+  }
 
   unmount(): void {
     this.#mounted = false;
@@ -98,4 +98,12 @@ export class IntervalScheduledJob extends ScheduledJob {
   nextRunAt(): Date | null {
     return this.#ref === undefined ? null : new Date(this.#nextAt);
   }
+}
+
+function onRate(job: IntervalScheduledJob): void {
+  job.onRate();
+}
+
+function onDelay(job: IntervalScheduledJob): void {
+  job.onDelay();
 }
