@@ -8,6 +8,7 @@ import {
   TaskTimeoutError,
   type TaskContext,
 } from 'nestjs-concurrency';
+import type { MockInstance } from 'vitest';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const never = () => new Promise<never>(() => {});
@@ -21,7 +22,7 @@ function record(sup: TaskSupervisor): SupervisorEvent[] {
   return events;
 }
 
-let logged: ReturnType<typeof vi.spyOn>;
+let logged: MockInstance<(...args: unknown[]) => void>;
 beforeEach(() => {
   logged = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => {});
 });
@@ -116,6 +117,7 @@ describe('TaskSupervisor.startChild', () => {
         throw new Error('later');
       });
       sup.startChild(() => ({
+        // oxlint-disable-next-line unicorn/no-thenable -- a foreign thenable whose then() throws, on purpose
         then: () => {
           throw new Error('bad thenable');
         },
