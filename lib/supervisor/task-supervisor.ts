@@ -35,6 +35,9 @@ const DEFAULTS: Required<SupervisorOptions> = {
   shutdownTimeout: 5000,
 };
 
+/** setTimeout's limit: a longer delay would fire after 1 ms. */
+const MAX_TIMER = 2 ** 31 - 1;
+
 const PLAIN: ChildSpec = { name: undefined, restart: TEMPORARY, timeout: Infinity };
 
 function specOf(opts: ChildOptions, forTask: boolean): ChildSpec {
@@ -51,8 +54,11 @@ function specOf(opts: ChildOptions, forTask: boolean): ChildSpec {
   if (forTask && policy !== TEMPORARY) {
     throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary' (a Task is never restarted)`, restart));
   }
-  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) {
-    throw new TypeError(INVALID_CHILD_OPTION('timeout', 'a number of ms > 0 (or Infinity)', timeout));
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== 'number' || !(timeout > 0) || (timeout > MAX_TIMER && timeout !== Infinity))
+  ) {
+    throw new TypeError(INVALID_CHILD_OPTION('timeout', `a number of ms in (0, ${MAX_TIMER}] (or Infinity)`, timeout));
   }
   return { name, restart: policy, timeout: timeout ?? Infinity };
 }
@@ -250,7 +256,8 @@ export class TaskSupervisor {
    */
   private readonly flush = (): void => {
     const q = this.queue;
-    const end = Math.min(q.length, this.queueHead + 2 * START_CHUNK);
+    const limit = this.queueHead + 2 * START_CHUNK;
+    const end = q.length < limit ? q.length : limit;
     const now = Date.now();
     let i = this.queueHead;
     for (; i < end; i += 2) {
@@ -259,7 +266,7 @@ export class TaskSupervisor {
       q[i] = undefined;
       this.queued--;
       this.run(
-        entry instanceof Child ? entry : new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1),
+        typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry,
         now,
       );
     }

@@ -199,6 +199,7 @@ describe('TaskSupervisor.startChild', () => {
     const sup = new TaskSupervisor('default');
     expect(() => sup.startChild(() => 1, { restart: 'sometimes' as never })).toThrow(/"restart"/);
     expect(() => sup.startChild(() => 1, { timeout: -1 })).toThrow(/"timeout"/);
+    expect(() => sup.startChild(() => 1, { timeout: 1e12 })).toThrow(/"timeout"/);
     expect(() => sup.startChild('nope' as never)).toThrow(/"fn"/);
     expect(() => sup.async(() => 1, { restart: 'permanent' })).toThrow(/"restart"/);
   });
