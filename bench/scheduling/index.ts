@@ -3,8 +3,8 @@
  * (first tick + n x 100 ms), ours against @nestjs/schedule's @Interval(100), alternating in one process;
  * (2) 10,000 registered interval jobs (every 60 s): boot time (create + init) and idle CPU over 3 s.
  *
- * To keep `npm run bench` short the drift comparison runs 2 rounds (10 s each per contender) and the 10,000-job one
- * 3 rounds; BENCH_ROUNDS / SCHEDULING_TICKS override.
+ * To keep `npm run bench` short the drift comparison runs 3 rounds (10 s each per contender, after a short warm-up of both)
+ * and the 10,000-job one 3 rounds; BENCH_ROUNDS / SCHEDULING_TICKS override.
  */
 import 'reflect-metadata';
 import { Injectable, Module, type Type } from '@nestjs/common';
@@ -17,14 +17,14 @@ const TICKS = Number(process.env.SCHEDULING_TICKS ?? 100);
 const PERIOD = 100;
 const JOBS = 10_000;
 const IDLE_MS = 3000;
-const DRIFT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const DRIFT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BOOT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 type Flavour = 'ours' | 'nestjs';
 const moduleOf = (flavour: Flavour) => (flavour === 'ours' ? ConcurrencyModule.forRoot() : ScheduleModule.forRoot());
 
-/** Mean |actual - ideal| in ms over TICKS ticks of one @Interval(100). */
-async function drift(flavour: Flavour): Promise<number> {
+/** Mean |actual - ideal| in ms over `ticks` ticks of one @Interval(100). */
+async function drift(flavour: Flavour, ticks = TICKS): Promise<number> {
   const times: number[] = [];
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
@@ -33,7 +33,7 @@ async function drift(flavour: Flavour): Promise<number> {
   class Ticker {
     tick() {
       times.push(performance.now());
-      if (times.length === TICKS) done();
+      if (times.length === ticks) done();
     }
   }
   decorate(Ticker.prototype, 'tick', Object.getOwnPropertyDescriptor(Ticker.prototype, 'tick')!);
@@ -44,9 +44,9 @@ async function drift(flavour: Flavour): Promise<number> {
   await finished;
   await app.close();
   let sum = 0;
-  for (let k = 0; k < TICKS; k++) sum += Math.abs(times[k] - (times[0] + k * PERIOD));
+  for (let k = 0; k < ticks; k++) sum += Math.abs(times[k] - (times[0] + k * PERIOD));
   gc();
-  return sum / TICKS;
+  return sum / ticks;
 }
 
 /** A provider with JOBS interval methods, decorated the way the flavour's decorator does it. */
@@ -84,6 +84,9 @@ async function boot(flavour: Flavour): Promise<number> {
   return bootMs;
 }
 
+// Warm-up (module loading, JIT) for both, not measured.
+await drift('nestjs', 5);
+await drift('ours', 5);
 console.log(`fixed-rate @Interval(${PERIOD}) over ${TICKS} ticks, ${DRIFT_ROUNDS} rounds:`);
 const driftResult = await compare(
   'mean drift from the ideal schedule',
