@@ -35,7 +35,8 @@ describe('FanOut.stream', () => {
 
   it('does not run ahead of a consumer that stops reading', async () => {
     const counter = { pulled: 0, closed: false };
-    const iterator = fanOut.stream(endless(counter), async (i) => i, { concurrency: 3 })[Symbol.asyncIterator]();
+    const nextTurn = (i: number) => new Promise<number>((resolve) => setImmediate(resolve, i));
+    const iterator = fanOut.stream(endless(counter), nextTurn, { concurrency: 3 })[Symbol.asyncIterator]();
     await iterator.next();
     await flush(20);
     expect(counter.pulled).toBeLessThanOrEqual(4);
