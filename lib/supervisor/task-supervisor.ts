@@ -318,7 +318,8 @@ export class TaskSupervisor {
 
   private readonly onTimeout = (child: Child): void => {
     child.ext!.timer = undefined;
-    if (child.state === DONE) return;
+    // A stopping child (terminateChild/shutdown) already has its reason: it ends as terminated, never as a timeout.
+    if (child.state !== RUNNING) return;
     const error = new TaskTimeoutError(child.spec.timeout, child.spec.name ?? child.id);
     (child.controller ??= new AbortController()).abort(error);
     this.settle(child, TIMED_OUT, error);
@@ -423,6 +424,11 @@ export class TaskSupervisor {
   private stop(child: Child, why: string): void {
     if (child.state !== RUNNING) return;
     child.state = STOPPING;
+    const ext = child.ext;
+    if (ext?.timer !== undefined) {
+      clearTimeout(ext.timer);
+      ext.timer = undefined;
+    }
     (child.controller ??= new AbortController()).abort(new TaskAbortedError(child.id, why));
   }
 

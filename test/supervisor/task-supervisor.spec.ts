@@ -329,6 +329,29 @@ describe('TaskSupervisor.terminateChild', () => {
     expect(logged).not.toHaveBeenCalled();
   });
 
+  it('a child that takes longer to stop than its remaining timeout is terminated, not timed out and restarted', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const sup = new TaskSupervisor('default');
+    const events = record(sup);
+    const fn = vi.fn(
+      (ctx: TaskContext) =>
+        new Promise<void>((resolve) =>
+          // honours the abort, but needs 200 ms to clean up: longer than the 50 ms left of its timeout
+          ctx.signal.addEventListener('abort', () => setTimeout(resolve, 200)),
+        ),
+    );
+    const ref = sup.startChild(fn, { restart: 'permanent', timeout: 100 });
+    await vi.advanceTimersByTimeAsync(50);
+    let result: boolean | undefined;
+    void sup.terminateChild(ref.id).then((r) => (result = r));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(result).toBe(true);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(events.map((e) => e.type)).toEqual(['started', 'terminated']);
+    expect(sup.children()).toEqual([]);
+    expect(logged).not.toHaveBeenCalled();
+  });
+
   it('resolves false for an unknown id', async () => {
     const sup = new TaskSupervisor('default');
     expect(await sup.terminateChild('default-999')).toBe(false);
