@@ -175,6 +175,93 @@ describe('scheduled jobs (fake timers)', () => {
     await closeFaked(app);
   });
 
+  it('keeps counting a run past its timeout as running until the method ends: no second run meanwhile', async () => {
+    @Injectable()
+    class Stubborn {
+      starts = 0;
+      signals: AbortSignal[] = [];
+      finish?: () => void;
+      @Interval(100, { name: 'stubborn', timeout: 150 })
+      run(ctx: JobContext) {
+        this.starts++;
+        this.signals.push(ctx.signal);
+        // Ignores its signal.
+        return new Promise<void>((resolve) => (this.finish = resolve));
+      }
+    }
+    const app = await bootJobs([Stubborn]);
+    const job = app.get(Stubborn);
+    const registry = app.get(JobRegistry);
+    await vi.advanceTimersByTimeAsync(250);
+    // Failed at its timeout, signal aborted, but the method goes on: still running.
+    expect(job.signals[0].reason).toBeInstanceOf(TaskTimeoutError);
+    expect(registry.get('stubborn')).toMatchObject({ runs: 1, failures: 1, running: 1 });
+    await expect(registry.trigger('stubborn')).rejects.toBeInstanceOf(JobRunningError);
+    await vi.advanceTimersByTimeAsync(350);
+    expect(job.starts).toBe(1);
+    // Ticks of 200 ... 600 skipped, plus the trigger.
+    expect(registry.get('stubborn')).toMatchObject({ runs: 1, running: 1, skipped: 6 });
+    job.finish!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(registry.get('stubborn')).toMatchObject({ running: 0, failures: 1, lastDurationMs: 500 });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(job.starts).toBe(2);
+    job.finish!();
+    await closeFaked(app);
+  });
+
+  it('trigger rejects with TaskTimeoutError at the timeout, while the method may go on', async () => {
+    @Injectable()
+    class Stubborn {
+      @Interval(60_000, { name: 'stubborn', timeout: 100 })
+      run() {
+        return new Promise<void>(() => {});
+      }
+    }
+    const app = await bootJobs([Stubborn], { shutdownTimeout: 100 });
+    const result = app.get(JobRegistry).trigger('stubborn');
+    const caught = result.catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await caught).toBeInstanceOf(TaskTimeoutError);
+    expect(app.get(JobRegistry).get('stubborn')).toMatchObject({ failures: 1, running: 1 });
+    await closeFaked(app);
+  });
+
+  it('app.close() waits for a run past its timeout, then abandons it with a log after the shutdown timeout', async () => {
+    @Injectable()
+    class Stubborn {
+      finish?: () => void;
+      ended = false;
+      @Timeout(100, { name: 'stubborn', timeout: 50 })
+      async run() {
+        await new Promise<void>((resolve) => (this.finish = resolve));
+        this.ended = true;
+      }
+    }
+    const app = await bootJobs([Stubborn], { shutdownTimeout: 1000 });
+    const job = app.get(Stubborn);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(app.get(JobRegistry).get('stubborn')).toMatchObject({ failures: 1, running: 1 });
+    let closed = false;
+    const closing = app.close().then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(closed).toBe(false);
+    job.finish!();
+    await vi.advanceTimersByTimeAsync(0);
+    await closing;
+    expect(job.ended).toBe(true);
+
+    const logger = new RecordingLogger();
+    const other = await bootJobs([Stubborn], { shutdownTimeout: 1000 }, logger);
+    await vi.advanceTimersByTimeAsync(200);
+    const started = Date.now();
+    await closeFaked(other);
+    // Waited (1000), aborted, waited again (1000), then gave up on it, naming it.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(other.get(Stubborn).ended).toBe(false);
+    expect(logger.errors.some((m) => m.includes('abandoned') && m.includes('stubborn'))).toBe(true);
+  });
+
   it("takes the module's jobs.timeout as the default", async () => {
     @Injectable()
     class Hanging {

@@ -1,7 +1,8 @@
 import type { LoggerService } from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import { SupervisorShutdownError } from '../../errors/supervisor-shutdown.error.js';
-import type { TaskContext } from '../../supervisor/interfaces/task.interface.js';
+import { TaskTimeoutError } from '../../errors/task-timeout.error.js';
+import type { TaskContext, TaskOutcome } from '../../supervisor/interfaces/task.interface.js';
 import type { Task } from '../../supervisor/task.js';
 import { JobRunningError } from '../errors/job-running.error.js';
 import type { JobContext } from '../interfaces/job-context.interface.js';
@@ -15,7 +16,7 @@ import { JOB_FAILED, JOB_SKIPPED_OVERLAP, LEASE_LOST, LOCK_FAILED } from '../sch
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
 export interface JobsSupervisor {
   readonly name: string;
-  startNow<T>(fn: (ctx: TaskContext) => T | Promise<T>, opts?: { name?: string; timeout?: number }): Task<T>;
+  startNow<T>(fn: (ctx: TaskContext) => T | Promise<T>, opts?: { name?: string }): Task<T>;
 }
 
 /** What jobs share: the supervisor, the registries, the logger and whether the application is closing. Internal. */
@@ -44,13 +45,13 @@ export abstract class ScheduledJob {
   protected paused = false;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
-  readonly #runOptions: { name: string; timeout?: number };
+  readonly #runOptions: { name: string };
 
   constructor(
     readonly def: JobDefinition,
     protected readonly host: JobHost,
   ) {
-    this.#runOptions = def.timeout === undefined ? { name: def.name } : { name: def.name, timeout: def.timeout };
+    this.#runOptions = { name: def.name };
   }
 
   get name(): string {
@@ -120,27 +121,35 @@ export abstract class ScheduledJob {
     if (done) void task.settled().then(done);
   }
 
-  /** Runs the job now, on this instance (no lock), respecting overlap; settles with the run. */
+  /**
+   * Runs the job now, on this instance (no lock), respecting overlap. Settles with the run: rejects with its error, or
+   * with `TaskTimeoutError` at its `timeout` (even if the method goes on).
+   */
   trigger(): Promise<void> {
     if (this.host.closing) return Promise.reject(new SupervisorShutdownError(this.host.supervisor.name));
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
       return Promise.reject(new JobRunningError(this.def.name));
     }
-    let task: Task<unknown>;
-    try {
-      task = this.#start(new Date(), undefined);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return task.settled().then((outcome) => {
-      if (outcome.status === 'rejected') throw outcome.reason;
+    return new Promise((resolve, reject) => {
+      this.#start(new Date(), undefined, (outcome) =>
+        outcome.status === 'fulfilled' ? resolve() : reject(outcome.reason),
+      );
     });
   }
 
-  /** Hands the run to the supervisor, which calls the method synchronously. Throws if the supervisor refuses. */
-  #start(scheduledAt: Date, lease: JobLease | undefined): Task<unknown> {
-    const { name, instance, methodName } = this.def;
+  /**
+   * Hands the run to the supervisor, which calls the method synchronously. Throws if the supervisor refuses. The
+   * returned task settles when the method's own promise does: a run past its `timeout` counts as failed at once and
+   * its signal is aborted, but it stays running (overlap guard, shutdown drain) until the method really ends.
+   * `verdict` gets the run's outcome at its end or at its timeout, whichever comes first.
+   */
+  #start(
+    scheduledAt: Date,
+    lease: JobLease | undefined,
+    verdict?: (outcome: TaskOutcome<unknown>) => void,
+  ): Task<unknown> {
+    const { name, instance, methodName, timeout } = this.def;
     const startedAt = Date.now();
     // A method that returns without a promise has ended when startNow returns: count it as ended at once, so the
     // next tick of a fake-timer test (no microtask in between) does not see it running.
@@ -163,9 +172,26 @@ export abstract class ScheduledJob {
     }
     this.lastRunAt = new Date(startedAt);
     if (!async) this.#ended(startedAt);
+    // The timeout lives here, not in the supervisor: a supervisor settles a timed-out child at once, while the
+    // method may ignore its signal and go on; the job must keep counting it as running.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (async && timeout !== undefined) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        const error = new TaskTimeoutError(timeout, name);
+        task.abort(error);
+        this.#failed(error);
+        verdict?.({ status: 'rejected', reason: error });
+      }, timeout);
+    }
     void task.settled().then((outcome) => {
       if (async) this.#ended(startedAt);
+      if (async && timeout !== undefined) {
+        if (timer === undefined) return; // failed at its timeout already
+        clearTimeout(timer);
+      }
       if (outcome.status === 'rejected') this.#failed(outcome.reason);
+      verdict?.(outcome);
     });
     return task;
   }
