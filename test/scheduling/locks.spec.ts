@@ -112,6 +112,24 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
     await closeFaked(app);
   });
 
+  it("lets the job's lock.timeout govern a RedisJobLock: a slow answer within it still runs the tick", async () => {
+    // A Redis that answers every call after 800 ms (acquire grants token 1).
+    const slow = { eval: () => new Promise<unknown>((resolve) => setTimeout(resolve, 800, 1)) };
+    @Injectable()
+    class Patient {
+      tokens: (number | undefined)[] = [];
+      @Interval(5000, { name: 'patient', lock: { timeout: 1500 } })
+      run(ctx: JobContext) {
+        this.tokens.push(ctx.fencingToken);
+      }
+    }
+    const app = await bootJobs([Patient], { jobs: { lock: new RedisJobLock(slow) } });
+    await vi.advanceTimersByTimeAsync(5800);
+    expect(app.get(Patient).tokens).toEqual([1]);
+    expect(app.get(JobRegistry).get('patient')).toMatchObject({ runs: 1, lockFailures: 0 });
+    await closeFaked(app);
+  });
+
   it('skips the tick, counts and logs it when the lock store fails or hangs; never runs it', async () => {
     let mode: 'fail' | 'hang' = 'fail';
     const store: JobLock = {

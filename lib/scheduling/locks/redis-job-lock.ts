@@ -12,7 +12,11 @@ export interface RedisJobLockOptions {
    * key and the fencing counter live in one slot.
    */
   prefix?: string;
-  /** How long one Redis call may take, in ms, before it counts as failed (the tick is then skipped). Default 500. */
+  /**
+   * How long one Redis call may take, in ms, before it rejects with `LockTimeoutError`. Default: none of its own; a
+   * job bounds every lock call with its `lock.timeout` (default 1,000 ms, then the tick is skipped), which is the one
+   * to tune. Set this only to use the lock outside jobs.
+   */
   timeout?: number;
 }
 
@@ -30,14 +34,14 @@ return 0`;
 /**
  * A `JobLock` on Redis (ioredis): one instance of a cluster takes each tick. The lease is kept until its TTL expires
  * (a late instance must not take the same tick), extended by a run that outlives it; its token comes from `INCR`.
- * Every call has its own timeout: a down or slow Redis makes the tick skip, never run twice.
+ * A job bounds every call with its `lock.timeout`: a down or slow Redis makes the tick skip, never run twice.
  *
  * Give the client an `'error'` listener and fail-fast settings, e.g.
  * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false })`.
  */
 export class RedisJobLock implements JobLock {
   readonly #prefix: string;
-  readonly #timeout: number;
+  readonly #timeout: number | undefined;
 
   constructor(
     private readonly client: RedisJobLockClient,
@@ -46,8 +50,8 @@ export class RedisJobLock implements JobLock {
     if (!client || typeof client.eval !== 'function') {
       throw new TypeError('RedisJobLock needs an ioredis client (new Redis(url)) as its first argument.');
     }
-    const timeout = options.timeout ?? 500;
-    if (!(timeout > 0) || !Number.isFinite(timeout)) {
+    const { timeout } = options;
+    if (timeout !== undefined && (!(timeout > 0) || !Number.isFinite(timeout))) {
       throw new TypeError(`RedisJobLock option "timeout" must be a positive number of ms, got ${String(timeout)}.`);
     }
     this.#prefix = options.prefix ?? '{nestjs-concurrency:jobs}:';
@@ -73,6 +77,6 @@ export class RedisJobLock implements JobLock {
   }
 
   #call(operation: string, reply: Promise<unknown>): Promise<unknown> {
-    return withTimeout(reply, this.#timeout, `${operation} (RedisJobLock)`);
+    return this.#timeout === undefined ? reply : withTimeout(reply, this.#timeout, `${operation} (RedisJobLock)`);
   }
 }
