@@ -90,6 +90,22 @@ describe('drop-in for @nestjs/schedule', () => {
     await app.close();
   });
 
+  it('shows an interval job deleted from SchedulerRegistry as stopped, and resume() brings it back', async () => {
+    const app = await bootJobs([Tasks]);
+    const tasks = app.get(Tasks);
+    const jobs = app.get(JobRegistry);
+    vi.advanceTimersByTime(1000);
+    app.get(SchedulerRegistry).deleteInterval('Tasks.tick');
+    expect(jobs.get('Tasks.tick')).toMatchObject({ paused: true, nextRunAt: null });
+    jobs.resume('Tasks.tick');
+    expect(jobs.get('Tasks.tick')).toMatchObject({ paused: false, nextRunAt: new Date(Date.now() + 1000) });
+    expect(app.get(SchedulerRegistry).getIntervals()).toContain('Tasks.tick');
+    vi.advanceTimersByTime(2000);
+    expect(tasks.interval).toBe(3);
+    await app.close();
+    expect(app.get(SchedulerRegistry).getIntervals()).toEqual([]);
+  });
+
   it('is not scheduled a second time by @nestjs/schedule itself', async () => {
     const app = await bootJobs([Tasks]);
     const tasks = app.get(Tasks);

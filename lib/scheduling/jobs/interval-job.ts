@@ -13,6 +13,8 @@ type IntervalSchedule = Extract<JobDefinition['schedule'], { kind: 'interval' }>
 export class IntervalScheduledJob extends ScheduledJob {
   readonly kind = 'interval';
   #ref: ReturnType<typeof setTimeout> | undefined;
+  /** The timer last put in SchedulerRegistry (still there during a fixed-delay run, after it fired). */
+  #registered: ReturnType<typeof setTimeout> | undefined;
   #nextAt = 0;
   #mounted = false;
 
@@ -43,9 +45,19 @@ export class IntervalScheduledJob extends ScheduledJob {
     // The job rides along as the timer's argument: no closure per job or per tick.
     const ref = setTimeout(this.#schedule.mode === 'fixed-rate' ? onRate : onDelay, Math.max(0, at - Date.now()), this);
     this.#ref = ref;
+    // Re-registered on every tick so that getInterval(name) is the live timer: clearInterval(getInterval(name)) and
+    // deleteInterval(name) must stop the job as they stop a plain setInterval.
     const registry = this.host.schedulerRegistry;
     if (registry.doesExist('interval', this.def.name)) registry.deleteInterval(this.def.name);
     registry.addInterval(this.def.name, ref);
+    this.#registered = ref;
+  }
+
+  /** `SchedulerRegistry.deleteInterval(name)` took the job's timer out: the job is stopped until `resume()`. */
+  #removed(): boolean {
+    if (this.#registered === undefined) return false;
+    const registry = this.host.schedulerRegistry;
+    return !registry.doesExist('interval', this.def.name) || registry.getInterval(this.def.name) !== this.#registered;
   }
 
   /** @internal */
@@ -67,9 +79,8 @@ export class IntervalScheduledJob extends ScheduledJob {
   }
 
   #afterRun(): void {
-    if (this.paused || this.host.closing || this.#ref !== undefined) return;
     // deleteInterval(name) during the run stops the job, as it would stop a setInterval.
-    if (!this.host.schedulerRegistry.doesExist('interval', this.def.name)) return;
+    if (this.paused || this.host.closing || this.#ref !== undefined || this.#removed()) return;
     this.#arm(Date.now() + this.#schedule.ms);
   }
 
@@ -77,8 +88,8 @@ export class IntervalScheduledJob extends ScheduledJob {
     this.#mounted = false;
     clearTimeout(this.#ref);
     this.#ref = undefined;
-    const registry = this.host.schedulerRegistry;
-    if (registry.doesExist('interval', this.def.name)) registry.deleteInterval(this.def.name);
+    if (this.#registered !== undefined && !this.#removed()) this.host.schedulerRegistry.deleteInterval(this.def.name);
+    this.#registered = undefined;
   }
 
   pause(): void {
@@ -89,14 +100,23 @@ export class IntervalScheduledJob extends ScheduledJob {
 
   resume(): void {
     this.paused = false;
+    if (this.#removed()) {
+      // Deleted from SchedulerRegistry: resume brings the job back.
+      clearTimeout(this.#ref);
+      this.#ref = this.#registered = undefined;
+    }
     // fixed-delay with a run going: the run's end arms the next tick.
     if (!this.#mounted || this.host.closing || this.#ref !== undefined) return;
     if (this.#schedule.mode === 'fixed-delay' && this.running > 0) return;
     this.#arm(Date.now() + this.#schedule.ms);
   }
 
+  override isPaused(): boolean {
+    return this.paused || this.#removed();
+  }
+
   nextRunAt(): Date | null {
-    return this.#ref === undefined ? null : new Date(this.#nextAt);
+    return this.#ref === undefined || this.#removed() ? null : new Date(this.#nextAt);
   }
 }
 
