@@ -15,6 +15,7 @@ import {
   INVALID_CRON,
   INVALID_MS,
   INVALID_OPTION,
+  LOCK_FIXED_DELAY,
   NO_LOCK,
   REQUEST_SCOPED,
   where as at,
@@ -107,6 +108,7 @@ export class JobsExplorer implements OnModuleInit {
       if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
         fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
       }
+      if (o.mode === 'fixed-delay' && base.lock) throw new InvalidJobError(LOCK_FIXED_DELAY(w));
       return {
         ...base,
         schedule: {

@@ -17,6 +17,11 @@ export const NO_LOCK = (at: string) =>
   `${at} asks for lock: true but no lock store is configured. ` +
   'Pass one in ConcurrencyModule.forRoot({ jobs: { lock: new RedisJobLock(redis) } }) or in lock: { store }.';
 
+export const LOCK_FIXED_DELAY = (at: string) =>
+  `${at} combines lock with mode: 'fixed-delay', which has no shared tick: each instance waits from the end of its ` +
+  "own run, so the instances' ticks never line up and a lock cannot pick one per tick. Use mode: 'fixed-rate' (ticks " +
+  'on a grid shared by every instance) or a @Cron, or drop lock.';
+
 export const DUPLICATE_JOB = (name: string, first: string, second: string) =>
   `Duplicate job name "${name}" on ${first} and ${second}. Give each job a unique name option.`;
 

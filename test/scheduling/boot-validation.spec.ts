@@ -1,5 +1,5 @@
 import { Injectable, Scope } from '@nestjs/common';
-import { Cron, InvalidJobError, Interval, Timeout } from 'nestjs-concurrency';
+import { Cron, InMemoryJobLock, InvalidJobError, Interval, Timeout } from 'nestjs-concurrency';
 import { bootError } from './utils/boot.js';
 
 describe('job validation at boot', () => {
@@ -83,6 +83,17 @@ describe('job validation at boot', () => {
     expect((await bootError([Clustered])).message).toContain(
       'Clustered.run() asks for lock: true but no lock store is configured',
     );
+  });
+
+  it("fails for lock with mode: 'fixed-delay', which has no tick shared by the instances", async () => {
+    @Injectable()
+    class Clustered {
+      @Interval(1000, { mode: 'fixed-delay', lock: true })
+      run() {}
+    }
+    const error = await bootError([Clustered], { jobs: { lock: new InMemoryJobLock() } });
+    expect(error.message).toContain("Clustered.run() combines lock with mode: 'fixed-delay'");
+    expect(error.message).toContain("Use mode: 'fixed-rate'");
   });
 
   it('fails on an invalid option value, naming the option', async () => {
