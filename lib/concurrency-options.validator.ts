@@ -12,6 +12,7 @@ import {
   JOBS_SUPERVISOR,
 } from './concurrency.constants.js';
 import { ConcurrencyOptionsError } from './errors/concurrency-options.error.js';
+import { MAX_TIMEOUT_MS } from './supervisor/utils/timeout.util.js';
 import type {
   ConcurrencyModuleOptions,
   ResolvedConcurrencyOptions,
@@ -56,7 +57,7 @@ function section(option: string, value: unknown, allowed: readonly string[]): Re
   return value as Record<string, unknown>;
 }
 
-type NumberRule = { min: number; exclusive?: boolean; integer?: boolean; infinity?: boolean };
+type NumberRule = { min: number; max?: number; exclusive?: boolean; integer?: boolean; infinity?: boolean };
 
 function number(option: string, value: unknown, fallback: number, rule: NumberRule): number {
   if (value === undefined) return fallback;
@@ -64,16 +65,19 @@ function number(option: string, value: unknown, fallback: number, rule: NumberRu
     typeof value === 'number' &&
     !Number.isNaN(value) &&
     (rule.exclusive ? value > rule.min : value >= rule.min) &&
+    (rule.max === undefined || value <= rule.max || value === Infinity) &&
     (value === Infinity ? !!rule.infinity : !rule.integer || Number.isInteger(value));
   if (!ok) {
     const kind = rule.integer ? 'an integer' : 'a number';
     const bound = rule.exclusive ? `> ${rule.min}` : `>= ${rule.min}`;
-    fail(option, `${kind} ${bound}${rule.infinity ? ' (or Infinity)' : ''}`, value);
+    const max = rule.max === undefined ? '' : ` and <= ${rule.max}`;
+    fail(option, `${kind} ${bound}${max}${rule.infinity ? ' (or Infinity)' : ''}`, value);
   }
   return value;
 }
 
-const MS = { min: 0, infinity: true } satisfies NumberRule;
+/** A shutdown wait: setTimeout cannot wait longer than MAX_TIMEOUT_MS (it would fire after 1 ms). */
+const SHUTDOWN_MS = { min: 0, max: MAX_TIMEOUT_MS, infinity: true } satisfies NumberRule;
 const POSITIVE_MS = { min: 0, exclusive: true, infinity: true } satisfies NumberRule;
 
 function isKeyv(value: unknown): value is Keyv {
@@ -92,7 +96,7 @@ function isKeyv(value: unknown): value is Keyv {
  */
 export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefined): ResolvedConcurrencyOptions {
   const top = section('', raw ?? {}, KEYS['']);
-  const shutdownTimeout = number('shutdownTimeout', top.shutdownTimeout, DEFAULT_SHUTDOWN_TIMEOUT, MS);
+  const shutdownTimeout = number('shutdownTimeout', top.shutdownTimeout, DEFAULT_SHUTDOWN_TIMEOUT, SHUTDOWN_MS);
 
   const supervisors: ResolvedConcurrencyOptions['supervisors'] = {};
   const rawSupervisors = top.supervisors ?? {};
@@ -107,7 +111,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       maxChildren: number(`${path}.maxChildren`, o.maxChildren, Infinity, { min: 1, integer: true, infinity: true }),
       maxRestarts: number(`${path}.maxRestarts`, o.maxRestarts, DEFAULT_MAX_RESTARTS, { min: 0, integer: true }),
       maxSeconds: number(`${path}.maxSeconds`, o.maxSeconds, DEFAULT_MAX_SECONDS, { min: 0, exclusive: true }),
-      shutdownTimeout: number(`${path}.shutdownTimeout`, o.shutdownTimeout, shutdownTimeout, MS),
+      shutdownTimeout: number(`${path}.shutdownTimeout`, o.shutdownTimeout, shutdownTimeout, SHUTDOWN_MS),
     };
   }
 

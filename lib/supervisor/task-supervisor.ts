@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Observable, type Subscriber } from 'rxjs';
+import { DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS, DEFAULT_SHUTDOWN_TIMEOUT } from '../concurrency.constants.js';
 import { MaxChildrenError } from '../errors/max-children.error.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
@@ -20,6 +21,8 @@ import {
 } from './supervisor.constants.js';
 import { ABANDONED, CHILD_FAILED, CHILD_TIMED_OUT, INVALID_CHILD_OPTION, MAX_RESTARTS } from './supervisor.messages.js';
 import { Task } from './task.js';
+import { isThenable } from './utils/is-thenable.util.js';
+import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.util.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
 type Entry = Fn<unknown> | Child | null | undefined;
@@ -30,13 +33,10 @@ const TIMED_OUT = 2;
 
 const DEFAULTS: Required<SupervisorOptions> = {
   maxChildren: Infinity,
-  maxRestarts: 3,
-  maxSeconds: 5,
-  shutdownTimeout: 5000,
+  maxRestarts: DEFAULT_MAX_RESTARTS,
+  maxSeconds: DEFAULT_MAX_SECONDS,
+  shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
 };
-
-/** setTimeout's limit: a longer delay would fire after 1 ms. */
-const MAX_TIMER = 2 ** 31 - 1;
 
 const PLAIN: ChildSpec = { name: undefined, restart: TEMPORARY, timeout: Infinity };
 
@@ -54,20 +54,11 @@ function specOf(opts: ChildOptions, forTask: boolean): ChildSpec {
   if (forTask && policy !== TEMPORARY) {
     throw new TypeError(INVALID_CHILD_OPTION('restart', `'temporary' (a Task is never restarted)`, restart));
   }
-  if (
-    timeout !== undefined &&
-    (typeof timeout !== 'number' || !(timeout > 0) || (timeout > MAX_TIMER && timeout !== Infinity))
-  ) {
-    throw new TypeError(INVALID_CHILD_OPTION('timeout', `a number of ms in (0, ${MAX_TIMER}] (or Infinity)`, timeout));
+  if (timeout !== undefined && !isTimeoutMs(timeout, true)) {
+    throw new TypeError(INVALID_CHILD_OPTION('timeout', timeoutMsExpected(true), timeout));
   }
   return { name, restart: policy, timeout: timeout ?? Infinity };
 }
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  value instanceof Promise ||
-  (value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function');
 
 /**
  * A named supervisor of fire-and-forget work (Elixir's `Task.Supervisor`). `startChild()` returns at once and runs the
@@ -211,6 +202,7 @@ export class TaskSupervisor {
    * running after that are logged and abandoned. Idempotent: later calls return the same promise.
    */
   shutdown(timeoutMs: number = this.options.shutdownTimeout): Promise<void> {
+    checkTimeoutMs('TaskSupervisor.shutdown()', timeoutMs);
     this.closed = true;
     return (this.closing ??= this.drain(timeoutMs));
   }

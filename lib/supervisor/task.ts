@@ -1,6 +1,10 @@
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
 import type { TaskOutcome } from './interfaces/task.interface.js';
+import { checkTimeoutMs } from './utils/timeout.util.js';
+
+/** Typed on `unknown`, so that `Task<T>` stays covariant in `T` (a `Task<never>` is a `Task<string>`). */
+type Waiter = (outcome: TaskOutcome<unknown>) => void;
 
 /**
  * A running piece of work whose result someone will collect (Elixir's `Task`): created by
@@ -9,7 +13,9 @@ import type { TaskOutcome } from './interfaces/task.interface.js';
  */
 export class Task<T> {
   #outcome: TaskOutcome<T> | undefined;
-  readonly #settled: Promise<TaskOutcome<T>>;
+  #settled: Promise<TaskOutcome<T>> | undefined;
+  /** Pending `settled()`/`yield()` callers, called once when the task settles; a `yield()` that times out leaves. */
+  #waiters: Set<Waiter> | undefined;
   readonly #controller: AbortController;
 
   /** @internal Created by `TaskSupervisor.async()` and `FanOut.async()`. */
@@ -19,9 +25,9 @@ export class Task<T> {
     result: PromiseLike<T>,
   ) {
     this.#controller = controller;
-    this.#settled = Promise.resolve(result).then(
-      (value) => (this.#outcome = { status: 'fulfilled', value }),
-      (reason: unknown) => (this.#outcome = { status: 'rejected', reason }),
+    Promise.resolve(result).then(
+      (value) => this.#finish({ status: 'fulfilled', value }),
+      (reason: unknown) => this.#finish({ status: 'rejected', reason }),
     );
   }
 
@@ -37,7 +43,8 @@ export class Task<T> {
 
   /** Resolves with the outcome once the task has settled, whenever that is. Never rejects. */
   settled(): Promise<TaskOutcome<T>> {
-    return this.#settled;
+    if (this.#outcome) return Promise.resolve(this.#outcome);
+    return (this.#settled ??= new Promise((resolve) => (this.#waiters ??= new Set()).add(resolve as Waiter)));
   }
 
   /** Aborts the task's signal (no-op once aborted). */
@@ -47,9 +54,10 @@ export class Task<T> {
 
   /**
    * Waits for the result. On timeout, aborts the task (its `signal.reason` is the `TaskTimeoutError`) and rejects
-   * with `TaskTimeoutError`; a failed task rejects with its own error.
+   * with `TaskTimeoutError`; a failed task rejects with its own error. `timeoutMs`: up to 2^31 - 1, or `Infinity`.
    */
   async await(timeoutMs = 5000): Promise<T> {
+    checkTimeoutMs('Task.await()', timeoutMs);
     const outcome = await this.yield(timeoutMs);
     if (outcome === null) {
       const error = new TaskTimeoutError(timeoutMs, this.id);
@@ -60,16 +68,25 @@ export class Task<T> {
     return outcome.value;
   }
 
-  /** Waits up to `timeoutMs` for the outcome; `null` when the task still runs (it keeps running; call again). */
+  /**
+   * Waits up to `timeoutMs` for the outcome; `null` when the task still runs (it keeps running; call again). Polling
+   * keeps nothing behind: a call that times out leaves the task's waiters.
+   */
   yield(timeoutMs = 5000): Promise<TaskOutcome<T> | null> {
+    checkTimeoutMs('Task.yield()', timeoutMs);
     if (this.#outcome) return Promise.resolve(this.#outcome);
-    if (timeoutMs === Infinity) return this.#settled;
+    if (timeoutMs === Infinity) return this.settled();
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs, null);
-      void this.#settled.then((outcome) => {
+      const waiters = (this.#waiters ??= new Set());
+      const waiter = (outcome: TaskOutcome<unknown>) => {
         clearTimeout(timer);
-        resolve(outcome);
-      });
+        resolve(outcome as TaskOutcome<T>);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        resolve(null);
+      }, timeoutMs);
+      waiters.add(waiter);
     });
   }
 
@@ -78,10 +95,18 @@ export class Task<T> {
    * than the abort itself) arrived meanwhile, `null` if the task stopped because of the abort or is still going.
    */
   async shutdown(timeoutMs = 5000): Promise<TaskOutcome<T> | null> {
+    checkTimeoutMs('Task.shutdown()', timeoutMs);
     if (this.#outcome) return this.#outcome;
     this.abort(new TaskAbortedError(this.id, 'shutdown'));
     const outcome = await this.yield(timeoutMs);
     if (outcome?.status === 'rejected' && outcome.reason === this.signal.reason) return null;
     return outcome;
+  }
+
+  #finish(outcome: TaskOutcome<T>): void {
+    this.#outcome = outcome;
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    if (waiters !== undefined) for (const resolve of waiters) resolve(outcome);
   }
 }

@@ -63,7 +63,12 @@ describe('ConcurrencyModule', () => {
       [
         'a negative shutdownTimeout',
         { shutdownTimeout: -1 },
-        /"shutdownTimeout": expected a number >= 0 \(or Infinity\), got -1/,
+        /"shutdownTimeout": expected a number >= 0 and <= 2147483647 \(or Infinity\), got -1/,
+      ],
+      [
+        "a shutdownTimeout beyond setTimeout's range (it would fire after 1 ms)",
+        { supervisors: { x: { shutdownTimeout: 2 ** 31 } } },
+        /"supervisors\.x\.shutdownTimeout": expected a number >= 0 and <= 2147483647 \(or Infinity\), got 2147483648/,
       ],
       [
         'maxChildren: 0',

@@ -1,3 +1,4 @@
+import { DEFAULT_SUPERVISOR } from '../../concurrency.constants.js';
 import { SUPERVISOR_TOKEN_PREFIX } from '../supervisor.constants.js';
 
 const requested = new Set<string>();
@@ -7,7 +8,7 @@ const requested = new Set<string>();
  * Every name passed here (and to `@InjectSupervisor`) before `ConcurrencyModule.forRoot()`/`forRootAsync()` is
  * evaluated gets a provider, even when the options only arrive asynchronously.
  */
-export function getSupervisorToken(name = 'default'): string {
+export function getSupervisorToken(name: string = DEFAULT_SUPERVISOR): string {
   requested.add(name);
   return SUPERVISOR_TOKEN_PREFIX + name;
 }
