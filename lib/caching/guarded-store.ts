@@ -1,8 +1,7 @@
 import type { Keyv } from 'keyv';
 import { STORE_RETRY_AFTER } from './caching.constants.js';
 import { STORE_TIMEOUT } from './caching.messages.js';
-
-class StoreTimeoutError extends Error {}
+import { Breaker, withTimeout } from './with-timeout.js';
 
 /**
  * Puts a timeout around every call to one Keyv store (L2) and turns its failures into misses and no-op writes,
@@ -10,7 +9,7 @@ class StoreTimeoutError extends Error {}
  * store is skipped for `STORE_RETRY_AFTER` ms (a burst costs one timeout, not one per request). Internal.
  */
 export class GuardedStore {
-  private downUntil = 0;
+  private readonly breaker = new Breaker(STORE_RETRY_AFTER);
   private failures = 0;
   private failing = false;
   private readonly onKeyvError = (error: unknown) => this.fail(error);
@@ -64,19 +63,10 @@ export class GuardedStore {
   }
 
   private async call<T>(method: string, fn: () => Promise<T>, fallback: T, always = false): Promise<T> {
-    if (!always && this.downUntil > Date.now()) return fallback;
+    if (!always && this.breaker.open) return fallback;
     const failuresBefore = this.failures;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const result = await Promise.race([
-        fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new StoreTimeoutError(STORE_TIMEOUT(this.index, method, this.timeout))),
-            this.timeout,
-          );
-        }),
-      ]);
+      const result = await withTimeout(fn(), this.timeout, () => STORE_TIMEOUT(this.index, method, this.timeout));
       if (this.failing && this.failures === failuresBefore) {
         this.failing = false;
         this.recovered(this);
@@ -85,14 +75,12 @@ export class GuardedStore {
     } catch (error) {
       this.fail(error);
       return fallback;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
   private fail(error: unknown): void {
     this.failures++;
-    this.downUntil = Date.now() + STORE_RETRY_AFTER;
+    this.breaker.trip();
     const first = !this.failing;
     this.failing = true;
     this.report(this, error, first);
