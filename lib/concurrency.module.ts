@@ -1,5 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { createCachingImports, createCachingProviders } from './caching/caching.providers.js';
+import { createCachingProviders } from './caching/caching.providers.js';
 import { CONCURRENCY_OPTIONS } from './concurrency.constants.js';
 import {
   ASYNC_OPTIONS_TYPE,
@@ -39,9 +39,9 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       ...createSupervisorProviders(raw),
       ...createFanOutProviders(raw),
       ...createSchedulingProviders(raw),
-      ...createCachingProviders(raw),
+      ...createCachingProviders(),
     ];
-    const imports = [...createSchedulingImports(), ...createCachingImports()];
+    const imports = createSchedulingImports();
     return {
       ...base,
       global: true,

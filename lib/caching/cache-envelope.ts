@@ -6,10 +6,20 @@ export interface CacheEnvelope {
   s: number;
   /** The instance that computed it. */
   o: string;
+  /** When the entry expires (epoch ms, including stale-while-revalidate), whichever store it is copied to. */
+  e: number;
 }
 
 export function isEnvelope(value: unknown): value is CacheEnvelope {
   return typeof value === 'object' && value !== null && '__ncBody' in value;
+}
+
+/**
+ * The `ttl` option of `wrap()`: an envelope keeps its absolute expiry when cache-manager copies it from an L2 store
+ * into the L1 (else the copy would live a full TTL again); other values get `fallback` ms.
+ */
+export function remainingTtl(fallback: number): (value: unknown) => number {
+  return (value) => (isEnvelope(value) && typeof value.e === 'number' ? Math.max(1, value.e - Date.now()) : fallback);
 }
 
 /** Thrown inside `wrap()` for a result that must not be stored (undefined, a stream): nothing is written. Internal. */

@@ -6,13 +6,24 @@ import { randomBytes } from 'node:crypto';
 import { Keyv } from 'keyv';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
-import { type CacheEnvelope, isEnvelope, NotCacheable } from './cache-envelope.js';
+import { type CacheEnvelope, isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
 import { DEFAULT_ISOLATED_TIMEOUT, L1_CHECK_INTERVAL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
-import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED } from './caching.messages.js';
+import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
-import { RedisEviction } from './redis-eviction.js';
+import { RedisLink } from './redis-link.js';
+import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
+
+/** A TTL a cache entry may have: a finite number of ms > 0 (Keyv reads 0 as "never expires"). */
+export function isValidTtl(ttl: unknown): ttl is number {
+  return typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl);
+}
+
+function checkTtl(where: string, ttl: unknown): number {
+  if (!isValidTtl(ttl)) throw new TypeError(TTL_INVALID(where, ttl));
+  return ttl;
+}
 
 interface Lock {
   waiters: Array<{ grant: () => void; timer: NodeJS.Timeout | undefined }>;
@@ -38,15 +49,17 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   /** @internal Mutable counters behind `stats()`. */
   readonly counters: CacheStats = { hits: 0, misses: 0, stale: 0, coalesced: 0, errors: 0 };
 
+  /** @internal This instance's tag memberships (its L1 entries), outside the LRU. */
+  readonly localTags = new MemoryTagIndex();
+
   private readonly guarded: GuardedStore[];
-  private readonly tagStore: {
-    get(key: string): Promise<unknown>;
-    set(key: string, v: unknown, ttl?: number): Promise<unknown>;
-  };
-  private readonly eviction?: RedisEviction;
+  /** Tag memberships shared with the other instances: Redis sorted sets, else a value in the first L2 store. */
+  private readonly sharedTags?: TagIndex;
+  private readonly redis?: RedisLink;
   private readonly locks = new Map<string, Lock>();
   private readonly logger = new Logger('CacheService');
   private lastRefreshLog = 0;
+  private lastTagLog = 0;
 
   constructor(@Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions) {
     const { ttl, maxEntries, stores, storeTimeout } = options.cache;
@@ -77,14 +90,17 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       ttl,
       refreshAllStores: true,
     });
-    this.tagStore = this.guarded[0] ?? l1;
-    this.eviction = RedisEviction.for(
+    this.redis = RedisLink.for(
       stores,
       this.origin,
       storeTimeout,
       (keys) => this.dropLocal(keys),
       () => this.counters.errors++,
     );
+    if (this.redis !== undefined) this.sharedTags = this.redis;
+    else if (this.guarded.length > 0) {
+      this.sharedTags = new StoreTagIndex(this.guarded[0], TAG_KEY_PREFIX, (key, fn) => this.isolated(key, fn));
+    }
     this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => {
       if (error === undefined || error instanceof NotCacheable) return;
       this.counters.errors++;
@@ -96,13 +112,14 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    this.eviction?.start();
+    this.redis?.start();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.memory.stopIntervalCheck();
     this.memory.clear();
-    this.eviction?.close();
+    this.localTags.clear();
+    this.redis?.close();
     await Promise.all(this.guarded.map((store) => store.disconnect()));
   }
 
@@ -115,9 +132,9 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     return (isEnvelope(value) ? value.__ncBody : value) as T | undefined;
   }
 
-  /** Stores `value` under `key` for `ttl` ms (default: the module's TTL). */
+  /** Stores `value` under `key` for `ttl` ms (default: the module's TTL; a finite number > 0, else a TypeError). */
   async set<T>(key: string, value: T, ttl: number = this.defaultTtl): Promise<T> {
-    await this.cache.set(key, value, ttl);
+    await this.cache.set(key, value, checkTtl('CacheService.set()', ttl));
     return value;
   }
 
@@ -128,18 +145,19 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * The value under `key`, or the result of `fn` stored for `ttl` ms (ConCache's `get_or_store`): concurrent calls
-   * for one key run `fn` once and all get its result. A rejection is not stored.
+   * for one key run `fn` once and all get its result. A rejection is not stored. `ttl` must be a finite number > 0.
    */
   async getOrStore<T>(key: string, fn: () => T | Promise<T>, ttl: number = this.defaultTtl): Promise<T> {
+    checkTtl('CacheService.getOrStore()', ttl);
     const start = this.seq;
     let ran = false;
     const value = await this.cache.wrap<unknown>(
       key,
       async () => {
         ran = true;
-        return this.envelope(await fn());
+        return this.envelope(await fn(), ttl);
       },
-      ttl,
+      remainingTtl(ttl),
     );
     if (!isEnvelope(value)) {
       this.counters.hits++;
@@ -168,19 +186,26 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Evicts every entry tagged with one of `tags`, here and on the other instances. */
+  /**
+   * Evicts every entry tagged with one of `tags`, here and on the other instances. When the shared tag index cannot
+   * be read (L2 down), the entries this instance knows of are still evicted; the failure is counted and logged.
+   */
   async evictTags(tags: string[]): Promise<void> {
-    const keys: string[] = [];
-    for (const tag of tags) {
-      const tagKey = TAG_KEY_PREFIX + tag;
-      await this.isolated(tagKey, async () => {
-        const members = await this.tagStore.get(tagKey);
-        if (Array.isArray(members)) keys.push(...(members as string[]));
-        keys.push(tagKey);
-        await this.cache.del(tagKey);
-      });
+    const keys = new Set<string>();
+    for (const tag of tags) for (const key of this.localTags.take(tag)) keys.add(key);
+    const shared = this.sharedTags;
+    if (shared !== undefined) {
+      const taken = await Promise.all(
+        tags.map((tag) =>
+          shared.takeTag(tag).catch((error: unknown) => {
+            this.tagFailed(tag, error);
+            return [] as string[];
+          }),
+        ),
+      );
+      for (const members of taken) for (const key of members) keys.add(key);
     }
-    await this.evictKeys(keys);
+    await this.evictKeys([...keys]);
   }
 
   /** Counters since boot: hits, misses, stale, coalesced, errors. */
@@ -192,7 +217,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   async evictKeys(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
     await this.cache.mdel(keys);
-    await this.eviction?.publish(keys);
+    await this.redis?.publish(keys);
   }
 
   /** @internal A fresh (not stale) L1 entry of a route, or undefined. Synchronous: the hit path. */
@@ -203,28 +228,31 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     return isEnvelope(item.value) ? item.value : undefined;
   }
 
-  /** @internal A new envelope for a freshly computed body. */
-  envelope(body: unknown): CacheEnvelope {
-    return { __ncBody: body, s: ++this.seq, o: this.origin };
+  /** @internal A new envelope for a freshly computed body that lives `lifetime` ms (ttl + stale-while-revalidate). */
+  envelope(body: unknown, lifetime: number): CacheEnvelope {
+    return { __ncBody: body, s: ++this.seq, o: this.origin, e: Date.now() + lifetime };
   }
 
-  /** @internal Records `key` under each tag (in the L2 when there is one, so other instances can evict it). */
-  async tag(key: string, tags: string[], ttl: number): Promise<void> {
-    for (const tag of tags) {
-      const tagKey = TAG_KEY_PREFIX + tag;
-      try {
-        await this.isolated(tagKey, async () => {
-          const members = await this.tagStore.get(tagKey);
-          const list = Array.isArray(members) ? (members as string[]) : [];
-          if (list.includes(key)) return;
-          list.push(key);
-          await this.cache.set(tagKey, list, Math.max(ttl, this.defaultTtl));
-        });
-      } catch (error) {
-        this.counters.errors++;
-        this.logger.warn(TAG_INDEX_FAILED(tag), error instanceof Error ? error.stack : String(error));
-      }
-    }
+  /** @internal Records `key` under each tag in this instance's index (synchronous). */
+  tagLocal(key: string, tags: string[], until: number): void {
+    for (const tag of tags) this.localTags.add(tag, key, until);
+  }
+
+  /** @internal Records `key` under each tag in the shared index, if any. Never rejects: failures are counted. */
+  tagShared(key: string, tags: string[], until: number): Promise<void> | undefined {
+    const shared = this.sharedTags;
+    if (shared === undefined) return undefined;
+    return Promise.all(
+      tags.map((tag) => shared.addTag(tag, key, until).catch((error: unknown) => this.tagFailed(tag, error))),
+    ).then(() => undefined);
+  }
+
+  private tagFailed(tag: string, error: unknown): void {
+    if (this.redis === undefined) this.counters.errors++; // RedisLink counts its own failures
+    const now = Date.now();
+    if (now - this.lastTagLog < STORE_RETRY_AFTER) return;
+    this.lastTagLog = now;
+    this.logger.warn(TAG_INDEX_FAILED(tag), error instanceof Error ? error.message : String(error));
   }
 
   private dropLocal(keys: string[]): void {

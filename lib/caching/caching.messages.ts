@@ -11,3 +11,9 @@ export const EVICT_SUBSCRIBE_FAILED = 'Could not subscribe to cache evictions of
 export const EVICT_FAILED = (route: string) => `Cache eviction after ${route} failed.`;
 export const ISOLATED_TIMEOUT = (key: string, ms: number) =>
   `CacheService.isolated("${key}") waited ${ms} ms (timeout) for the key's lock, still held by another caller. Raise the timeout or shorten the work done under the lock.`;
+export const REDIS_TIMEOUT = (what: string, ms: number) => `Redis ${what} did not answer within storeTimeout ${ms} ms`;
+export const REDIS_SKIPPED = (what: string, ms: number) => `Redis ${what} skipped: Redis failed less than ${ms} ms ago`;
+export const TTL_INVALID = (where: string, ttl: unknown) =>
+  `Invalid ${where} ttl ${String(ttl)}: expected a finite number of ms > 0 (a cache entry never lives forever).`;
+export const ROUTE_TTL_INVALID = (route: string, ttl: unknown, fallback: number) =>
+  `Cache TTL ${String(ttl)} of ${route} (@CacheTTL) is not a finite number of ms > 0; using the module ttl ${fallback} ms instead (a cache entry never lives forever).`;

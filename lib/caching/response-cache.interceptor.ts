@@ -10,14 +10,17 @@ import {
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, type Observable, of } from 'rxjs';
-import { type CacheEnvelope, NotCacheable } from './cache-envelope.js';
-import { CacheService } from './cache.service.js';
-import { CACHE_EVICT_METADATA, CACHED_METADATA, X_CACHE_HEADER } from './caching.constants.js';
-import { EVICT_FAILED } from './caching.messages.js';
+import { isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
+import { CacheService, isValidTtl } from './cache.service.js';
+import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
+import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
 import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
 
-/** Marks a request one instance of the interceptor already handles (decorator + APP_INTERCEPTOR together). */
-const HANDLED = Symbol('nestjs-concurrency:cache-handled');
+/**
+ * Requests (execution contexts) an instance of the interceptor already handles, so a second instance on the same
+ * route (APP_INTERCEPTOR plus @Cached) passes through. A WeakSet keeps the context's shape unchanged.
+ */
+const handled = new WeakSet<object>();
 
 type KeyPart = string | ((context: ExecutionContext) => string);
 
@@ -33,6 +36,10 @@ interface RouteCache {
   allowCookie: boolean;
   tags: KeyPart[];
   evict: CacheEvictOptions | undefined;
+  /** `Class.method`, for messages. */
+  name: string;
+  /** An invalid @CacheTTL was already reported. */
+  ttlWarned: boolean;
 }
 
 interface HttpRequest {
@@ -52,6 +59,14 @@ function sortQuery(url: string): string {
   return `${url.slice(0, q)}?${query.split('&').sort().join('&')}`;
 }
 
+/** A vary header's value in a key: hashed, so credentials (and any header value) never appear in stores or messages. */
+function headerPart(value: string | string[] | undefined): string {
+  if (value === undefined) return '';
+  return createHash('sha256')
+    .update(Array.isArray(value) ? value.join(',') : value)
+    .digest('base64url');
+}
+
 function isCacheable(value: unknown): boolean {
   if (value === undefined || value instanceof StreamableFile) return false;
   return !(typeof value === 'object' && value !== null && typeof (value as { pipe?: unknown }).pipe === 'function');
@@ -67,6 +82,9 @@ function isCacheable(value: unknown): boolean {
 export class ResponseCacheInterceptor implements NestInterceptor {
   protected allowedMethods = ['GET', 'HEAD'];
   private readonly routes = new WeakMap<object, RouteCache>();
+  /** The last route resolved: `intercept`, `trackBy` and `mustBypass` of one request look it up once. */
+  private lastHandler?: object;
+  private lastRoute?: RouteCache;
   private readonly logger = new Logger('ResponseCacheInterceptor');
 
   constructor(
@@ -77,11 +95,9 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
-    // The same context reaches every interceptor of a request: mark it so a second instance of this interceptor
-    // (APP_INTERCEPTOR plus @Cached) passes through.
-    const marked = context as ExecutionContext & { [HANDLED]?: boolean };
-    if (marked[HANDLED] === true) return next.handle();
-    marked[HANDLED] = true;
+    // The same context reaches every interceptor of a request: a second instance of this interceptor passes through.
+    if (handled.has(context)) return next.handle();
+    handled.add(context);
     const route = this.route(context);
     if (route.evict !== undefined) return this.handleAndEvict(context, next, route.evict);
     if (!this.isRequestCacheable(context)) return next.handle();
@@ -119,10 +135,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       }
     }
     if (route.varyUser) key += `|user:${this.userOf(request)}`;
-    for (const name of route.headers) {
-      const value = request.headers[name];
-      key += `|${name}:${Array.isArray(value) ? value.join(',') : (value ?? '')}`;
-    }
+    for (const name of route.headers) key += `|${name}:${headerPart(request.headers[name])}`;
     return key;
   }
 
@@ -168,29 +181,30 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     route: RouteCache,
   ): Promise<Observable<unknown>> {
     const service = this.cacheService;
-    const ttl = typeof route.ttl === 'function' ? await route.ttl(context) : route.ttl;
+    let ttl = typeof route.ttl === 'function' ? await route.ttl(context) : route.ttl;
+    if (!isValidTtl(ttl)) ttl = this.invalidTtl(route, ttl);
+    const lifetime = ttl + route.swr;
     const start = service.seq;
     let ran = false;
-    let raw: { value: CacheEnvelope; expires?: number };
+    let raw: { value: unknown; expires?: number };
     try {
-      raw = (await service.cache.wrap<CacheEnvelope>(
+      raw = (await service.cache.wrap<unknown>(
         key,
         async () => {
           ran = true;
+          // The shared tag write runs while the handler does (a member recorded before its entry is harmless),
+          // so neither this request nor the ones waiting on it wait for it on top of the handler.
+          const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
+          const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
           const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+          if (tagged !== undefined) await tagged;
           if (!isCacheable(body)) throw new NotCacheable(body);
-          const envelope = service.envelope(body);
-          if (route.tags.length > 0) {
-            await service.tag(
-              key,
-              route.tags.map((tag) => resolve(tag, context)),
-              ttl + route.swr,
-            );
-          }
+          const envelope = service.envelope(body, lifetime);
+          if (tags !== undefined) service.tagLocal(key, tags, envelope.e);
           return envelope;
         },
-        { ttl: ttl + route.swr, refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
-      )) as unknown as { value: CacheEnvelope; expires?: number };
+        { ttl: remainingTtl(lifetime), refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
+      )) as unknown as { value: unknown; expires?: number };
     } catch (error) {
       if (!(error instanceof NotCacheable)) throw error;
       this.setCacheHeader(context, 'BYPASS');
@@ -198,6 +212,12 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       return ran ? of(error.value) : next.handle();
     }
     const envelope = raw.value;
+    if (!isEnvelope(envelope)) {
+      // A value stored under this key by other code (CACHE_MANAGER, CacheService.set): served as it is.
+      service.counters.hits++;
+      this.setCacheHeader(context, 'HIT');
+      return of(envelope);
+    }
     if (envelope.o === service.origin && envelope.s > start) {
       if (ran) service.counters.misses++;
       else service.counters.coalesced++;
@@ -235,12 +255,25 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   private route(context: ExecutionContext): RouteCache {
     const handler = context.getHandler();
+    if (handler === this.lastHandler) return this.lastRoute as RouteCache;
     let route = this.routes.get(handler);
     if (route === undefined) {
       route = this.resolveRoute(handler, context.getClass());
       this.routes.set(handler, route);
     }
+    this.lastHandler = handler;
+    this.lastRoute = route;
     return route;
+  }
+
+  /** A TTL of 0, negative or Infinity (e.g. `@CacheTTL(0)`) would keep the entry forever: the module TTL is used. */
+  private invalidTtl(route: RouteCache, ttl: unknown): number {
+    const fallback = this.cacheService.defaultTtl;
+    if (!route.ttlWarned) {
+      route.ttlWarned = true;
+      this.logger.warn(ROUTE_TTL_INVALID(route.name, ttl, fallback));
+    }
+    return fallback;
   }
 
   private resolveRoute(handler: object, target: object): RouteCache {
@@ -263,6 +296,8 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       allowCookie: varyUser || headers.includes('cookie'),
       tags: cached.tags ?? [],
       evict: this.reflector.get<CacheEvictOptions>(CACHE_EVICT_METADATA, handler as never),
+      name: `${(target as { name?: string }).name}.${(handler as { name?: string }).name}`,
+      ttlWarned: false,
     };
   }
 }

@@ -1,6 +1,7 @@
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { CacheService, ConcurrencyModule, IsolatedTimeoutError } from 'nestjs-concurrency';
+import { partitionedRedisStore } from '../fixtures/cache-stores.js';
 
 describe('CacheService', () => {
   let moduleRef: TestingModule;
@@ -88,10 +89,52 @@ describe('CacheService', () => {
     await expect(cache.isolated('k', () => 'free', { timeout: 50 })).resolves.toBe('free');
   });
 
+  it('refuses a ttl that would keep a value forever (0, negative, Infinity), naming the option', async () => {
+    for (const ttl of [0, -1, Infinity, Number.NaN]) {
+      await expect(cache.set('k', 1, ttl)).rejects.toThrow(/CacheService\.set\(\) ttl .*finite number of ms > 0/);
+      await expect(cache.getOrStore('k', () => 1, ttl)).rejects.toThrow(/CacheService\.getOrStore\(\) ttl/);
+    }
+    expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it('prunes tag members past their time, so a tag does not grow with keys that expired', () => {
+    const past = Date.now() - 1;
+    for (let i = 0; i < 5000; i++) cache.tagLocal(`/n/${i}`, ['busy', `item:${i}`], past);
+    expect(cache.localTags.size('busy')).toBeLessThan(1024);
+    expect(cache.localTags.size()).toBeLessThan(2100);
+    cache.tagLocal('/alive', ['busy'], Date.now() + 60_000);
+    expect(cache.localTags.size('busy')).toBeGreaterThan(0);
+  });
+
   it('is the cache injected as CACHE_MANAGER of @nestjs/cache-manager', async () => {
     const manager = moduleRef.get(CACHE_MANAGER);
     expect(manager).toBe(cache.cache);
     await manager.set('shared', 42, 1000);
     expect(await cache.get('shared')).toBe(42);
+  });
+});
+
+describe('CacheService with a Redis L2 that stops answering', () => {
+  it('waits storeTimeout for the first eviction publish, then skips Redis for a second (breaker)', async () => {
+    const { keyv, calls } = partitionedRedisStore();
+    const storeTimeout = 200;
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRoot({ cache: { stores: [keyv], storeTimeout } })],
+    }).compile();
+    await moduleRef.init();
+    const cache = moduleRef.get(CacheService);
+    try {
+      let started = Date.now();
+      await cache.del('a');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(storeTimeout - 20);
+      started = Date.now();
+      await cache.del('b');
+      await cache.evictTags(['t']);
+      expect(Date.now() - started).toBeLessThan(storeTimeout);
+      expect(calls.publish).toBe(1);
+      expect(cache.stats().errors).toBeGreaterThanOrEqual(3);
+    } finally {
+      await moduleRef.close();
+    }
   });
 });

@@ -3,7 +3,8 @@ import { Cached, CacheEvict } from 'nestjs-concurrency';
 describe('@Cached / @CacheEvict options', () => {
   it('rejects a ttl that is not a positive number of ms, naming the option', () => {
     expect(() => Cached({ ttl: 0 })).toThrow(/"ttl"/);
-    expect(() => Cached({ ttl: '5s' as unknown as number })).toThrow(/"ttl": expected a number of ms/);
+    expect(() => Cached({ ttl: '5s' as unknown as number })).toThrow(/"ttl": expected a finite number of ms/);
+    expect(() => Cached({ ttl: Infinity })).toThrow(/"ttl": expected a finite number of ms > 0 \(never forever\)/);
   });
 
   it('rejects unknown options and bad vary entries', () => {

@@ -1,4 +1,6 @@
+import type KeyvRedis from '@keyv/redis';
 import type { INestApplication } from '@nestjs/common';
+import type { Keyv } from 'keyv';
 import { CacheService } from 'nestjs-concurrency';
 import request from 'supertest';
 import { type CallCounter, createCacheAppModule } from '../fixtures/cache-app.js';
@@ -10,6 +12,21 @@ interface Instance {
   app: INestApplication;
   url: string;
   counter: CallCounter;
+  store: Keyv;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every key in the Redis behind `store`, with its value. */
+async function redisContents(store: Keyv): Promise<string> {
+  const client = await (store.store as KeyvRedis<unknown>).getClient();
+  const keys = await client.keys('*');
+  const values = await Promise.all(
+    keys.map(async (k) =>
+      (await client.type(k)) === 'zset' ? (await client.zRange(k, 0, -1)).join(',') : await client.get(k),
+    ),
+  );
+  return keys.map((k, i) => `${k}=${values[i]}`).join('\n');
 }
 
 describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
@@ -21,10 +38,11 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
     const storeTimeout = 300;
 
     async function instance(): Promise<Instance> {
-      const fixture = createCacheAppModule({ stores: [redisStore(redis.url)], storeTimeout });
+      const store = redisStore(redis.url);
+      const fixture = createCacheAppModule({ stores: [store], storeTimeout });
       const app = await bootstrapApp(adapter, fixture.module);
       await app.listen(0, '127.0.0.1');
-      return { app, url: await app.getUrl(), counter: fixture.counter };
+      return { app, url: await app.getUrl(), counter: fixture.counter, store };
     }
 
     beforeEach(async () => {
@@ -65,6 +83,39 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
       await request(b.url).get('/public').expect('X-Cache', 'HIT');
       await request(b.url).post('/public/evict').expect(201);
       await vi.waitFor(() => request(a.url).get('/public').expect('X-Cache', 'MISS'), { timeout: 5000, interval: 50 });
+    });
+
+    it('keeps the expiry of an entry copied from Redis into the L1 (no second full TTL)', async () => {
+      const written = Date.now();
+      await request(a.url).get('/second').expect('X-Cache', 'MISS'); // ttl 1000
+      await sleep(600);
+      await request(b.url).get('/second').expect('X-Cache', 'HIT'); // copied into b's L1 with ~400 ms left
+      await sleep(Math.max(0, written + 1300 - Date.now()));
+      await request(b.url).get('/second').expect('X-Cache', 'MISS');
+      expect(b.counter.count('second')).toBe(1);
+    });
+
+    it('never writes a vary header value (a token) into Redis keys, values or tag sets', async () => {
+      const token = 'Bearer s3cr3t-t0ken-value';
+      await request(a.url).get('/by-token').set('Authorization', token).expect('X-Cache', 'MISS');
+      await request(b.url).get('/by-token').set('Authorization', token).expect('X-Cache', 'HIT');
+      await request(a.url).get('/items').expect('X-Cache', 'MISS');
+      const contents = await redisContents(a.store);
+      expect(contents).toMatch(/by-token\|authorization:/);
+      expect(contents).not.toContain('s3cr3t');
+    });
+
+    it('loses no tag member when both instances tag keys under one tag at the same time', async () => {
+      const ids = Array.from({ length: 20 }, (_, i) => i + 1);
+      await Promise.all(
+        ids.map((id) =>
+          request(id % 2 ? a.url : b.url)
+            .get(`/items/${id}`)
+            .expect('X-Cache', 'MISS'),
+        ),
+      );
+      await request(a.url).post('/items').expect(201);
+      for (const id of ids) await request(a.url).get(`/items/${id}`).expect('X-Cache', 'MISS');
     });
 
     it('still answers 200 within storeTimeout plus margin after Redis is killed', async () => {

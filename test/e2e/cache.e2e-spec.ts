@@ -138,6 +138,60 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     await request(url).get('/items').expect('X-Cache', 'MISS');
     await request(url).get('/items/2').expect('X-Cache', 'MISS');
   });
+
+  it("caches credentialed requests per token with vary: ['header:authorization'], never per cookie", async () => {
+    const a1 = await request(url).get('/by-token').set('Authorization', 'Bearer alice').expect('X-Cache', 'MISS');
+    const a2 = await request(url).get('/by-token').set('Authorization', 'Bearer alice').expect('X-Cache', 'HIT');
+    expect(a2.body).toEqual(a1.body);
+    const b1 = await request(url).get('/by-token').set('Authorization', 'Bearer bob').expect('X-Cache', 'MISS');
+    expect(b1.body).not.toEqual(a1.body);
+    await request(url).get('/by-token').set('Cookie', 'sid=1').expect('X-Cache', 'BYPASS');
+    expect(counter.count('by-token')).toBe(3);
+  });
+
+  it('never puts a vary header value (a token) into a store key', async () => {
+    const token = 'Bearer s3cr3t-t0ken-value';
+    await request(url).get('/by-token').set('Authorization', token).expect('X-Cache', 'MISS');
+    await request(url).get('/by-language').set('Accept-Language', 'fr-CH').expect('X-Cache', 'MISS');
+    const keys = [...app.get(CacheService).memory.keys];
+    expect(keys.some((k) => k.startsWith('/by-token|authorization:'))).toBe(true);
+    expect(keys.join('\n')).not.toMatch(/s3cr3t|fr-CH/);
+  });
+
+  it("keys by a header with vary: ['header:<name>']", async () => {
+    await request(url).get('/by-language').set('Accept-Language', 'fr').expect('X-Cache', 'MISS');
+    await request(url).get('/by-language').set('Accept-Language', 'fr').expect('X-Cache', 'HIT');
+    await request(url).get('/by-language').set('Accept-Language', 'de').expect('X-Cache', 'MISS');
+    await request(url).get('/by-language').expect('X-Cache', 'MISS');
+    expect(counter.count('by-language')).toBe(3);
+  });
+
+  it('keeps serving STALE while refreshes fail (stale-if-error), until ttl + staleWhileRevalidate', async () => {
+    const started = Date.now();
+    const first = await request(url).get('/stale-if-error').expect(200).expect('X-Cache', 'MISS');
+    await sleep(300); // ttl 200: now stale
+    const stale = await request(url).get('/stale-if-error').expect(200).expect('X-Cache', 'STALE');
+    expect(stale.body).toEqual(first.body);
+    await vi.waitFor(() => expect(counter.count('stale-if-error')).toBe(2)); // the refresh ran and failed
+    await request(url).get('/stale-if-error').expect(200).expect('X-Cache', 'STALE');
+    await vi.waitFor(() => expect(app.get(CacheService).stats().errors).toBeGreaterThan(0));
+    await sleep(Math.max(0, started + 1200 + 300 - Date.now())); // past ttl + staleWhileRevalidate
+    await request(url).get('/stale-if-error').expect(503);
+  });
+
+  it('never caches a StreamableFile', async () => {
+    const first = await request(url).get('/file').expect(200).expect('X-Cache', 'BYPASS');
+    expect(Buffer.from(first.body).toString() || first.text).toBe('file body');
+    await request(url).get('/file').expect(200).expect('X-Cache', 'BYPASS');
+    expect(counter.count('file')).toBe(2);
+  });
+
+  it('serves a value stored under a route key by other code (CacheService.set) as it is', async () => {
+    await app.get(CacheService).set('/public', { primed: true }, 10_000);
+    const res = await request(url).get('/public').expect(200).expect('X-Cache', 'HIT');
+    expect(res.body).toEqual({ primed: true });
+    expect(counter.count('public')).toBe(0);
+  });
 });
 
 describe.each(HTTP_ADAPTERS)('@Cached memory and outages (%s)', (adapter) => {
@@ -162,6 +216,24 @@ describe.each(HTTP_ADAPTERS)('@Cached memory and outages (%s)', (adapter) => {
     await request(url).get('/n/5').expect('X-Cache', 'HIT');
     await request(url).get('/n/1').expect('X-Cache', 'MISS');
     expect(counter.count('n:1')).toBe(2);
+  });
+
+  it('evicts by tag entries whose tag list an LRU would have dropped (tags live outside the L1)', async () => {
+    const { url } = await boot({ maxEntries: 2 });
+    await request(url).get('/items/1').expect('X-Cache', 'MISS');
+    await request(url).get('/items/2').expect('X-Cache', 'MISS');
+    await request(url).get('/items/2').expect('X-Cache', 'HIT');
+    await request(url).post('/items').expect(201);
+    await request(url).get('/items/2').expect('X-Cache', 'MISS');
+  });
+
+  it('expires a @CacheTTL(0) route after the module ttl instead of keeping it forever', async () => {
+    const { url, counter } = await boot({ ttl: 100 });
+    await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
+    await request(url).get('/ttl-zero').expect('X-Cache', 'HIT');
+    await sleep(300);
+    await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
+    expect(counter.count('ttl-zero')).toBe(2);
   });
 
   it('frees expired entries without being asked for them', async () => {

@@ -23,7 +23,9 @@ function parts(decorator: string, option: string, value: unknown): void {
 export function validateCachedOptions(options: CachedOptions): void {
   known('@Cached', options, CACHED_KEYS);
   const { ttl, staleWhileRevalidate: swr, key, vary } = options;
-  if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0)) fail('@Cached', 'ttl', 'a number of ms > 0');
+  if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && ttl !== Infinity)) {
+    fail('@Cached', 'ttl', 'a finite number of ms > 0 (never forever)');
+  }
   if (swr !== undefined && !(typeof swr === 'number' && swr >= 0 && swr !== Infinity)) {
     fail('@Cached', 'staleWhileRevalidate', 'a finite number of ms >= 0');
   }

@@ -1,0 +1,171 @@
+import { Logger } from '@nestjs/common';
+import type { Keyv } from 'keyv';
+import { EVICT_CHANNEL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
+import { EVICT_PUBLISH_FAILED, EVICT_SUBSCRIBE_FAILED, REDIS_SKIPPED, REDIS_TIMEOUT } from './caching.messages.js';
+import { Breaker, withTimeout } from './with-timeout.js';
+
+interface RedisLikeClient {
+  isOpen?: boolean;
+  duplicate(): RedisLikeClient;
+  connect(): Promise<unknown>;
+  publish(channel: string, message: string): Promise<unknown>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  destroy?: () => void;
+  disconnect?: () => Promise<void>;
+}
+
+interface KeyvRedisLike {
+  client: RedisLikeClient;
+  namespace?: string;
+  getClient(): Promise<RedisLikeClient>;
+}
+
+/** A call not made because Redis failed less than `STORE_RETRY_AFTER` ms ago. */
+class RedisSkipped extends Error {}
+
+function redisAdapterOf(keyv: Keyv): KeyvRedisLike | undefined {
+  const adapter = (keyv as unknown as { store?: Partial<KeyvRedisLike> }).store;
+  return adapter &&
+    typeof adapter.getClient === 'function' &&
+    typeof (adapter.client as RedisLikeClient | undefined)?.duplicate === 'function'
+    ? (adapter as KeyvRedisLike)
+    : undefined;
+}
+
+/**
+ * A tag is a sorted set: member = cache key, score = the time (ms) until which that entry may live. Adding prunes
+ * members past their time and makes the set itself expire with its last member: no lost members across instances
+ * (one atomic script, no read-modify-write), no growth beyond the entries alive.
+ */
+const TAG_ADD = `redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1`;
+
+/** Takes every member of a tag and deletes the set, atomically. */
+const TAG_TAKE = `local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return members`;
+
+/**
+ * What the cache does on Redis itself, when one of the L2 stores is a `@keyv/redis` store (reusing its client):
+ * publishes evicted keys and drops the keys other instances evicted from this instance's L1 (a duplicate client
+ * subscribes), and keeps tag memberships in native sorted sets. Every call has the store timeout and the stores'
+ * breaker (skipped for a second after a failure). Internal.
+ */
+export class RedisLink {
+  private subscriber?: RedisLikeClient;
+  private closed = false;
+  private readonly breaker = new Breaker(STORE_RETRY_AFTER);
+  private readonly logger = new Logger('CacheService');
+  private readonly tagPrefix: string;
+
+  private constructor(
+    private readonly adapter: KeyvRedisLike,
+    private readonly origin: string,
+    private readonly timeout: number,
+    private readonly onRemote: (keys: string[]) => void,
+    private readonly onError: (error: unknown) => void,
+  ) {
+    this.tagPrefix = `${adapter.namespace ? `${adapter.namespace}:` : ''}${TAG_KEY_PREFIX}`;
+  }
+
+  static for(
+    stores: Keyv[],
+    origin: string,
+    timeout: number,
+    onRemote: (keys: string[]) => void,
+    onError: (error: unknown) => void,
+  ): RedisLink | undefined {
+    for (const store of stores) {
+      const adapter = redisAdapterOf(store);
+      if (adapter) return new RedisLink(adapter, origin, timeout, onRemote, onError);
+    }
+    return undefined;
+  }
+
+  /** Subscribes in the background: a Redis that is down at boot does not delay or fail boot. */
+  start(): void {
+    const subscriber = this.adapter.client.duplicate();
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined); // reconnects are retried by the client; failures are counted on use
+    subscriber
+      .connect()
+      .then(() =>
+        subscriber.subscribe(EVICT_CHANNEL, (message) => {
+          try {
+            const { o, k } = JSON.parse(message) as { o: string; k: string[] };
+            if (o !== this.origin && Array.isArray(k)) this.onRemote(k);
+          } catch {
+            // not one of ours
+          }
+        }),
+      )
+      .catch((error: unknown) => {
+        if (this.closed) return;
+        this.onError(error);
+        this.logger.warn(EVICT_SUBSCRIBE_FAILED);
+      });
+  }
+
+  /** Tells the other instances to drop `keys` from their L1. Never rejects: a failure is counted and logged. */
+  async publish(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    try {
+      await this.run('publish', (client) => client.publish(EVICT_CHANNEL, JSON.stringify({ o: this.origin, k: keys })));
+    } catch (error) {
+      if (!(error instanceof RedisSkipped)) this.logger.warn(EVICT_PUBLISH_FAILED);
+    }
+  }
+
+  /** Adds `key` to the set of `tag`, alive until `until` (epoch ms). Rejects on failure (counted). */
+  async addTag(tag: string, key: string, until: number): Promise<void> {
+    await this.run('tag', (client) =>
+      client.eval(TAG_ADD, {
+        keys: [this.tagPrefix + tag],
+        arguments: [key, String(until), String(Date.now())],
+      }),
+    );
+  }
+
+  /** Removes the set of `tag` and returns its members. Rejects on failure (counted). */
+  async takeTag(tag: string): Promise<string[]> {
+    const members = await this.run('evictTags', (client) =>
+      client.eval(TAG_TAKE, { keys: [this.tagPrefix + tag], arguments: [] }),
+    );
+    return Array.isArray(members) ? members.map(String) : [];
+  }
+
+  close(): void {
+    this.closed = true;
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (!subscriber) return;
+    try {
+      if (subscriber.destroy) subscriber.destroy();
+      else void subscriber.disconnect?.().catch(() => undefined);
+    } catch {
+      // already closed
+    }
+  }
+
+  private async run<T>(what: string, command: (client: RedisLikeClient) => Promise<T>): Promise<T> {
+    if (this.breaker.open) {
+      const error = new RedisSkipped(REDIS_SKIPPED(what, STORE_RETRY_AFTER));
+      this.onError(error);
+      throw error;
+    }
+    try {
+      return await withTimeout(this.adapter.getClient().then(command), this.timeout, () =>
+        REDIS_TIMEOUT(what, this.timeout),
+      );
+    } catch (error) {
+      this.breaker.trip();
+      this.onError(error);
+      throw error;
+    }
+  }
+}
