@@ -130,6 +130,78 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
     await closeFaked(app);
   });
 
+  it('runs each interval tick once across instances booted at different moments (epoch-aligned slots)', async () => {
+    const runs: { instance: number; slot: number }[] = [];
+    const lock = new InMemoryJobLock();
+    const apps = [];
+    // Boots at +0, +300 and +700 ms: each instance ticks on its own phase, the lock key names the shared slot.
+    for (const [instance, offset] of [0, 300, 400].entries()) {
+      await vi.advanceTimersByTimeAsync(offset);
+      @Injectable()
+      class Sync {
+        @Interval(1000, { name: 'sync', lock: true })
+        run(ctx: JobContext) {
+          runs.push({ instance, slot: ctx.scheduledAt.getTime() - T0 });
+        }
+      }
+      apps.push(await bootJobs([Sync], { jobs: { lock } }));
+    }
+    // Now at +700; the last instance ticks at 1700 ... 5700.
+    await vi.advanceTimersByTimeAsync(5000);
+    const slots = runs.map((r) => r.slot - (r.slot % 1000));
+    expect(slots).toEqual([1000, 2000, 3000, 4000, 5000]);
+    const skipped = apps.map((app) => app.get(JobRegistry).get('sync').skipped);
+    expect(skipped.reduce((a, b) => a + b)).toBe(10);
+    for (const app of apps) await closeFaked(app);
+  });
+
+  it('gives a lease back when the app closes between acquiring it and starting the run', async () => {
+    let grant!: (lease: JobLease) => void;
+    const release = vi.fn(async () => {});
+    const store: JobLock = { acquire: () => new Promise<JobLease | null>((resolve) => (grant = resolve)) };
+    @Injectable()
+    class Late {
+      calls = 0;
+      @Interval(1000, { name: 'late', lock: { store, timeout: 60_000 } })
+      run() {
+        this.calls++;
+      }
+    }
+    const app = await bootJobs([Late]);
+    await vi.advanceTimersByTimeAsync(1000);
+    await closeFaked(app);
+    grant({ token: 1, release });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(app.get(Late).calls).toBe(0);
+    // Not run here: another instance may still take the tick.
+    expect(release).toHaveBeenCalledTimes(1);
+  });
+
+  it('bounds every extend call by lock.timeout: a hung extend is logged and retried, the run goes on', async () => {
+    const extend = vi.fn(() => new Promise<boolean>(() => {}));
+    const store: JobLock = { acquire: async () => ({ token: 3, release: async () => {}, extend }) };
+    @Injectable()
+    class Long {
+      ended = false;
+      @Interval(10_000, { name: 'long', lock: { store, ttl: 1000, timeout: 100 } })
+      async run() {
+        await new Promise((resolve) => setTimeout(resolve, 2600));
+        this.ended = true;
+      }
+    }
+    const logger = new RecordingLogger();
+    const app = await bootJobs([Long], {}, logger);
+    await vi.advanceTimersByTimeAsync(12_600);
+    expect(app.get(Long).ended).toBe(true);
+    // Tried every ttl/2 (at +500 ... +2500) although none answered; each try gave up after 100 ms.
+    expect(extend).toHaveBeenCalledTimes(5);
+    const warnings = logger.warnings.filter((m) => m.includes('"long" could not extend its lease'));
+    expect(warnings).toHaveLength(5);
+    expect(warnings[0]).toContain('did not answer within 100 ms');
+    expect(app.get(JobRegistry).get('long')).toMatchObject({ runs: 1, failures: 0, running: 0 });
+    await closeFaked(app);
+  });
+
   it('skips the tick, counts and logs it when the lock store fails or hangs; never runs it', async () => {
     let mode: 'fail' | 'hang' = 'fail';
     const store: JobLock = {
