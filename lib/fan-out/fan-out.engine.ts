@@ -1,5 +1,6 @@
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
+import { isThenable } from '../supervisor/utils/is-thenable.util.js';
 import type { ResolvedFanOutOptions } from './fan-out-options.validator.js';
 import { CONSUMER_STOPPED, SIBLING_FAILED, SOURCE_FAILED } from './fan-out.messages.js';
 import type { FanOutFn, FanOutInput, ItemContext, Outcome } from './interfaces/fan-out-options.interface.js';
@@ -72,9 +73,16 @@ const noop = () => {};
 /** What the owner of runs (the `FanOut` service) sees of one: for draining and cancelling at shutdown. */
 export interface RunHandle {
   readonly id: string;
-  ended(): Promise<void>;
   cancel(error: unknown, why: string): void;
 }
+
+/** The owner's view of a run's life: `begin` when it starts pulling input (a stream: its first `next()`), `end` once. */
+export interface RunHooks {
+  begin(run: RunHandle): void;
+  end(run: RunHandle): void;
+}
+
+const NO_HOOKS: RunHooks = { begin: noop, end: noop };
 /** The timeout sweep runs `SWEEPS_PER_TIMEOUT` times per timeout: an item times out at most ~2/16 after its deadline. */
 const SWEEPS_PER_TIMEOUT = 16;
 const MAX_SWEEP_MS = 1000;
@@ -95,7 +103,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   readonly #ordered: boolean;
   readonly #signal: AbortSignal | undefined;
   readonly #inputs: FanOutInput<I>;
-  readonly #onEnd: (run: RunHandle) => void;
+  readonly #hooks: RunHooks;
 
   // source
   #array: readonly I[] | undefined;
@@ -132,8 +140,6 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   #queueHead = 0;
   #waiters: Waiter<Outcome<I, O>>[] = [];
   #error: { reason: unknown } | undefined;
-  #ended: Promise<void> | undefined;
-  #markEnded: () => void = noop;
 
   constructor(
     readonly id: string,
@@ -141,7 +147,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     inputs: FanOutInput<I>,
     fn: FanOutFn<I, O>,
     options: ResolvedFanOutOptions,
-    onEnd: (run: RunHandle) => void = noop,
+    hooks: RunHooks = NO_HOOKS,
   ) {
     this.#mode = mode;
     this.#inputs = inputs;
@@ -151,7 +157,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#throwOnTimeout = options.throwOnTimeout;
     this.#ordered = options.ordered;
     this.#signal = options.signal;
-    this.#onEnd = onEnd;
+    this.#hooks = hooks;
     if (Number.isFinite(options.timeout)) {
       this.#grain = Math.min(MAX_SWEEP_MS, Math.max(1, options.timeout / SWEEPS_PER_TIMEOUT));
       this.#ticksPerTimeout = Math.ceil(options.timeout / this.#grain);
@@ -174,12 +180,6 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     });
   }
 
-  /** Resolves when the run has ended: completed, failed, aborted or stopped by its consumer. */
-  ended(): Promise<void> {
-    if (this.#finished) return Promise.resolve();
-    return (this.#ended ??= new Promise<void>((resolve) => (this.#markEnded = resolve)));
-  }
-
   /** Stops the run from outside (application shutdown): aborts what runs, the call rejects with `error`. */
   cancel(error: unknown, why: string): void {
     this.#fail(error, (ctx) => new TaskAbortedError(ctx.id, why));
@@ -189,6 +189,8 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
 
   #begin(): void {
     this.#started = true;
+    this.#hooks.begin(this);
+    if (this.#finished) return; // cancelled by the owner (after application shutdown)
     const signal = this.#signal;
     if (signal?.aborted) return this.#fail(signal.reason, () => signal.reason);
     signal?.addEventListener('abort', this.#onAbort);
@@ -270,12 +272,9 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     let result: O | PromiseLike<O>;
     try {
       result = this.#fn(input, ctx);
-      if (
-        result !== null &&
-        (typeof result === 'object' || typeof result === 'function') &&
-        typeof (result as PromiseLike<O>).then === 'function'
-      ) {
-        (result as PromiseLike<O>).then(slot.onValue, slot.onError);
+      if (isThenable(result)) {
+        // A foreign thenable goes through Promise.resolve: it may call back twice, or throw from then().
+        (result instanceof Promise ? result : Promise.resolve(result)).then(slot.onValue, slot.onError);
         return;
       }
     } catch (error) {
@@ -299,6 +298,8 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   }
 
   #settle(slot: Slot, ok: boolean, value: unknown): void {
+    // The run may have ended while fn ran (it aborted the parent signal, then returned): its outcome is dropped.
+    if (this.#finished) return;
     const index = slot.index;
     const input = slot.input as I;
     slot.ctx = undefined;
@@ -405,8 +406,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#finished = true;
     this.#stopTimer();
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    this.#markEnded();
-    this.#onEnd(this);
+    this.#hooks.end(this);
   }
 
   #closeSource(): void {

@@ -4,9 +4,8 @@ import { FanOut } from './fan-out.service.js';
 
 /**
  * Providers of the fan-out pattern, registered by `ConcurrencyModule`. `FanOut` reads the validated options
- * (`CONCURRENCY_OPTIONS`), so `options` (the raw `forRoot()` options) is not needed here.
+ * (`CONCURRENCY_OPTIONS`) and the `'default'` supervisor, so the raw `forRoot()` options are not needed here.
  */
-export function createFanOutProviders(options: ConcurrencyModuleOptions | undefined): Provider[] {
-  void options;
+export function createFanOutProviders(_options: ConcurrencyModuleOptions | undefined): Provider[] {
   return [FanOut];
 }

@@ -1,17 +1,21 @@
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import {
+  CONCURRENCY_OPTIONS,
   DEFAULT_FAN_OUT_CONCURRENCY,
   DEFAULT_SHUTDOWN_TIMEOUT,
+  DEFAULT_SUPERVISOR,
   DEFAULT_TASK_TIMEOUT,
 } from '../concurrency.constants.js';
-import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import type { TaskContext, TaskOutcome } from '../supervisor/interfaces/task.interface.js';
 import { Task } from '../supervisor/task.js';
-import { FanOutRun, type RunHandle, RunMode } from './fan-out.engine.js';
+import { TaskSupervisor } from '../supervisor/task-supervisor.js';
+import { getSupervisorToken } from '../supervisor/utils/get-supervisor-token.util.js';
+import { isTimeoutMs, timeoutMsExpected } from '../supervisor/utils/timeout.util.js';
+import { FanOutRun, type RunHandle, type RunHooks, RunMode } from './fan-out.engine.js';
 import { GROUP_FAILED, SHUTDOWN, invalidOptionMessage } from './fan-out.messages.js';
 import { resolveFanOutOptions } from './fan-out-options.validator.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
@@ -26,11 +30,9 @@ const DEFAULTS: FanOutSettings = {
 };
 
 function checkTimeout(method: string, timeoutMs: unknown): void {
-  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) {
-    throw new TypeError(invalidOptionMessage(method, 'timeoutMs', 'a number >= 0 (or Infinity)', timeoutMs));
-  }
-  if (timeoutMs < 0)
-    throw new RangeError(invalidOptionMessage(method, 'timeoutMs', 'a number >= 0 (or Infinity)', timeoutMs));
+  if (isTimeoutMs(timeoutMs)) return;
+  const message = invalidOptionMessage(method, 'timeoutMs', timeoutMsExpected(), timeoutMs);
+  throw typeof timeoutMs === 'number' && !Number.isNaN(timeoutMs) ? new RangeError(message) : new TypeError(message);
 }
 
 function checkTasks(method: string, tasks: unknown): asserts tasks is Task<unknown>[] {
@@ -45,39 +47,53 @@ function checkTasks(method: string, tasks: unknown): asserts tasks is Task<unkno
  * Fan-out / fan-in (Elixir's `Task.async` + `await_many` / `yield_many`, and `Task.async_stream`): run many pieces of
  * work at once, bounded, and collect every result. Defaults come from `forRoot({ fanOut: { concurrency, timeout } })`.
  *
- * At application shutdown it waits up to `shutdownTimeout` for running `async()` tasks and `map`/`settle`/`stream`
- * calls, then aborts what is left (their signals carry a `TaskAbortedError`; a call still running rejects with it).
+ * `async()` tasks are children of the `'default'` `TaskSupervisor` (listed by its `children()`, bounded by its
+ * `maxChildren`, drained with it). At application shutdown `map`/`settle`/`stream` calls, including calls made during
+ * the drain, get up to `shutdownTimeout` to finish; the ones still running are then cancelled (their items' signals
+ * carry a `TaskAbortedError`, the call rejects with it), and later calls are cancelled at once.
  */
 @Injectable()
 export class FanOut implements OnApplicationShutdown {
   readonly #defaults: Required<FanOutModuleOptions>;
   readonly #shutdownTimeout: number;
-  readonly #tasks = new Set<Task<unknown>>();
+  readonly #supervisor: TaskSupervisor;
+  /** Without Nest (`new FanOut()`) the tasks run under a private supervisor, drained by `onApplicationShutdown()`. */
+  readonly #ownSupervisor: boolean;
+  /** `map`/`settle`/`stream` runs that have begun and not ended. */
   readonly #runs = new Set<RunHandle>();
+  #onIdle: (() => void) | undefined;
+  #closed = false;
   #seq = 0;
 
-  constructor(@Optional() @Inject(CONCURRENCY_OPTIONS) options?: FanOutSettings) {
-    this.#defaults = { ...(options ?? DEFAULTS).fanOut };
-    this.#shutdownTimeout = (options ?? DEFAULTS).shutdownTimeout;
+  readonly #hooks: RunHooks = {
+    begin: (run) => {
+      this.#runs.add(run);
+      if (this.#closed) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
+    },
+    end: (run) => {
+      if (this.#runs.delete(run) && this.#runs.size === 0) this.#onIdle?.();
+    },
+  };
+
+  constructor(
+    @Optional() @Inject(CONCURRENCY_OPTIONS) options?: FanOutSettings,
+    @Optional() @Inject(getSupervisorToken(DEFAULT_SUPERVISOR)) supervisor?: TaskSupervisor,
+  ) {
+    const settings = options ?? DEFAULTS;
+    this.#defaults = { ...settings.fanOut };
+    this.#shutdownTimeout = settings.shutdownTimeout;
+    this.#ownSupervisor = supervisor === undefined;
+    this.#supervisor = supervisor ?? new TaskSupervisor('fan-out', { shutdownTimeout: settings.shutdownTimeout });
   }
 
   /**
-   * Starts `fn` on the next microtask and returns its `Task` (Elixir's `Task.async`). Collect it with `awaitMany`,
-   * `yieldMany` or `task.await()`; a failure is kept for the awaiter, never an unhandled rejection.
+   * Starts `fn` on a later microtask as a child of the `'default'` supervisor and returns its `Task` (Elixir's
+   * `Task.async`). Collect it with `awaitMany`, `yieldMany` or `task.await()`; a failure is kept for the awaiter,
+   * never an unhandled rejection. Throws `SupervisorShutdownError` once shutdown has begun.
    */
   async<T>(fn: (ctx: TaskContext) => T | Promise<T>): Task<T> {
     if (typeof fn !== 'function') throw new TypeError(invalidOptionMessage('async', 'fn', 'a function', fn));
-    const controller = new AbortController();
-    const id = `async-${++this.#seq}`;
-    const ctx: TaskContext = { signal: controller.signal, id, attempt: 1 };
-    const task = new Task<T>(
-      id,
-      controller,
-      Promise.resolve().then(() => fn(ctx)),
-    );
-    this.#tasks.add(task as Task<unknown>);
-    void task.settled().then(() => this.#tasks.delete(task as Task<unknown>));
-    return task;
+    return this.#supervisor.async(fn);
   }
 
   /**
@@ -147,16 +163,21 @@ export class FanOut implements OnApplicationShutdown {
    */
   map<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): Promise<O[]> {
     const options = resolveFanOutOptions('map', inputs, fn, opts, this.#defaults);
-    return this.#track(
-      new FanOutRun<I, O>(`map-${++this.#seq}`, RunMode.Map, inputs, fn, options, this.#untrack),
-    ).run() as Promise<O[]>;
+    return new FanOutRun<I, O>(`map-${++this.#seq}`, RunMode.Map, inputs, fn, options, this.#hooks).run() as Promise<
+      O[]
+    >;
   }
 
   /** Like `map`, but never rejects for an item: one `Outcome` per input, in input order. */
   settle<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): Promise<Outcome<I, O>[]> {
     const options = resolveFanOutOptions('settle', inputs, fn, opts, this.#defaults);
-    return this.#track(
-      new FanOutRun<I, O>(`settle-${++this.#seq}`, RunMode.Settle, inputs, fn, options, this.#untrack),
+    return new FanOutRun<I, O>(
+      `settle-${++this.#seq}`,
+      RunMode.Settle,
+      inputs,
+      fn,
+      options,
+      this.#hooks,
     ).run() as Promise<Outcome<I, O>[]>;
   }
 
@@ -169,7 +190,7 @@ export class FanOut implements OnApplicationShutdown {
     const options = resolveFanOutOptions('stream', inputs, fn, opts, this.#defaults);
     return {
       [Symbol.asyncIterator]: () =>
-        this.#track(new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#untrack)),
+        new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#hooks),
     };
   }
 
@@ -181,9 +202,7 @@ export class FanOut implements OnApplicationShutdown {
   stream$<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): Observable<Outcome<I, O>> {
     const options = resolveFanOutOptions('stream$', inputs, fn, opts, this.#defaults);
     return new Observable<Outcome<I, O>>((subscriber) => {
-      const run = this.#track(
-        new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#untrack),
-      );
+      const run = new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#hooks);
       const pump = (): void => {
         run.next().then(
           (step) => {
@@ -200,29 +219,24 @@ export class FanOut implements OnApplicationShutdown {
     });
   }
 
-  /** Drains (up to `shutdownTimeout`), then aborts the tasks and calls still running. */
+  /**
+   * Waits up to `shutdownTimeout` until no `map`/`settle`/`stream` call runs (calls started meanwhile count too), then
+   * cancels the ones left and every later one. `async()` tasks are drained by their supervisor.
+   */
   async onApplicationShutdown(): Promise<void> {
-    if (this.#tasks.size === 0 && this.#runs.size === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      if (this.#shutdownTimeout !== Infinity) timer = setTimeout(resolve, this.#shutdownTimeout);
-    });
-    const drained = Promise.all([
-      ...[...this.#tasks].map((task) => task.settled()),
-      ...[...this.#runs].map((run) => run.ended()),
-    ]);
-    await Promise.race([drained, deadline]);
-    clearTimeout(timer);
-    for (const task of this.#tasks) task.abort(new TaskAbortedError(task.id, SHUTDOWN));
+    const tasks = this.#ownSupervisor ? this.#supervisor.shutdown(this.#shutdownTimeout) : undefined;
+    if (this.#runs.size !== 0 && this.#shutdownTimeout !== 0) {
+      await new Promise<void>((resolve) => {
+        const timer = this.#shutdownTimeout === Infinity ? undefined : setTimeout(resolve, this.#shutdownTimeout);
+        this.#onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#onIdle = undefined;
+    }
+    this.#closed = true;
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
+    await tasks;
   }
-
-  #track<I, O>(run: FanOutRun<I, O>): FanOutRun<I, O> {
-    this.#runs.add(run);
-    return run;
-  }
-
-  readonly #untrack = (run: RunHandle): void => {
-    this.#runs.delete(run);
-  };
 }

@@ -22,11 +22,38 @@ describe('FanOut.map', () => {
   });
 
   it('keeps input order although items finish in reverse order', async () => {
-    const out = await fanOut.map([1, 2, 3, 4, 5], async (x) => {
-      await sleep((6 - x) * 5);
-      return x * 10;
+    const gates = Array.from({ length: 5 }, () => deferred());
+    const finished: number[] = [];
+    const done = fanOut.map([0, 1, 2, 3, 4], async (i) => {
+      await gates[i].promise;
+      finished.push(i);
+      return i * 10;
     });
-    expect(out).toEqual([10, 20, 30, 40, 50]);
+    for (let i = 4; i >= 0; i--) {
+      gates[i].resolve();
+      await flush(1);
+    }
+    expect(await done).toEqual([0, 10, 20, 30, 40]);
+    expect(finished).toEqual([4, 3, 2, 1, 0]);
+  });
+
+  it('concurrency: Infinity starts every item at once', async () => {
+    const g = gauge();
+    const gate = deferred();
+    const done = fanOut.map(
+      Array.from({ length: 100 }, (_, i) => i),
+      async (i) => {
+        g.enter();
+        await gate.promise;
+        g.leave();
+        return i;
+      },
+      { concurrency: Infinity },
+    );
+    await flush();
+    expect(g.running).toBe(100);
+    gate.resolve();
+    expect(await done).toHaveLength(100);
   });
 
   it('takes sync results, generators, Sets and async iterables', async () => {
@@ -104,6 +131,65 @@ describe('FanOut.map', () => {
     expect(started).toEqual([0, 1, 2]);
   });
 
+  it('fails fast on an async input too: closes it (its finally runs) and pulls nothing more', async () => {
+    let pulled = 0;
+    let closed = false;
+    async function* source() {
+      try {
+        for (let i = 0; ; i++) {
+          pulled++;
+          yield i;
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const boom = new Error('boom');
+    const gates = Array.from({ length: 3 }, () => deferred());
+    const done = fanOut.map(
+      source(),
+      async (i) => {
+        await gates[i].promise;
+        if (i === 1) throw boom;
+        return i;
+      },
+      { concurrency: 2 },
+    );
+    await flush();
+    expect(pulled).toBe(2);
+    gates[1].resolve();
+    await expect(done).rejects.toBe(boom);
+    await flush();
+    expect(closed).toBe(true);
+    expect(pulled).toBe(2);
+  });
+
+  it('a thenable that calls back twice settles its item once: the bound holds', async () => {
+    const g = gauge();
+    const gates = Array.from({ length: 4 }, () => deferred());
+    const done = fanOut.map(
+      [0, 1, 2, 3],
+      (i) => {
+        if (i === 0) {
+          // oxlint-disable-next-line unicorn/no-thenable -- a foreign thenable that breaks the contract, on purpose
+          return { then: (resolve: (v: number) => void) => (resolve(0), resolve(0)) } as unknown as Promise<number>;
+        }
+        g.enter();
+        return gates[i].promise.then(() => (g.leave(), i));
+      },
+      { concurrency: 1 },
+    );
+    await flush();
+    expect(g.running).toBe(1);
+    for (const gate of gates) {
+      gate.resolve();
+      await flush(1);
+      expect(g.running).toBeLessThanOrEqual(1);
+    }
+    expect(await done).toEqual([0, 1, 2, 3]);
+    expect(g.max).toBe(1);
+  });
+
   it('rejects when the input sequence throws, and aborts the items in flight', async () => {
     const signals: AbortSignal[] = [];
     function* source() {
@@ -170,6 +256,26 @@ describe('FanOut.map', () => {
       expect(signal.reason).toBeInstanceOf(TaskTimeoutError);
     });
 
+    it("onTimeout 'throw' aborts the siblings still running with TaskAbortedError", async () => {
+      const signals: AbortSignal[] = [];
+      const done = fanOut.map(
+        [0, 1, 2],
+        (i, ctx) => {
+          signals[i] = ctx.signal;
+          if (i === 1) return new Promise<number>((resolve) => setTimeout(resolve, 50, i)); // frees its slot: item 2 starts around 50 ms
+          return untilAborted(ctx.signal);
+        },
+        { concurrency: 2, timeout: 100 },
+      );
+      const rejected = expect(done).rejects.toBeInstanceOf(TaskTimeoutError);
+      await vi.advanceTimersByTimeAsync(60);
+      expect(signals[2].aborted).toBe(false);
+      await vi.advanceTimersByTimeAsync(70); // item 0 times out (100 ms + at most 2/16), item 2 has run ~70 ms
+      await rejected;
+      expect(signals[0].reason).toBeInstanceOf(TaskTimeoutError);
+      expect(signals[2].reason).toBeInstanceOf(TaskAbortedError);
+    });
+
     it('timeout: Infinity never times out', async () => {
       const gate = deferred<string>();
       const done = fanOut.map(['a'], () => gate.promise, { timeout: Infinity });
@@ -196,6 +302,33 @@ describe('FanOut.map', () => {
     await expect(done).rejects.toBe(reason);
     expect(signals).toHaveLength(3);
     for (const signal of signals) expect(signal.reason).toBe(reason);
+  });
+
+  it('a fn that aborts the parent signal and then returns: the call rejects with the reason, the value is dropped', async () => {
+    const parent = new AbortController();
+    const reason = new Error('cancelled by the item');
+    await expect(
+      fanOut.settle(
+        [0, 1],
+        (i) => {
+          if (i === 0) parent.abort(reason);
+          return i;
+        },
+        { signal: parent.signal },
+      ),
+    ).rejects.toBe(reason);
+    const streamParent = new AbortController();
+    const stream = fanOut.stream(
+      [0, 1],
+      (i) => {
+        if (i === 0) streamParent.abort(reason);
+        return i;
+      },
+      { signal: streamParent.signal },
+    );
+    const it = stream[Symbol.asyncIterator]();
+    await expect(it.next()).rejects.toBe(reason);
+    expect(await it.next()).toEqual({ value: undefined, done: true });
   });
 
   it('an already aborted parent signal runs nothing', async () => {

@@ -1,5 +1,13 @@
 import { Test } from '@nestjs/testing';
-import { ConcurrencyModule, FanOut, TaskAbortedError, TaskTimeoutError } from 'nestjs-concurrency';
+import {
+  ConcurrencyModule,
+  FanOut,
+  type Outcome,
+  SupervisorShutdownError,
+  TaskAbortedError,
+  TaskSupervisor,
+  TaskTimeoutError,
+} from 'nestjs-concurrency';
 import { deferred, flush, gauge, untilAborted } from './helpers.js';
 
 async function boot(options: Parameters<typeof ConcurrencyModule.forRoot>[0]) {
@@ -56,6 +64,12 @@ describe('FanOut in ConcurrencyModule', () => {
     const quickGate = deferred<string>();
     const quick = fanOut.async(() => quickGate.promise);
     const stuck = fanOut.async((ctx) => untilAborted(ctx.signal));
+    // quick work that would stop if aborted: it must finish on its own, with its signal untouched
+    let quickItem!: AbortSignal;
+    const quickRun = fanOut.map([1], (n, ctx) => {
+      quickItem = ctx.signal;
+      return Promise.race([quickGate.promise.then(() => n), untilAborted(ctx.signal)]);
+    });
     const itemSignals: AbortSignal[] = [];
     const run = fanOut.map([1, 2], (_, ctx) => {
       itemSignals.push(ctx.signal);
@@ -64,12 +78,96 @@ describe('FanOut in ConcurrencyModule', () => {
     const runRejected = expect(run).rejects.toBeInstanceOf(TaskAbortedError);
     await flush();
     const closing = app.close();
+    await flush();
+    expect(itemSignals.some((s) => s.aborted)).toBe(false); // draining, not aborting, before shutdownTimeout
+    expect(stuck.signal.aborted).toBe(false);
     quickGate.resolve('finished during the drain');
     await closing;
     expect(quick.outcome).toEqual({ status: 'fulfilled', value: 'finished during the drain' });
+    expect(quick.signal.aborted).toBe(false);
+    expect(await quickRun).toEqual([1]);
+    expect(quickItem.aborted).toBe(false);
     expect(stuck.signal.reason).toBeInstanceOf(TaskAbortedError);
     await runRejected;
     expect(itemSignals.every((s) => s.reason instanceof TaskAbortedError)).toBe(true);
+  });
+
+  it('waits for calls made during the drain too, instead of aborting them once the earlier ones end', async () => {
+    const app = await boot({ shutdownTimeout: 10_000 });
+    const fanOut = app.get(FanOut);
+    const first = deferred();
+    const second = deferred();
+    void fanOut.map([1], () => first.promise);
+    await flush();
+    const closing = app.close();
+    await flush();
+    let lateSignal!: AbortSignal;
+    const late = fanOut.map([2], (n, ctx) => {
+      lateSignal = ctx.signal;
+      return Promise.race([second.promise.then(() => n), untilAborted(ctx.signal)]);
+    });
+    first.resolve();
+    await flush();
+    expect(lateSignal.aborted).toBe(false);
+    second.resolve();
+    expect(await late).toEqual([2]);
+    const started = Date.now();
+    await closing;
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('cancels a stream in flight after shutdownTimeout: the iteration rejects with TaskAbortedError', async () => {
+    const app = await boot({ shutdownTimeout: 50 });
+    const fanOut = app.get(FanOut);
+    const signals: AbortSignal[] = [];
+    const it = fanOut
+      .stream([0, 1, 2], (i, ctx) => {
+        signals.push(ctx.signal);
+        return i === 0 ? i : untilAborted(ctx.signal);
+      })
+      [Symbol.asyncIterator]();
+    expect(await it.next()).toMatchObject({ value: { status: 'fulfilled', value: 0 } as Outcome<number, number> });
+    const next = it.next();
+    const rejected = expect(next).rejects.toBeInstanceOf(TaskAbortedError);
+    await app.close();
+    await rejected;
+    expect(signals.slice(1).every((s) => s.reason instanceof TaskAbortedError)).toBe(true);
+  });
+
+  it('an abandoned stream (an iterator nobody pulls) does not hold up shutdown', async () => {
+    const app = await boot({ shutdownTimeout: 10_000 });
+    const fanOut = app.get(FanOut);
+    const iterator = fanOut.stream([1, 2], (n) => n)[Symbol.asyncIterator]();
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // it begins only now, after shutdown: cancelled at once
+    await expect(iterator.next()).rejects.toBeInstanceOf(TaskAbortedError);
+  });
+
+  it('cancels calls made after shutdown at once, without running them', async () => {
+    const app = await boot({});
+    const fanOut = app.get(FanOut);
+    await app.close();
+    const fn = vi.fn((n: number) => n);
+    await expect(fanOut.map([1], fn)).rejects.toBeInstanceOf(TaskAbortedError);
+    await expect(fanOut.settle([1], fn)).rejects.toBeInstanceOf(TaskAbortedError);
+    expect(fn).not.toHaveBeenCalled();
+    expect(() => fanOut.async(() => 1)).toThrow(SupervisorShutdownError);
+  });
+
+  it("async() tasks are children of the 'default' supervisor: listed, bounded by maxChildren, drained with it", async () => {
+    const app = await boot({ supervisors: { default: { maxChildren: 1 } } });
+    const fanOut = app.get(FanOut);
+    const supervisor = app.get(TaskSupervisor);
+    const gate = deferred<string>();
+    const task = fanOut.async(() => gate.promise);
+    expect(supervisor.children().map((c) => c.id)).toEqual([task.id]);
+    expect(() => fanOut.async(() => 1)).toThrow(/maxChildren/);
+    const closing = app.close();
+    gate.resolve('done');
+    await closing;
+    expect(task.outcome).toEqual({ status: 'fulfilled', value: 'done' });
   });
 
   it('app.close() does not wait when nothing runs', async () => {

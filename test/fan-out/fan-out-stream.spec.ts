@@ -146,6 +146,28 @@ describe('FanOut.stream', () => {
     expect(await run(true)).toEqual([0, 1, 2]);
   });
 
+  it('ordered with concurrency above 4096 (held outcomes in a Map, not the ring): input order, nothing lost', async () => {
+    const n = 5000;
+    const gates = Array.from({ length: n }, () => deferred());
+    const seen: number[] = [];
+    const consuming = (async () => {
+      for await (const o of fanOut.stream(
+        Array.from({ length: n }, (_, i) => i),
+        async (i) => {
+          await gates[i].promise;
+          return i;
+        },
+        { concurrency: n, timeout: Infinity },
+      )) {
+        seen.push(o.index);
+      }
+    })();
+    await flush(1);
+    for (let i = n - 1; i >= 0; i--) gates[i].resolve();
+    await consuming;
+    expect(seen).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+
   it('reports failures as outcomes and keeps going', async () => {
     const outcomes: Outcome<number, number>[] = [];
     for await (const o of fanOut.stream([1, 2, 3], async (n) => {

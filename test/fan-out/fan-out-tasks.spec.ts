@@ -1,4 +1,4 @@
-import { FanOut, Task, TaskAbortedError, TaskTimeoutError } from 'nestjs-concurrency';
+import { FanOut, SupervisorShutdownError, Task, TaskAbortedError, TaskTimeoutError } from 'nestjs-concurrency';
 import { deferred, flush, untilAborted } from './helpers.js';
 
 const fanOut = new FanOut();
@@ -83,6 +83,26 @@ describe('FanOut.async / awaitMany / yieldMany', () => {
       { status: 'fulfilled', value: 2 },
     ]);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('new FanOut() outside Nest runs tasks under a private supervisor that onApplicationShutdown() drains', async () => {
+    const own = new FanOut({ fanOut: { concurrency: 16, timeout: 5000 }, shutdownTimeout: 50 });
+    const gate = deferred<number>();
+    const quick = own.async(() => gate.promise);
+    const stuck = own.async((ctx) => untilAborted(ctx.signal));
+    await flush(1);
+    const closing = own.onApplicationShutdown();
+    gate.resolve(1);
+    await closing; // after 50 ms the stuck task is aborted, and it stops at once
+    expect(quick.outcome).toEqual({ status: 'fulfilled', value: 1 });
+    expect(quick.signal.aborted).toBe(false);
+    expect(stuck.signal.reason).toBeInstanceOf(TaskAbortedError);
+    expect(() => own.async(() => 1)).toThrow(SupervisorShutdownError);
+  });
+
+  it('rejects a timeout setTimeout cannot wait (> 2^31 - 1 ms) instead of firing after 1 ms', () => {
+    expect(() => fanOut.awaitMany([], 2 ** 31)).toThrow(RangeError);
+    expect(() => fanOut.yieldMany([], 2 ** 31)).toThrow(/"timeoutMs".*2147483647/);
   });
 
   it('rejects invalid arguments naming them', () => {
