@@ -46,10 +46,16 @@ describe('Supervisors in the Nest lifecycle', () => {
     const app = await boot({ shutdownTimeout: 5000, supervisors: { 'quick-exit': { shutdownTimeout: 20 } } });
     const { main, quickExit } = app.get(Work);
     let mainFinished = false;
+    let mainSignal!: AbortSignal;
     let quickReason: unknown;
-    main.startChild(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      mainFinished = true;
+    // would stop early if aborted: it must finish on its own, with its signal untouched
+    main.startChild(async (ctx) => {
+      mainSignal = ctx.signal;
+      await new Promise((resolve) => {
+        setTimeout(resolve, 150);
+        ctx.signal.addEventListener('abort', resolve);
+      });
+      mainFinished = !ctx.signal.aborted;
     });
     quickExit.startChild(
       (ctx) =>
@@ -64,6 +70,7 @@ describe('Supervisors in the Nest lifecycle', () => {
     const t0 = Date.now();
     await app.close();
     expect(mainFinished).toBe(true); // 150 ms < 5000 ms: drained, not aborted
+    expect(mainSignal.aborted).toBe(false);
     expect(quickReason).toBeInstanceOf(TaskAbortedError); // 20 ms: aborted
     expect(Date.now() - t0).toBeLessThan(4000);
   });

@@ -130,8 +130,8 @@ describe('TaskSupervisor.startChild', () => {
         throw new Error('startNow sync');
       });
       void sup.startNow(() => Promise.reject(new Error('startNow async')));
+      // Node reports unhandled rejections after the microtask queue drains: a few macrotask turns are enough
       for (let i = 0; i < 5; i++) await tick();
-      await new Promise((resolve) => setTimeout(resolve, 20));
       expect(unhandled).toEqual([]);
       expect(logged).toHaveBeenCalled();
     } finally {
@@ -567,24 +567,32 @@ describe('TaskSupervisor.startNow (internal contract of the scheduling pattern)'
 
 describe('TaskSupervisor.shutdown', () => {
   it('drains quick work, aborts slow work, and refuses new work', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const sup = new TaskSupervisor('default');
     const events = record(sup);
-    let quickDone = false;
+    let quickSignal!: AbortSignal;
     let slowSignal!: AbortSignal;
-    sup.startChild(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      quickDone = true;
+    // the quick work would stop early if aborted: it must finish on its own, its signal untouched
+    const quick = sup.startChild((ctx) => {
+      quickSignal = ctx.signal;
+      return Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), untilAborted(ctx)]);
     });
     const slow = sup.startChild((ctx) => {
       slowSignal = ctx.signal;
       return untilAborted(ctx);
     });
-    await tick();
-    const closing = sup.shutdown(200);
+    await vi.advanceTimersByTimeAsync(0);
+    let closed = false;
+    void sup.shutdown(200).then(() => (closed = true));
     expect(() => sup.startChild(() => 1)).toThrow(SupervisorShutdownError);
     expect(() => sup.async(() => 1)).toThrow(SupervisorShutdownError);
-    await closing;
-    expect(quickDone).toBe(true);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(quickSignal.aborted).toBe(false);
+    expect(events.find((e) => e.childId === quick.id && e.type !== 'started')).toMatchObject({ type: 'completed' });
+    await vi.advanceTimersByTimeAsync(170); // 190 ms: still draining
+    expect(slowSignal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(closed).toBe(true);
     expect(slowSignal.reason).toBeInstanceOf(TaskAbortedError);
     expect((slowSignal.reason as TaskAbortedError).why).toBe('shutdown');
     expect(events.find((e) => e.type === 'terminated')).toMatchObject({ childId: slow.id });
