@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Observable, type Subscriber } from 'rxjs';
+import { type Observable, Subject } from 'rxjs';
 import { DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS, DEFAULT_SHUTDOWN_TIMEOUT } from '../concurrency.constants.js';
 import { MaxChildrenError } from '../errors/max-children.error.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
@@ -85,8 +85,8 @@ export class TaskSupervisor {
   private flushScheduled = false;
   private closed = false;
   private closing: Promise<void> | undefined;
-  private finished = false;
-  private subscribers: Subscriber<SupervisorEvent>[] = [];
+  /** `observed` is the "someone subscribes" check; after `complete()` a late subscriber completes at once. */
+  private readonly subject = new Subject<SupervisorEvent>();
   private idleWaiters: (() => void)[] | undefined;
 
   /** @internal Supervisors are created by `ConcurrencyModule` (one per configured or injected name). */
@@ -94,16 +94,7 @@ export class TaskSupervisor {
     this.name = name;
     this.prefix = `${name}-`;
     this.options = { ...DEFAULTS, ...options };
-    this.events = new Observable<SupervisorEvent>((subscriber) => {
-      if (this.finished) {
-        subscriber.complete();
-        return;
-      }
-      this.subscribers = [...this.subscribers, subscriber];
-      return () => {
-        this.subscribers = this.subscribers.filter((s) => s !== subscriber);
-      };
-    });
+    this.events = this.subject.asObservable();
   }
 
   /**
@@ -286,7 +277,7 @@ export class TaskSupervisor {
     }
     this.tail = child;
     this.running++;
-    if (this.subscribers.length !== 0) this.emit('started', child);
+    if (this.subject.observed) this.emit('started', child);
     if (child.spec.timeout !== Infinity) {
       (child.ext ??= {}).timer = setTimeout(this.onTimeout, child.spec.timeout, child);
     }
@@ -332,12 +323,12 @@ export class TaskSupervisor {
       else ext.reject!(value);
     }
     if (stopped) {
-      if (this.subscribers.length !== 0) this.emit('terminated', child);
+      if (this.subject.observed) this.emit('terminated', child);
     } else if (kind === OK) {
-      if (this.subscribers.length !== 0) this.emit('completed', child);
+      if (this.subject.observed) this.emit('completed', child);
       if (child.spec.restart === PERMANENT && !this.closed) this.restart(child, undefined);
     } else {
-      if (this.subscribers.length !== 0) this.emit(kind === TIMED_OUT ? 'timeout' : 'failed', child, value);
+      if (this.subject.observed) this.emit(kind === TIMED_OUT ? 'timeout' : 'failed', child, value);
       if (ext?.resolve === undefined) this.logFailure(child, kind, value);
       if (child.spec.restart !== TEMPORARY && !this.closed) this.restart(child, value);
     }
@@ -369,7 +360,7 @@ export class TaskSupervisor {
     const recent = (child.ext?.restartTimes ?? []).filter((t) => t > since);
     const lastError = error ?? child.ext?.lastError;
     if (recent.length >= this.options.maxRestarts) {
-      if (this.subscribers.length !== 0) this.emit('max-restarts', child, lastError);
+      if (this.subject.observed) this.emit('max-restarts', child, lastError);
       this.logger.error(
         MAX_RESTARTS(this.name, child.id, child.spec.name, this.options.maxRestarts, this.options.maxSeconds),
         lastError instanceof Error ? lastError.stack : undefined,
@@ -379,7 +370,7 @@ export class TaskSupervisor {
     recent.push(now);
     const next = new Child(this.prefix, child.seq, child.fn, child.spec, child.attempt + 1);
     next.ext = { restartTimes: recent, lastError };
-    if (this.subscribers.length !== 0) this.emit('restarted', next);
+    if (this.subject.observed) this.emit('restarted', next);
     this.enqueue(next, next.seq);
   }
 
@@ -401,7 +392,7 @@ export class TaskSupervisor {
       event.durationMs = Date.now() - child.startedAt;
     }
     if (error !== undefined) event.error = error;
-    for (const subscriber of this.subscribers) subscriber.next(event);
+    this.subject.next(event);
   }
 
   // ---- stopping ---------------------------------------------------------------------------------------------------
@@ -465,9 +456,6 @@ export class TaskSupervisor {
       }
     }
     this.idleWaiters = undefined;
-    this.finished = true;
-    const subscribers = this.subscribers;
-    this.subscribers = [];
-    for (const subscriber of subscribers) subscriber.complete();
+    this.subject.complete();
   }
 }
