@@ -126,7 +126,7 @@ export class RedisLink {
     await this.run('tag', (client) =>
       client.eval(TAG_ADD, {
         keys: [this.tagPrefix + tag],
-        arguments: [key, String(until), String(Date.now())],
+        arguments: [key, String(Math.ceil(until)), String(Date.now())], // PEXPIREAT needs an integer
       }),
     );
   }
