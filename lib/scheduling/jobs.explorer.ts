@@ -6,7 +6,7 @@ import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-modul
 import { InvalidJobError } from './errors/invalid-job.error.js';
 import type { JobDefinition } from './interfaces/job-definition.interface.js';
 import type { JobMetadata } from './interfaces/job-metadata.interface.js';
-import type { CronJobOptions, IntervalJobOptions, LockableJobOptions } from './interfaces/job-options.interface.js';
+import type { LockableJobOptions } from './interfaces/job-options.interface.js';
 import { JobsOrchestrator } from './jobs.orchestrator.js';
 import { DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_TTL } from './scheduling.constants.js';
 import { getJobMetadata } from './scheduling-metadata.accessor.js';
@@ -26,6 +26,16 @@ const MAX_DELAY = 2_147_483_647;
 
 const isMs = (value: unknown, min: number): value is number =>
   typeof value === 'number' && Number.isFinite(value) && value >= min && value <= MAX_DELAY;
+
+/** cron's error for an expression on its own, or undefined when it parses. */
+const expressionError = (cronTime: unknown): unknown => {
+  try {
+    new CronTime(cronTime as string);
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+};
 
 /**
  * Finds the methods decorated with `@Cron`, `@Interval` and `@Timeout` in every provider and controller, validates
@@ -84,43 +94,45 @@ export class JobsExplorer implements OnModuleInit {
     if (options.timeout !== undefined && !(isMs(options.timeout, 0) && options.timeout > 0)) {
       fail('timeout', 'a positive number of ms', options.timeout);
     }
+    const lock = meta.kind === 'timeout' ? undefined : this.lock(options.lock, w, fail);
     const jobs = this.options.jobs;
-    const base = {
+    // One object per job, built once (a spread of a shared base showed up in the 10,000-job boot profile).
+    return {
       name: options.name ?? `${className}.${methodName}`,
       where: w,
       instance,
       methodName,
       overlap: options.overlap ?? jobs.overlap,
       timeout: options.timeout ?? (Number.isFinite(jobs.timeout) ? jobs.timeout : undefined),
-      lock: meta.kind === 'timeout' ? undefined : this.lock(options.lock, w, fail),
+      lock,
+      schedule: this.schedule(meta, w, lock !== undefined, fail),
     };
+  }
 
+  private schedule(
+    meta: JobMetadata,
+    w: string,
+    locked: boolean,
+    fail: (option: string, expected: string, got: unknown) => never,
+  ): JobDefinition['schedule'] {
     if (meta.kind === 'timeout') {
       if (!isMs(meta.ms, 0)) throw new InvalidJobError(INVALID_MS(w, 'timeout', meta.ms));
-      return { ...base, schedule: { kind: 'timeout', ms: meta.ms } };
+      return { kind: 'timeout', ms: meta.ms };
     }
     if (meta.kind === 'interval') {
       if (!isMs(meta.ms, 0) || meta.ms <= 0) throw new InvalidJobError(INVALID_MS(w, 'interval', meta.ms));
-      const o = options as IntervalJobOptions;
+      const o = meta.options;
       if (o.mode !== undefined && o.mode !== 'fixed-rate' && o.mode !== 'fixed-delay') {
         fail('mode', `'fixed-rate' or 'fixed-delay'`, o.mode);
       }
       if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
         fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
       }
-      if (o.mode === 'fixed-delay' && base.lock) throw new InvalidJobError(LOCK_FIXED_DELAY(w));
-      return {
-        ...base,
-        schedule: {
-          kind: 'interval',
-          ms: meta.ms,
-          mode: o.mode ?? 'fixed-rate',
-          initialDelay: o.initialDelay ?? meta.ms,
-        },
-      };
+      if (o.mode === 'fixed-delay' && locked) throw new InvalidJobError(LOCK_FIXED_DELAY(w));
+      return { kind: 'interval', ms: meta.ms, mode: o.mode ?? 'fixed-rate', initialDelay: o.initialDelay ?? meta.ms };
     }
 
-    const o = options as CronJobOptions;
+    const o = meta.options;
     const zone = o as { timeZone?: unknown; utcOffset?: unknown };
     if (zone.timeZone != null && zone.utcOffset != null) {
       fail('timeZone', 'either timeZone or utcOffset, not both', `${String(zone.timeZone)} and utcOffset`);
@@ -128,35 +140,31 @@ export class JobsExplorer implements OnModuleInit {
     if (o.initialDelay !== undefined && !isMs(o.initialDelay, 0)) {
       fail('initialDelay', 'a number of ms >= 0', o.initialDelay);
     }
-    // cron parses (and rejects) the expression and the time zone; its message does not name them: wrap it.
+    // cron parses (and rejects) the expression and the time zone; its message names neither: wrap it.
     try {
-      new CronTime(meta.cronTime as string);
+      new CronTime(meta.cronTime as string, zone.timeZone as null, zone.utcOffset as number | undefined);
     } catch (error) {
-      const cause = error instanceof Error ? error.message : String(error);
-      throw new InvalidJobError(INVALID_CRON(w, meta.cronTime, cause), { cause: error });
-    }
-    try {
-      if (zone.utcOffset != null) new CronTime(meta.cronTime as string, null, zone.utcOffset as number);
-      else if (zone.timeZone != null) new CronTime(meta.cronTime as string, zone.timeZone as string);
-    } catch (error) {
-      const cause = error instanceof Error ? error.message : String(error);
-      const option = zone.utcOffset != null ? 'utcOffset' : 'timeZone';
-      throw new InvalidJobError(INVALID_OPTION(w, option, `a valid ${option} (${cause})`, zone[option]), {
-        cause: error,
-      });
+      const option = zone.utcOffset != null ? 'utcOffset' : zone.timeZone != null ? 'timeZone' : undefined;
+      // Error path only: parse the expression alone to tell which of the two cron refused.
+      const refused = option === undefined ? error : expressionError(meta.cronTime);
+      if (refused === undefined) {
+        const cause = error instanceof Error ? error.message : String(error);
+        throw new InvalidJobError(INVALID_OPTION(w, option!, `a valid ${option} (${cause})`, zone[option!]), {
+          cause: error,
+        });
+      }
+      const cause = refused instanceof Error ? refused.message : String(refused);
+      throw new InvalidJobError(INVALID_CRON(w, meta.cronTime, cause), { cause: refused });
     }
     return {
-      ...base,
-      schedule: {
-        kind: 'cron',
-        cronTime: meta.cronTime as string,
-        timeZone: o.timeZone as string | undefined,
-        utcOffset: o.utcOffset as number | undefined,
-        unrefTimeout: o.unrefTimeout,
-        threshold: o.threshold,
-        disabled: !!o.disabled,
-        initialDelay: o.initialDelay ?? 0,
-      },
+      kind: 'cron',
+      cronTime: meta.cronTime as string,
+      timeZone: o.timeZone as string | undefined,
+      utcOffset: o.utcOffset as number | undefined,
+      unrefTimeout: o.unrefTimeout,
+      threshold: o.threshold,
+      disabled: !!o.disabled,
+      initialDelay: o.initialDelay ?? 0,
     };
   }
 
