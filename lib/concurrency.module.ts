@@ -38,7 +38,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       resolved,
       ...createSupervisorProviders(raw),
       ...createFanOutProviders(raw),
-      ...createSchedulingProviders(raw),
+      ...createSchedulingProviders(),
       ...createCachingProviders(),
     ];
     const imports = createSchedulingImports();

@@ -46,11 +46,6 @@ export class JobRegistry {
   }
 
   /** @internal */
-  has(name: string): boolean {
-    return this.#jobs.has(name);
-  }
-
-  /** @internal */
   jobs(): Iterable<ScheduledJob> {
     return this.#jobs.values();
   }

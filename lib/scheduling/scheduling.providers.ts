@@ -1,7 +1,6 @@
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
-import type { ConcurrencyModuleOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { JobRegistry } from './job.registry.js';
 import { JobsExplorer } from './jobs.explorer.js';
 import { JobsOrchestrator } from './jobs.orchestrator.js';
@@ -15,7 +14,6 @@ export function createSchedulingImports(): DynamicModule[] {
 }
 
 /** Providers of the scheduling pattern, registered by `ConcurrencyModule`. */
-export function createSchedulingProviders(options: ConcurrencyModuleOptions | undefined): Provider[] {
-  void options;
+export function createSchedulingProviders(): Provider[] {
   return [JobRegistry, JobsOrchestrator, JobsExplorer];
 }

@@ -325,6 +325,17 @@ describe('scheduled jobs (fake timers)', () => {
     await closeFaked(app);
   });
 
+  it('honours a cron utcOffset', async () => {
+    @Injectable()
+    class Job {
+      @Cron('0 0 9 * * *', { name: 'nine-at-plus-two', utcOffset: 120 })
+      run() {}
+    }
+    const app = await bootJobs([Job]);
+    expect(app.get(JobRegistry).get('nine-at-plus-two').nextRunAt).toEqual(new Date('2030-01-01T07:00:00.000Z'));
+    await closeFaked(app);
+  });
+
   it('does not start a disabled cron job until it is resumed', async () => {
     @Injectable()
     class Job {

@@ -42,37 +42,22 @@ export class CronScheduledJob extends ScheduledJob {
   /** Builds the CronJob: throws cron's error for an invalid expression or time zone (the explorer wraps it). */
   static create(s: CronSchedule, name: string, onTick: () => void): NominalCronJob {
     const { cronTime, timeZone, utcOffset, unrefTimeout, threshold } = s;
-    return utcOffset != null
-      ? new NominalCronJob(
-          cronTime,
-          onTick,
-          null,
-          false,
-          null,
-          null,
-          false,
-          utcOffset,
-          unrefTimeout,
-          false,
-          undefined,
-          name,
-          threshold,
-        )
-      : new NominalCronJob(
-          cronTime,
-          onTick,
-          null,
-          false,
-          timeZone,
-          null,
-          false,
-          null,
-          unrefTimeout,
-          false,
-          undefined,
-          name,
-          threshold,
-        );
+    // cron types timeZone and utcOffset as exclusive overloads; the explorer has refused both at once already.
+    return new NominalCronJob(
+      cronTime,
+      onTick,
+      null,
+      false,
+      timeZone,
+      null,
+      false,
+      utcOffset as null | undefined,
+      unrefTimeout,
+      false,
+      undefined,
+      name,
+      threshold,
+    );
   }
 
   mount(): void {

@@ -1,4 +1,4 @@
-import type { LoggerService } from '@nestjs/common';
+import { Logger, type LoggerService } from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import { SupervisorShutdownError } from '../../errors/supervisor-shutdown.error.js';
 import { TaskTimeoutError } from '../../errors/task-timeout.error.js';
@@ -102,7 +102,9 @@ export abstract class ScheduledJob {
     if (this.host.closing) return;
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
-      this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt), 'Jobs');
+      // Skips can be frequent: build the message only when debug logs are on.
+      if (Logger.isLevelEnabled('debug'))
+        this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt), 'Jobs');
       done?.();
       return;
     }
