@@ -28,6 +28,17 @@ describe('job validation at boot', () => {
     expect(error.message).toMatch(/^Invalid job option "timeZone" on Reports\.hourly\(\): .*"Mars\/Olympus"/);
   });
 
+  it('blames the expression, with its own reason, when both the expression and the time zone are wrong', async () => {
+    @Injectable()
+    class Reports {
+      @Cron('61 * * * *', { timeZone: 'Mars/Olympus' })
+      hourly() {}
+    }
+    const error = await bootError([Reports]);
+    expect(error.message).toMatch(/^Invalid cron expression "61 \* \* \* \*" on Reports\.hourly\(\)/);
+    expect(error.message).not.toContain('timezone');
+  });
+
   it.each([0, -5, Number.NaN, Infinity])('fails on a non-positive or invalid interval (%s)', async (ms) => {
     @Injectable()
     class Poller {
