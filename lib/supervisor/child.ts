@@ -22,12 +22,12 @@ export interface ChildExtras {
 }
 
 /**
- * @internal One attempt of one supervised child: the supervisor's record, the `TaskContext` handed to the function
- * and a member of the supervisor's list of running children, in one small object. A restart creates a new record with
- * the same `seq`, so an old attempt's `ctx.signal` stays its own. The id string and the `AbortController` are built
- * only when someone asks for them.
+ * @internal One attempt of one supervised child: the supervisor's record and a member of its list of running
+ * children. A restart creates a new record with the same `seq`, so an old attempt's `ctx.signal` stays its own. The id
+ * string and the `AbortController` are built only when someone asks for them. Never handed to users: the function
+ * gets a `ChildContext`, `startChild()` returns a `ChildHandle`.
  */
-export class Child implements TaskContext, ChildRef {
+export class Child {
   state = QUEUED;
   /** Epoch ms when this attempt started running; 0 while queued. */
   startedAt = 0;
@@ -53,14 +53,41 @@ export class Child implements TaskContext, ChildRef {
   }
 }
 
-/** @internal What `startChild()` returns for a child that has no record yet (it gets one when it starts). */
-export class ChildHandle implements ChildRef {
-  constructor(
-    private readonly prefix: string,
-    private readonly seq: number,
-  ) {}
+/**
+ * @internal The `TaskContext` handed to a child's function: a narrow view of its record (no access to the function,
+ * the controller or other children), with the same lazy id and signal.
+ */
+export class ChildContext implements TaskContext {
+  readonly #child: Child;
+
+  constructor(child: Child) {
+    this.#child = child;
+  }
 
   get id(): string {
-    return this.prefix + this.seq;
+    return this.#child.id;
+  }
+
+  get attempt(): number {
+    return this.#child.attempt;
+  }
+
+  get signal(): AbortSignal {
+    return this.#child.signal;
+  }
+}
+
+/** @internal What `startChild()` returns for a child that has no record yet (it gets one when it starts). */
+export class ChildHandle implements ChildRef {
+  readonly #prefix: string;
+  readonly #seq: number;
+
+  constructor(prefix: string, seq: number) {
+    this.#prefix = prefix;
+    this.#seq = seq;
+  }
+
+  get id(): string {
+    return this.#prefix + this.#seq;
   }
 }

@@ -5,7 +5,7 @@ import { MaxChildrenError } from '../errors/max-children.error.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
-import { Child, ChildHandle, type ChildSpec } from './child.js';
+import { Child, ChildContext, ChildHandle, type ChildSpec } from './child.js';
 import type { ChildInfo, ChildOptions, ChildRef, SupervisorEvent } from './interfaces/child.interface.js';
 import type { SupervisorOptions } from './interfaces/supervisor-options.interface.js';
 import type { TaskContext } from './interfaces/task.interface.js';
@@ -108,9 +108,8 @@ export class TaskSupervisor {
       this.enqueue(fn, seq);
       return new ChildHandle(this.prefix, seq);
     }
-    const child = new Child(this.prefix, seq, fn, specOf(opts, false), 1);
-    this.enqueue(child, seq);
-    return child;
+    this.enqueue(new Child(this.prefix, seq, fn, specOf(opts, false), 1), seq);
+    return new ChildHandle(this.prefix, seq);
   }
 
   /**
@@ -283,7 +282,7 @@ export class TaskSupervisor {
     }
     let result: unknown;
     try {
-      result = child.fn(child);
+      result = child.fn(new ChildContext(child));
     } catch (error) {
       this.settle(child, FAILED, error);
       return;

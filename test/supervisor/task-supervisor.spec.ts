@@ -48,6 +48,23 @@ describe('TaskSupervisor.startChild', () => {
     expect(seen[0].signal.aborted).toBe(false);
   });
 
+  it('hands out narrow objects: the ref and ctx expose id/attempt/signal, not the record (fn, controller, siblings)', async () => {
+    const sup = new TaskSupervisor('default');
+    const seen: TaskContext[] = [];
+    const ref = sup.startChild((ctx) => void seen.push(ctx), { name: 'narrow' });
+    sup.startChild((ctx) => void seen.push(ctx));
+    await tick();
+    expect(Object.keys(ref)).toEqual([]);
+    expect(ref).not.toHaveProperty('fn');
+    for (const ctx of seen) {
+      expect(ctx).not.toHaveProperty('fn');
+      expect(ctx).not.toHaveProperty('next');
+      expect(ctx).not.toHaveProperty('controller');
+    }
+    expect(seen[0].id).toBe(ref.id);
+    expect(seen[0].attempt).toBe(1);
+  });
+
   it('gives every child its own id', async () => {
     const sup = new TaskSupervisor('emails');
     const ids = new Set(Array.from({ length: 100 }, () => sup.startChild(() => undefined).id));
