@@ -20,13 +20,19 @@ export interface JobOptions {
   name?: string;
   /** A tick while the previous run still goes: `'skip'` it (default: the module's `jobs.overlap`) or `'allow'` it. */
   overlap?: 'skip' | 'allow';
-  /** ms; the run's signal is aborted (`TaskTimeoutError`) and the run counts as failed. Default: `jobs.timeout`. */
+  /**
+   * ms; the run's signal is aborted (`TaskTimeoutError`) and the run counts as failed. A method that ignores its
+   * signal still counts as running (overlap guard, shutdown drain) until it ends. Default: `jobs.timeout`.
+   */
   timeout?: number;
 }
 
 /** Options of jobs that can run once per cluster. */
 export interface LockableJobOptions extends JobOptions {
-  /** Run each tick on one instance only, through a `JobLock`: `true` for the module's `jobs.lock`. */
+  /**
+   * Run each tick on one instance only, through a `JobLock`: `true` for the module's `jobs.lock`. Not with
+   * `mode: 'fixed-delay'` (no tick shared by the instances).
+   */
   lock?: boolean | JobLockOptions;
 }
 
