@@ -1,7 +1,8 @@
 import type { Keyv } from 'keyv';
 import { STORE_RETRY_AFTER } from './caching.constants.js';
 import { STORE_TIMEOUT } from './caching.messages.js';
-import { Breaker, withTimeout } from './with-timeout.js';
+import { withTimeout } from '../utils/with-timeout.js';
+import { Breaker, StoreTimeoutError } from './breaker.js';
 
 /**
  * Puts a timeout around every call to one Keyv store (L2) and turns its failures into misses and no-op writes,
@@ -66,7 +67,11 @@ export class GuardedStore {
     if (!always && this.breaker.open) return fallback;
     const failuresBefore = this.failures;
     try {
-      const result = await withTimeout(fn(), this.timeout, () => STORE_TIMEOUT(this.index, method, this.timeout));
+      const result = await withTimeout(
+        fn(),
+        this.timeout,
+        () => new StoreTimeoutError(STORE_TIMEOUT(this.index, method, this.timeout)),
+      );
       if (this.failing && this.failures === failuresBefore) {
         this.failing = false;
         this.recovered(this);

@@ -2,7 +2,8 @@ import { Logger } from '@nestjs/common';
 import type { Keyv } from 'keyv';
 import { EVICT_CHANNEL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
 import { EVICT_PUBLISH_FAILED, EVICT_SUBSCRIBE_FAILED, REDIS_SKIPPED, REDIS_TIMEOUT } from './caching.messages.js';
-import { Breaker, withTimeout } from './with-timeout.js';
+import { withTimeout } from '../utils/with-timeout.js';
+import { Breaker, StoreTimeoutError } from './breaker.js';
 
 interface RedisLikeClient {
   isOpen?: boolean;
@@ -159,8 +160,10 @@ export class RedisLink {
       throw error;
     }
     try {
-      return await withTimeout(this.adapter.getClient().then(command), this.timeout, () =>
-        REDIS_TIMEOUT(what, this.timeout),
+      return await withTimeout(
+        this.adapter.getClient().then(command),
+        this.timeout,
+        () => new StoreTimeoutError(REDIS_TIMEOUT(what, this.timeout)),
       );
     } catch (error) {
       this.breaker.trip();

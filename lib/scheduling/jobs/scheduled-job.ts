@@ -5,11 +5,12 @@ import { TaskTimeoutError } from '../../errors/task-timeout.error.js';
 import type { TaskContext, TaskOutcome } from '../../supervisor/interfaces/task.interface.js';
 import type { Task } from '../../supervisor/task.js';
 import { JobRunningError } from '../errors/job-running.error.js';
+import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import type { JobContext } from '../interfaces/job-context.interface.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
 import type { JobLease } from '../interfaces/job-lock.interface.js';
-import { withTimeout } from '../locks/with-timeout.js';
+import { withTimeout } from '../../utils/with-timeout.js';
 import { LOCK_EXTEND_RATIO } from '../scheduling.constants.js';
 import { JOB_FAILED, JOB_SKIPPED_OVERLAP, LEASE_LOST, LOCK_FAILED } from '../scheduling.messages.js';
 
@@ -228,7 +229,11 @@ export abstract class ScheduledJob {
     let lease: JobLease | null;
     this.#acquiring++;
     try {
-      lease = await withTimeout(lock.store.acquire(key, lock.ttl), lock.timeout, 'acquire');
+      lease = await withTimeout(
+        lock.store.acquire(key, lock.ttl),
+        lock.timeout,
+        () => new LockTimeoutError('acquire', lock.timeout),
+      );
     } catch (error) {
       // Unknown whether we hold the tick: skip it rather than risk running it twice.
       this.skipped++;
@@ -249,7 +254,9 @@ export abstract class ScheduledJob {
     } catch (error) {
       this.#refused(error);
       // Not run here: give the tick back, so another instance may still take it.
-      void withTimeout(lease.release(), lock.timeout, 'release').catch(() => undefined);
+      void withTimeout(lease.release(), lock.timeout, () => new LockTimeoutError('release', lock.timeout)).catch(
+        () => undefined,
+      );
       return done?.();
     }
     const keepAlive = this.#keepAlive(lease, lock, scheduledAt);
@@ -265,7 +272,7 @@ export abstract class ScheduledJob {
     if (!extend) return undefined;
     const timer = setInterval(
       () => {
-        withTimeout(extend(lock.ttl), lock.timeout, 'extend').then(
+        withTimeout(extend(lock.ttl), lock.timeout, () => new LockTimeoutError('extend', lock.timeout)).then(
           (held) => {
             if (held) return;
             clearInterval(timer);

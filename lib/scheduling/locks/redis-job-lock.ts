@@ -1,5 +1,6 @@
 import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
-import { withTimeout } from './with-timeout.js';
+import { withTimeout } from '../../utils/with-timeout.js';
+import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 
 /** The part of an ioredis client `RedisJobLock` uses (ioredis' `Redis` and `Cluster` fit). */
 export interface RedisJobLockClient {
@@ -77,6 +78,8 @@ export class RedisJobLock implements JobLock {
   }
 
   #call(operation: string, reply: Promise<unknown>): Promise<unknown> {
-    return this.#timeout === undefined ? reply : withTimeout(reply, this.#timeout, `${operation} (RedisJobLock)`);
+    const timeout = this.#timeout;
+    if (timeout === undefined) return reply;
+    return withTimeout(reply, timeout, () => new LockTimeoutError(`${operation} (RedisJobLock)`, timeout));
   }
 }
