@@ -12,8 +12,8 @@ import { TaskTimeoutError } from '../errors/task-timeout.error.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import type { TaskContext, TaskOutcome } from '../supervisor/interfaces/task.interface.js';
 import { Task } from '../supervisor/task.js';
+import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { TaskSupervisor } from '../supervisor/task-supervisor.js';
-import { getSupervisorToken } from '../supervisor/utils/get-supervisor-token.util.js';
 import { isTimeoutMs, timeoutMsExpected } from '../supervisor/utils/timeout.util.js';
 import { FanOutRun, type RunHandle, type RunHooks, RunMode } from './fan-out.engine.js';
 import { GROUP_FAILED, SHUTDOWN, invalidOptionMessage } from './fan-out.messages.js';
@@ -57,8 +57,8 @@ export class FanOut implements OnApplicationShutdown {
   readonly #defaults: Required<FanOutModuleOptions>;
   readonly #shutdownTimeout: number;
   readonly #supervisor: TaskSupervisor;
-  /** Without Nest (`new FanOut()`) the tasks run under a private supervisor, drained by `onApplicationShutdown()`. */
-  readonly #ownSupervisor: boolean;
+  /** Every supervisor of the app; without Nest (`new FanOut()`) undefined, and tasks run under a private supervisor. */
+  readonly #registry: SupervisorRegistry | undefined;
   /** `map`/`settle`/`stream` runs that have begun and not ended. */
   readonly #runs = new Set<RunHandle>();
   #onIdle: (() => void) | undefined;
@@ -77,13 +77,14 @@ export class FanOut implements OnApplicationShutdown {
 
   constructor(
     @Optional() @Inject(CONCURRENCY_OPTIONS) options?: FanOutSettings,
-    @Optional() @Inject(getSupervisorToken(DEFAULT_SUPERVISOR)) supervisor?: TaskSupervisor,
+    @Optional() registry?: SupervisorRegistry,
   ) {
     const settings = options ?? DEFAULTS;
     this.#defaults = { ...settings.fanOut };
     this.#shutdownTimeout = settings.shutdownTimeout;
-    this.#ownSupervisor = supervisor === undefined;
-    this.#supervisor = supervisor ?? new TaskSupervisor('fan-out', { shutdownTimeout: settings.shutdownTimeout });
+    this.#registry = registry;
+    this.#supervisor =
+      registry?.get(DEFAULT_SUPERVISOR) ?? new TaskSupervisor('fan-out', { shutdownTimeout: settings.shutdownTimeout });
   }
 
   /**
@@ -220,23 +221,30 @@ export class FanOut implements OnApplicationShutdown {
   }
 
   /**
-   * Waits up to `shutdownTimeout` until no `map`/`settle`/`stream` call runs (calls started meanwhile count too), then
-   * cancels the ones left and every later one. `async()` tasks are drained by their supervisor.
+   * Waits up to `shutdownTimeout` until no `map`/`settle`/`stream` call runs and the supervisors have drained (their
+   * children and jobs may still start calls while they finish), then cancels the calls left and every later one.
+   * `async()` tasks are drained by their supervisor.
    */
   async onApplicationShutdown(): Promise<void> {
-    const tasks = this.#ownSupervisor ? this.#supervisor.shutdown(this.#shutdownTimeout) : undefined;
-    if (this.#runs.size !== 0 && this.#shutdownTimeout !== 0) {
-      await new Promise<void>((resolve) => {
-        const timer = this.#shutdownTimeout === Infinity ? undefined : setTimeout(resolve, this.#shutdownTimeout);
-        this.#onIdle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
+    // Idempotent: the same promises the supervisor registry's own hook awaits.
+    const supervised = this.#registry
+      ? Promise.all(this.#registry.all().map((supervisor) => supervisor.shutdown()))
+      : this.#supervisor.shutdown(this.#shutdownTimeout);
+    if (this.#shutdownTimeout !== 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        if (this.#shutdownTimeout !== Infinity) timer = setTimeout(resolve, this.#shutdownTimeout);
       });
+      const quiet = (async () => {
+        await supervised;
+        while (this.#runs.size !== 0) await new Promise<void>((resolve) => (this.#onIdle = resolve));
+      })();
+      await Promise.race([quiet, deadline]);
+      clearTimeout(timer);
       this.#onIdle = undefined;
     }
     this.#closed = true;
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
-    await tasks;
+    await supervised;
   }
 }

@@ -116,6 +116,29 @@ describe('FanOut in ConcurrencyModule', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('lets supervised work that is still draining start fan-out calls, and runs them to the end', async () => {
+    const app = await boot({ shutdownTimeout: 10_000 });
+    const fanOut = app.get(FanOut);
+    const supervisor = app.get(TaskSupervisor);
+    const gate = deferred();
+    let result: number[] | undefined;
+    let signal: AbortSignal | undefined;
+    supervisor.startChild(async () => {
+      await gate.promise; // e.g. a query, before the child fans out
+      result = await fanOut.map([1, 2], (n, ctx) => {
+        signal = ctx.signal;
+        return n * 10;
+      });
+    });
+    await flush();
+    const closing = app.close();
+    await flush();
+    gate.resolve();
+    await closing;
+    expect(result).toEqual([10, 20]);
+    expect(signal?.aborted).toBe(false);
+  });
+
   it('cancels a stream in flight after shutdownTimeout: the iteration rejects with TaskAbortedError', async () => {
     const app = await boot({ shutdownTimeout: 50 });
     const fanOut = app.get(FanOut);
