@@ -76,9 +76,9 @@ function number(option: string, value: unknown, fallback: number, rule: NumberRu
   return value;
 }
 
-/** A shutdown wait: setTimeout cannot wait longer than MAX_TIMEOUT_MS (it would fire after 1 ms). */
+/** Every wait: setTimeout cannot wait longer than MAX_TIMEOUT_MS (it would fire after 1 ms). */
 const SHUTDOWN_MS = { min: 0, max: MAX_TIMEOUT_MS, infinity: true } satisfies NumberRule;
-const POSITIVE_MS = { min: 0, exclusive: true, infinity: true } satisfies NumberRule;
+const POSITIVE_MS = { min: 0, exclusive: true, max: MAX_TIMEOUT_MS, infinity: true } satisfies NumberRule;
 
 function isKeyv(value: unknown): value is Keyv {
   return (
@@ -160,6 +160,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       storeTimeout: number('cache.storeTimeout', cache.storeTimeout, DEFAULT_STORE_TIMEOUT, {
         min: 0,
         exclusive: true,
+        max: MAX_TIMEOUT_MS,
       }),
     },
     shutdownTimeout,

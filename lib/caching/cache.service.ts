@@ -9,6 +9,7 @@ import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-modul
 import { type CacheEnvelope, isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
 import { DEFAULT_ISOLATED_TIMEOUT, L1_CHECK_INTERVAL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
 import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
+import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
@@ -178,6 +179,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
    */
   async isolated<T>(key: string, fn: () => T | Promise<T>, opts: IsolatedOptions = {}): Promise<T> {
     const timeout = opts.timeout ?? DEFAULT_ISOLATED_TIMEOUT;
+    checkTimeoutMs('CacheService.isolated()', timeout);
     await this.acquire(key, timeout);
     try {
       return await fn();

@@ -89,6 +89,16 @@ describe('CacheService', () => {
     await expect(cache.isolated('k', () => 'free', { timeout: 50 })).resolves.toBe('free');
   });
 
+  it('isolated refuses a timeout setTimeout cannot wait (it would fire after 1 ms) before taking the lock', async () => {
+    const fn = vi.fn(() => 'ran');
+    await expect(cache.isolated('k', fn, { timeout: 2 ** 31 })).rejects.toThrow(
+      /CacheService\.isolated\(\): invalid timeout: expected .*<= 2147483647/,
+    );
+    await expect(cache.isolated('k', fn, { timeout: -1 })).rejects.toBeInstanceOf(RangeError);
+    expect(fn).not.toHaveBeenCalled();
+    await expect(cache.isolated('k', fn, { timeout: Infinity })).resolves.toBe('ran');
+  });
+
   it('refuses a ttl that would keep a value forever (0, negative, Infinity), naming the option', async () => {
     for (const ttl of [0, -1, Infinity, Number.NaN]) {
       await expect(cache.set('k', 1, ttl)).rejects.toThrow(/CacheService\.set\(\) ttl .*finite number of ms > 0/);

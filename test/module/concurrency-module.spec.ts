@@ -71,6 +71,16 @@ describe('ConcurrencyModule', () => {
         /"supervisors\.x\.shutdownTimeout": expected a number >= 0 and <= 2147483647 \(or Infinity\), got 2147483648/,
       ],
       [
+        "a job timeout beyond setTimeout's range",
+        { jobs: { timeout: 2 ** 31 } },
+        /"jobs\.timeout": expected a number > 0 and <= 2147483647 \(or Infinity\), got 2147483648/,
+      ],
+      [
+        "a store timeout beyond setTimeout's range",
+        { cache: { storeTimeout: 2 ** 31 } },
+        /"cache\.storeTimeout": expected a number > 0 and <= 2147483647, got 2147483648/,
+      ],
+      [
         'maxChildren: 0',
         { supervisors: { x: { maxChildren: 0 } } },
         /"supervisors\.x\.maxChildren": expected an integer >= 1 \(or Infinity\), got 0/,
