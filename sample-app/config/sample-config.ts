@@ -14,8 +14,6 @@ export class SampleConfig {
   upstreamDelayMs = Number(process.env.UPSTREAM_DELAY_MS ?? 300);
   /** Cities the temperature refresher keeps warm. */
   cities = (process.env.CITIES ?? 'paris,lisbon,oslo').split(',').filter(Boolean);
-  /** Interval of the temperature refresher (fixed delay). */
-  refreshEveryMs = Number(process.env.REFRESH_EVERY_MS ?? 30_000);
 
   static fromEnv(): SampleConfig {
     return new SampleConfig();

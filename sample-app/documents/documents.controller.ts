@@ -3,7 +3,6 @@ import {
   Controller,
   Get,
   ParseArrayPipe,
-  PayloadTooLargeException,
   Post,
   Query,
   HttpCode,
@@ -13,6 +12,7 @@ import {
 import { Readable } from 'node:stream';
 import { FanOut, type Outcome } from 'nestjs-concurrency';
 import { MAX_UPLOAD_BATCH } from '../config/sample-config.js';
+import { BatchLimitPipe } from './batch-limit.pipe.js';
 import { DocumentStoreService } from './document-store.service.js';
 import { ExportQuery } from './export-query.dto.js';
 import { UploadDocumentDto } from './upload-document.dto.js';
@@ -36,14 +36,12 @@ export class DocumentsController {
   @Post('upload')
   @HttpCode(HttpStatus.OK)
   async upload(
-    @Body(new ParseArrayPipe({ items: UploadDocumentDto, whitelist: true, forbidNonWhitelisted: true }))
+    @Body(
+      new BatchLimitPipe(MAX_UPLOAD_BATCH),
+      new ParseArrayPipe({ items: UploadDocumentDto, whitelist: true, forbidNonWhitelisted: true }),
+    )
     documents: UploadDocumentDto[],
   ): Promise<{ uploaded: number; failed: number; results: UploadResult[] }> {
-    if (documents.length > MAX_UPLOAD_BATCH) {
-      throw new PayloadTooLargeException(
-        `A batch holds at most ${MAX_UPLOAD_BATCH} documents, got ${documents.length}.`,
-      );
-    }
     const outcomes = await this.fanOut.settle(
       documents,
       (doc, { signal }) => this.store.put(doc.name, doc.content, signal),

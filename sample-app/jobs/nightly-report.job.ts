@@ -9,26 +9,31 @@ export interface NightlyReport {
   fencingToken?: number;
 }
 
-/** A nightly report; with `REDIS_URL` set, one instance of the cluster writes it (lock: true). */
+/**
+ * A nightly report (03:00 UTC; `NIGHTLY_REPORT_CRON` overrides the schedule, read once at startup). With `REDIS_URL`
+ * set, one instance of the cluster writes each tick's report (lock: true).
+ */
 @Injectable()
 export class NightlyReportJob {
   private readonly logger = new Logger(NightlyReportJob.name);
-  last: NightlyReport | undefined;
+  /** The reports this instance wrote, newest last (the last 100). */
+  readonly written: NightlyReport[] = [];
 
   constructor(
     private readonly cache: CacheService,
     private readonly mailer: MailerService,
   ) {}
 
-  @Cron('0 0 3 * * *', { name: 'nightly-report', timeZone: 'UTC', lock: true })
+  @Cron(process.env.NIGHTLY_REPORT_CRON ?? '0 0 3 * * *', { name: 'nightly-report', timeZone: 'UTC', lock: true })
   report({ scheduledAt, fencingToken }: JobContext): NightlyReport {
-    this.last = {
+    const report = {
       at: scheduledAt.toISOString(),
       emailsSent: this.mailer.sent,
       cache: this.cache.stats(),
       fencingToken,
     };
-    this.logger.log(`Nightly report: ${JSON.stringify(this.last)}`);
-    return this.last;
+    if (this.written.push(report) > 100) this.written.shift();
+    this.logger.log(`Nightly report: ${JSON.stringify(report)}`);
+    return report;
   }
 }

@@ -1,9 +1,14 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { JobRegistry } from 'nestjs-concurrency';
+import { NightlyReportJob } from '../../sample-app/jobs/nightly-report.job.js';
 import { WeatherUpstreamService } from '../../sample-app/weather/weather-upstream.service.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootSample, testConfig } from '../fixtures/sample-app.js';
+
+// A per-second nightly report for this file only, read when the sample's job class is defined (hoisted above imports).
+vi.hoisted(() => {
+  process.env.NIGHTLY_REPORT_CRON = '* * * * * *';
+});
 
 describe.skipIf(!redisAvailable)('sample app with REDIS_URL (real redis-server)', () => {
   let redis: RedisServer;
@@ -43,10 +48,16 @@ describe.skipIf(!redisAvailable)('sample app with REDIS_URL (real redis-server)'
     );
   });
 
-  it('runs jobs with the Redis job lock configured', async () => {
-    const { body } = await request(a.getHttpServer()).post('/jobs/nightly-report/run').expect(200);
-    expect(body.failures).toBe(0);
-    expect(a.get(JobRegistry).get('nightly-report').runs).toBe(1);
+  it('writes each nightly-report tick on one instance only, through the Redis job lock', async () => {
+    const reports = () => [a, b].flatMap((app) => app.get(NightlyReportJob).written);
+    await vi.waitFor(() => expect(reports().length).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 100 });
+    const all = reports();
+    const ticks = all.map((r) => r.at);
+    expect(new Set(ticks).size).toBe(ticks.length);
+    const byTick = [...all].sort((x, y) => x.at.localeCompare(y.at));
+    const tokens = byTick.map((r) => r.fencingToken);
+    expect(tokens.every((t) => typeof t === 'number')).toBe(true);
+    expect([...tokens].sort((x, y) => x! - y!)).toEqual(tokens);
   });
 
   it('keeps answering 200 when Redis goes away', async () => {
