@@ -14,5 +14,5 @@ export const STORE_RETRY_AFTER = 1000;
 export const L1_CHECK_INTERVAL = 1000;
 /** Default timeout of `CacheService.isolated` waiting for its key's lock. */
 export const DEFAULT_ISOLATED_TIMEOUT = 5000;
-/** How long past its entry's expiry a shared tag membership is kept (it is written before the handler's result). */
+/** How long past its entry's expiry a shared tag membership is kept (first written before the handler's result). */
 export const TAG_GRACE = 30_000;

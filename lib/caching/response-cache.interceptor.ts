@@ -186,6 +186,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     const lifetime = ttl + route.swr;
     const start = service.seq;
     let ran = false;
+    let retagged: Promise<void> | undefined;
     let raw: { value: unknown; expires?: number };
     try {
       raw = (await service.cache.wrap<unknown>(
@@ -200,7 +201,13 @@ export class ResponseCacheInterceptor implements NestInterceptor {
           if (tagged !== undefined) await tagged;
           if (!isCacheable(body)) throw new NotCacheable(body);
           const envelope = service.envelope(body, lifetime);
-          if (tags !== undefined) service.tagLocal(key, tags, envelope.e);
+          if (tags !== undefined) {
+            service.tagLocal(key, tags, envelope.e);
+            // Written again now: an eviction of the tag by another instance while the handler ran deleted the
+            // first membership, and the entry stored next would belong to no shared tag until its TTL. Not awaited
+            // here (it runs alongside the store of the entry; tagShared never rejects): the leader awaits it below.
+            retagged = service.tagShared(key, tags, envelope.e + TAG_GRACE);
+          }
           return envelope;
         },
         { ttl: remainingTtl(lifetime), refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
@@ -219,8 +226,11 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       return of(envelope);
     }
     if (envelope.o === service.origin && envelope.s > start) {
-      if (ran) service.counters.misses++;
-      else service.counters.coalesced++;
+      if (ran) {
+        service.counters.misses++;
+        // Its tags are recorded before its response goes out (the write ran alongside the store: no added wait).
+        if (retagged !== undefined) await retagged;
+      } else service.counters.coalesced++;
       this.setCacheHeader(context, 'MISS');
     } else if (route.swr > 0 && (raw.expires === undefined || raw.expires - Date.now() < route.swr)) {
       service.counters.stale++;

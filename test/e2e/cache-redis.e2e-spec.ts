@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { Keyv } from 'keyv';
 import { CacheService } from 'nestjs-concurrency';
 import request from 'supertest';
-import { type CallCounter, createCacheAppModule } from '../fixtures/cache-app.js';
+import { type CallCounter, createCacheAppModule, type Gate } from '../fixtures/cache-app.js';
 import { redisStore } from '../fixtures/cache-redis.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
@@ -12,6 +12,7 @@ interface Instance {
   app: INestApplication;
   url: string;
   counter: CallCounter;
+  gate: Gate;
   store: Keyv;
 }
 
@@ -42,7 +43,7 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
       const fixture = createCacheAppModule({ stores: [store], storeTimeout });
       const app = await bootstrapApp(adapter, fixture.module);
       await app.listen(0, '127.0.0.1');
-      return { app, url: await app.getUrl(), counter: fixture.counter, store };
+      return { app, url: await app.getUrl(), counter: fixture.counter, gate: fixture.gate, store };
     }
 
     beforeEach(async () => {
@@ -103,6 +104,30 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
       const contents = await redisContents(a.store);
       expect(contents).toMatch(/by-token\|authorization:/);
       expect(contents).not.toContain('s3cr3t');
+    });
+
+    it('keeps an entry evictable by tag when another instance evicted that tag while its handler ran', async () => {
+      const computing = request(a.url)
+        .get('/gated')
+        .then((res) => res);
+      // a's handler is held, and the tag membership it wrote before running is in Redis
+      await vi.waitFor(
+        async () => {
+          expect(a.gate.waiting).toBe(1);
+          expect(await redisContents(a.store)).toMatch(/tag:gated=.*\/gated/);
+        },
+        { timeout: 5000, interval: 20 },
+      );
+      await request(b.url).post('/gated').expect(201); // deletes the tag's set while a computes
+      expect(await redisContents(a.store)).not.toMatch(/tag:gated=/);
+      a.gate.open();
+      const computed = await computing;
+      expect(computed.status).toBe(200);
+      expect(computed.headers['x-cache']).toBe('MISS');
+      await request(a.url).get('/gated').expect('X-Cache', 'HIT');
+      await request(b.url).post('/gated').expect(201); // must find a's new entry under the tag
+      await vi.waitFor(() => request(a.url).get('/gated').expect('X-Cache', 'MISS'), { timeout: 3000, interval: 50 });
+      expect(a.counter.count('gated')).toBe(2);
     });
 
     it('loses no tag member when both instances tag keys under one tag at the same time', async () => {
