@@ -37,7 +37,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
     const providers = [
       resolved,
       ...createSupervisorProviders(raw),
-      ...createFanOutProviders(raw),
+      ...createFanOutProviders(),
       ...createSchedulingProviders(),
       ...createCachingProviders(),
     ];
