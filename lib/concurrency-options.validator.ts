@@ -17,6 +17,7 @@ import type {
   ConcurrencyModuleOptions,
   ResolvedConcurrencyOptions,
 } from './interfaces/concurrency-module-options.interface.js';
+import { describeValue } from './utils/describe.js';
 
 const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout'],
@@ -29,15 +30,8 @@ const KEYS = {
 function fail(option: string, expected: string, got: unknown): never {
   throw new ConcurrencyOptionsError(
     option,
-    `Invalid ConcurrencyModule option "${option}": expected ${expected}, got ${describe(got)}.`,
+    `Invalid ConcurrencyModule option "${option}": expected ${expected}, got ${describeValue(got)}.`,
   );
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'function' ? 'a function' : `an object`;
 }
 
 function section(option: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {

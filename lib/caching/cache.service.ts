@@ -15,6 +15,7 @@ import { GuardedStore } from './guarded-store.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
 import { RedisLink } from './redis-link.js';
 import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
+import { errorMessage, errorStack } from '../utils/describe.js';
 
 /** A TTL a cache entry may have: a finite number of ms > 0 (Keyv reads 0 as "never expires"). */
 export function isValidTtl(ttl: unknown): ttl is number {
@@ -108,7 +109,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       const now = Date.now();
       if (now - this.lastRefreshLog < STORE_RETRY_AFTER) return;
       this.lastRefreshLog = now;
-      this.logger.warn(REFRESH_FAILED(key), error instanceof Error ? error.stack : String(error));
+      this.logger.warn(REFRESH_FAILED(key), errorStack(error) ?? errorMessage(error));
     });
   }
 
@@ -254,7 +255,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     const now = Date.now();
     if (now - this.lastTagLog < STORE_RETRY_AFTER) return;
     this.lastTagLog = now;
-    this.logger.warn(TAG_INDEX_FAILED(tag), error instanceof Error ? error.message : String(error));
+    this.logger.warn(TAG_INDEX_FAILED(tag), errorMessage(error));
   }
 
   private dropLocal(keys: string[]): void {
@@ -264,9 +265,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   private storeFailed(store: GuardedStore, error: unknown, first: boolean): void {
     this.counters.errors++;
     if (first) {
-      this.logger.warn(
-        STORE_FAILED(store.index, error instanceof Error ? error.message : String(error), STORE_RETRY_AFTER),
-      );
+      this.logger.warn(STORE_FAILED(store.index, errorMessage(error), STORE_RETRY_AFTER));
     }
   }
 

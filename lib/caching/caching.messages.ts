@@ -1,3 +1,5 @@
+import { safeString } from '../utils/describe.js';
+
 export const STORE_FAILED = (index: number, reason: string, retryAfter: number) =>
   `Cache store #${index} failed (${reason}); requests go to the handler and the store is retried in ${retryAfter} ms. Further failures of this burst are counted in stats().errors, not logged.`;
 export const STORE_TIMEOUT = (index: number, method: string, ms: number) =>
@@ -14,6 +16,6 @@ export const ISOLATED_TIMEOUT = (key: string, ms: number) =>
 export const REDIS_TIMEOUT = (what: string, ms: number) => `Redis ${what} did not answer within storeTimeout ${ms} ms`;
 export const REDIS_SKIPPED = (what: string, ms: number) => `Redis ${what} skipped: Redis failed less than ${ms} ms ago`;
 export const TTL_INVALID = (where: string, ttl: unknown) =>
-  `Invalid ${where} ttl ${String(ttl)}: expected a finite number of ms > 0 (a cache entry never lives forever).`;
+  `Invalid ${where} ttl ${safeString(ttl)}: expected a finite number of ms > 0 (a cache entry never lives forever).`;
 export const ROUTE_TTL_INVALID = (route: string, ttl: unknown, fallback: number) =>
-  `Cache TTL ${String(ttl)} of ${route} (@CacheTTL) is not a finite number of ms > 0; using the module ttl ${fallback} ms instead (a cache entry never lives forever).`;
+  `Cache TTL ${safeString(ttl)} of ${route} (@CacheTTL) is not a finite number of ms > 0; using the module ttl ${fallback} ms instead (a cache entry never lives forever).`;

@@ -15,6 +15,7 @@ import { CacheService, isValidTtl } from './cache.service.js';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
 import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
 import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
+import { errorMessage, errorStack } from '../utils/describe.js';
 
 /**
  * Requests (execution contexts) an instance of the interceptor already handles, so a second instance on the same
@@ -257,7 +258,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       this.cacheService.counters.errors++;
       this.logger.warn(
         EVICT_FAILED(`${context.getClass().name}.${context.getHandler().name}`),
-        error instanceof Error ? error.stack : String(error),
+        errorStack(error) ?? errorMessage(error),
       );
     }
     return of(result);

@@ -20,6 +20,7 @@ import {
   REQUEST_SCOPED,
   where as at,
 } from './scheduling.messages.js';
+import { errorMessage } from '../utils/describe.js';
 
 /** setTimeout's largest delay; a longer one fires after 1 ms. */
 const MAX_DELAY = 2_147_483_647;
@@ -148,12 +149,12 @@ export class JobsExplorer implements OnModuleInit {
       // Error path only: parse the expression alone to tell which of the two cron refused.
       const refused = option === undefined ? error : expressionError(meta.cronTime);
       if (refused === undefined) {
-        const cause = error instanceof Error ? error.message : String(error);
+        const cause = errorMessage(error);
         throw new InvalidJobError(INVALID_OPTION(w, option!, `a valid ${option} (${cause})`, zone[option!]), {
           cause: error,
         });
       }
-      const cause = refused instanceof Error ? refused.message : String(refused);
+      const cause = errorMessage(refused);
       throw new InvalidJobError(INVALID_CRON(w, meta.cronTime, cause), { cause: refused });
     }
     return {

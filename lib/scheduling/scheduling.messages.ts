@@ -1,17 +1,19 @@
+import { errorMessage, describeValue, safeString } from '../utils/describe.js';
+
 /** Message factories of the scheduling pattern, side by side. */
 export const where = (className: string, method: string) => `${className}.${method}()`;
 
 export const INVALID_CRON = (at: string, expression: unknown, cause: string) =>
-  `Invalid cron expression ${JSON.stringify(String(expression))} on ${at}: ${cause}. ` +
+  `Invalid cron expression ${JSON.stringify(safeString(expression))} on ${at}: ${cause}. ` +
   'Use 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. "*/10 * * * * *", or a CronExpression.';
 
 export const INVALID_MS = (at: string, kind: 'interval' | 'timeout', ms: unknown) =>
   kind === 'interval'
-    ? `Invalid interval ${String(ms)} on ${at}: expected a positive, finite number of milliseconds, e.g. @Interval(1000).`
-    : `Invalid timeout ${String(ms)} on ${at}: expected a finite number of milliseconds >= 0, e.g. @Timeout(1000).`;
+    ? `Invalid interval ${safeString(ms)} on ${at}: expected a positive, finite number of milliseconds, e.g. @Interval(1000).`
+    : `Invalid timeout ${safeString(ms)} on ${at}: expected a finite number of milliseconds >= 0, e.g. @Timeout(1000).`;
 
 export const INVALID_OPTION = (at: string, option: string, expected: string, got: unknown) =>
-  `Invalid job option "${option}" on ${at}: expected ${expected}, got ${typeof got === 'string' ? JSON.stringify(got) : String(got)}.`;
+  `Invalid job option "${option}" on ${at}: expected ${expected}, got ${describeValue(got)}.`;
 
 export const NO_LOCK = (at: string) =>
   `${at} asks for lock: true but no lock store is configured. ` +
@@ -45,7 +47,7 @@ export const JOB_FAILED = (name: string) => `Job "${name}" failed`;
 export const JOB_SKIPPED_OVERLAP = (name: string, at: Date) =>
   `Job "${name}" skipped the tick of ${at.toISOString()}: the previous run is still going (overlap: 'skip').`;
 export const LOCK_FAILED = (name: string, at: Date, error: unknown) =>
-  `Job "${name}" skipped the tick of ${at.toISOString()}: the lock store failed (${error instanceof Error ? error.message : String(error)}). ` +
+  `Job "${name}" skipped the tick of ${at.toISOString()}: the lock store failed (${errorMessage(error)}). ` +
   'The tick is not run rather than risk running it twice.';
 export const LEASE_LOST = (name: string, at: Date) =>
   `Job "${name}" (tick ${at.toISOString()}) could not extend its lease: another instance may take the tick. ` +

@@ -1,6 +1,8 @@
 const describeChild = (id: string, name: string | undefined) => (name ? `"${name}" (${id})` : `"${id}"`);
 
-const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+import { describeValue, errorMessage } from '../utils/describe.js';
+
+const reasonOf = errorMessage;
 
 export const CHILD_FAILED = (
   supervisor: string,
@@ -36,4 +38,4 @@ export const ABANDONED = (supervisor: string, ids: string[], timeoutMs: number) 
   'Make the work honour ctx.signal.';
 
 export const INVALID_CHILD_OPTION = (option: string, expected: string, got: unknown) =>
-  `Invalid child option "${option}": expected ${expected}, got ${typeof got === 'string' ? JSON.stringify(got) : String(got)}.`;
+  `Invalid child option "${option}": expected ${expected}, got ${describeValue(got)}.`;

@@ -23,6 +23,7 @@ import { ABANDONED, CHILD_FAILED, CHILD_TIMED_OUT, INVALID_CHILD_OPTION, MAX_RES
 import { Task } from './task.js';
 import { isThenable } from './utils/is-thenable.util.js';
 import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.util.js';
+import { errorStack } from '../utils/describe.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
 type Entry = Fn<unknown> | Child | null | undefined;
@@ -362,7 +363,7 @@ export class TaskSupervisor {
       if (this.subject.observed) this.emit('max-restarts', child, lastError);
       this.logger.error(
         MAX_RESTARTS(this.name, child.id, child.spec.name, this.options.maxRestarts, this.options.maxSeconds),
-        lastError instanceof Error ? lastError.stack : undefined,
+        errorStack(lastError),
       );
       return;
     }
@@ -377,10 +378,7 @@ export class TaskSupervisor {
     if (kind === TIMED_OUT) {
       this.logger.error(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout));
     } else {
-      this.logger.error(
-        CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error),
-        error instanceof Error ? error.stack : undefined,
-      );
+      this.logger.error(CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error), errorStack(error));
     }
   }
 

@@ -13,6 +13,7 @@ import type { JobLease } from '../interfaces/job-lock.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LOCK_EXTEND_RATIO } from '../scheduling.constants.js';
 import { JOB_FAILED, JOB_SKIPPED_OVERLAP, LEASE_LOST, LOCK_FAILED } from '../scheduling.messages.js';
+import { errorMessage, errorStack } from '../../utils/describe.js';
 
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
 export interface JobsSupervisor {
@@ -207,21 +208,14 @@ export abstract class ScheduledJob {
   #failed(error: unknown): void {
     this.failures++;
     this.lastError = error;
-    this.host.logger.error(
-      `${JOB_FAILED(this.def.name)}: ${error instanceof Error ? error.message : String(error)}`,
-      error instanceof Error ? error.stack : undefined,
-      'Jobs',
-    );
+    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
   #refused(error: unknown): void {
     this.skipped++;
     if (error instanceof SupervisorShutdownError) return;
-    this.host.logger.warn(
-      `Job "${this.def.name}" skipped a tick: ${error instanceof Error ? error.message : String(error)}`,
-      'Jobs',
-    );
+    this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`, 'Jobs');
   }
 
   async #lockedTick(scheduledAt: Date, lock: Lock, done: (() => void) | undefined): Promise<void> {
@@ -280,7 +274,7 @@ export abstract class ScheduledJob {
           },
           (error: unknown) =>
             this.host.logger.warn(
-              `Job "${this.def.name}" could not extend its lease (will retry): ${error instanceof Error ? error.message : String(error)}`,
+              `Job "${this.def.name}" could not extend its lease (will retry): ${errorMessage(error)}`,
               'Jobs',
             ),
         );

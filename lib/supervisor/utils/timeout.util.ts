@@ -1,3 +1,5 @@
+import { safeString } from '../../utils/describe.js';
+
 /** setTimeout's limit (2^31 - 1 ms, ~24.8 days): Node fires a longer delay after 1 ms instead. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -19,6 +21,6 @@ export const timeoutMsExpected = (positive = false): string =>
 /** @internal Throws a `RangeError` (a `TypeError` for a non-number) naming the argument unless `isTimeoutMs(value)`. */
 export function checkTimeoutMs(where: string, value: unknown): void {
   if (isTimeoutMs(value)) return;
-  const message = `${where}: invalid timeout: expected ${timeoutMsExpected()}, got ${String(value)}.`;
+  const message = `${where}: invalid timeout: expected ${timeoutMsExpected()}, got ${safeString(value)}.`;
   throw typeof value === 'number' && !Number.isNaN(value) ? new RangeError(message) : new TypeError(message);
 }
