@@ -11,6 +11,7 @@ import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, type Observable, of } from 'rxjs';
 import { isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
+import { sortQuery } from './cache-key.js';
 import { CacheService, isValidTtl } from './cache.service.js';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
 import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
@@ -51,14 +52,6 @@ interface HttpRequest {
 
 const resolve = (part: KeyPart, context: ExecutionContext): string =>
   typeof part === 'function' ? part(context) : part;
-
-function sortQuery(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const query = url.slice(q + 1);
-  if (query === '') return url.slice(0, q);
-  return `${url.slice(0, q)}?${query.split('&').sort().join('&')}`;
-}
 
 /** A vary header's value in a key: hashed, so credentials (and any header value) never appear in stores or messages. */
 function headerPart(value: string | string[] | undefined): string {

@@ -120,6 +120,16 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     expect(counter.count('search')).toBe(2);
   });
 
+  it('keeps the order of a repeated query parameter in the key (?tag=a&tag=b is not ?tag=b&tag=a)', async () => {
+    const ab = await request(url).get('/search?tag=a&tag=b').expect('X-Cache', 'MISS');
+    expect(ab.body.query.tag).toEqual(['a', 'b']);
+    const ba = await request(url).get('/search?tag=b&tag=a').expect('X-Cache', 'MISS');
+    expect(ba.body.query.tag).toEqual(['b', 'a']);
+    await request(url).get('/search?tag=a&x=1&tag=b').expect('X-Cache', 'MISS');
+    await request(url).get('/search?x=1&tag=a&tag=b').expect('X-Cache', 'HIT');
+    expect(counter.count('search')).toBe(3);
+  });
+
   it('evicts by key after a @CacheEvict route succeeded', async () => {
     await request(url).get('/public').expect('X-Cache', 'MISS');
     await request(url).get('/public').expect('X-Cache', 'HIT');
