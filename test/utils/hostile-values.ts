@@ -1,3 +1,4 @@
+/* oxlint-disable unicorn/no-thenable -- building hostile thenables is the point of this file */
 import fc from 'fast-check';
 
 /**
