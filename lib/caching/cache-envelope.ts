@@ -19,7 +19,9 @@ export function isEnvelope(value: unknown): value is CacheEnvelope {
  * into the L1 (else the copy would live a full TTL again); other values get `fallback` ms.
  */
 export function remainingTtl(fallback: number): (value: unknown) => number {
-  return (value) => (isEnvelope(value) && typeof value.e === 'number' ? Math.max(1, value.e - Date.now()) : fallback);
+  const whole = Math.ceil(fallback);
+  return (value) =>
+    isEnvelope(value) && typeof value.e === 'number' ? Math.max(1, Math.ceil(value.e - Date.now())) : whole;
 }
 
 /** Thrown inside `wrap()` for a result that must not be stored (undefined, a stream): nothing is written. Internal. */

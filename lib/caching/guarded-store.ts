@@ -5,6 +5,14 @@ import { withTimeout } from '../utils/with-timeout.js';
 import { Breaker, StoreTimeoutError } from './breaker.js';
 
 /**
+ * A TTL as the stores need it: whole milliseconds, rounded up (Redis refuses `PX 2099.9999999999995`, and a failed
+ * write trips the breaker for the writes after it). Every TTL that reaches an L2 store passes here.
+ */
+export function wholeMs(ttl: number | undefined): number | undefined {
+  return ttl === undefined ? undefined : Math.ceil(ttl);
+}
+
+/**
  * Puts a timeout around every call to one Keyv store (L2) and turns its failures into misses and no-op writes,
  * so cache-manager's `wrap()` never waits on, nor rejects because of, a slow or broken store. After a failure the
  * store is skipped for `STORE_RETRY_AFTER` ms (a burst costs one timeout, not one per request). Internal.
@@ -31,7 +39,7 @@ export class GuardedStore {
   }
 
   set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    return this.call('set', () => this.keyv.set(key, value, ttl), false);
+    return this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false);
   }
 
   delete(key: string): Promise<boolean> {
@@ -47,7 +55,11 @@ export class GuardedStore {
   }
 
   setMany(entries: { key: string; value: unknown; ttl?: number }[]): Promise<boolean[]> {
-    return this.call('setMany', () => this.keyv.setMany(entries), []);
+    return this.call(
+      'setMany',
+      () => this.keyv.setMany(entries.map((entry) => ({ ...entry, ttl: wholeMs(entry.ttl) }))),
+      [],
+    );
   }
 
   deleteMany(keys: string[]): Promise<boolean> {

@@ -1,0 +1,60 @@
+import type KeyvRedis from '@keyv/redis';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { Keyv } from 'keyv';
+import { CacheService, ConcurrencyModule } from 'nestjs-concurrency';
+import { redisStore } from '../fixtures/cache-redis.js';
+import { RedisServer, redisAvailable } from '../utils/redis-server.js';
+
+describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
+  let redis: RedisServer;
+  const apps: TestingModule[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+
+  async function boot(stores: unknown[]): Promise<CacheService> {
+    const app = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRoot({ cache: { stores: stores as Keyv[], storeTimeout: 1000 } })],
+    }).compile();
+    await app.init();
+    apps.push(app);
+    return app.get(CacheService);
+  }
+
+  /** The remaining lifetime Redis itself holds for `key` (ms), read through the store's own client. */
+  async function pttl(store: Keyv, key: string): Promise<number> {
+    const client = await (store.store as KeyvRedis<unknown>).getClient();
+    return client.pTTL(`cache-e2e::cache-e2e:${key}`);
+  }
+
+  it('rounds a fractional TTL to whole ms before it reaches Redis, and the L2 keeps working', async () => {
+    const store = redisStore(redis.url);
+    const cache = await boot([store]);
+    await cache.set('fraction', 'a', 2099.9999999999995);
+    expect(await cache.getOrStore('third', () => 'b', 10_000 / 3)).toBe('b');
+    // CACHE_MANAGER users reach the same stores: wrap (as @Cached does, with its stale window) and mset
+    await cache.cache.wrap('wrapped', async () => 'd', 10_000 / 3, 1000 / 3);
+    await cache.cache.mset([{ key: 'many', value: 'e', ttl: 10_000 / 3 }]);
+    await cache.set('integer', 'c', 5000);
+    expect(cache.stats().errors).toBe(0);
+    expect(await pttl(store, 'fraction')).toBeGreaterThan(1000);
+    expect(await pttl(store, 'third')).toBeGreaterThan(1000);
+    expect(await pttl(store, 'integer')).toBeGreaterThan(1000);
+    expect(await pttl(store, 'wrapped')).toBeGreaterThan(1000);
+    expect(await pttl(store, 'many')).toBeGreaterThan(1000);
+    // another instance (an empty L1) reads all three from Redis
+    const other = await boot([redisStore(redis.url)]);
+    expect(await other.get('fraction')).toBe('a');
+    expect(await other.get('third')).toBe('b');
+    expect(await other.get('integer')).toBe('c');
+  });
+});
