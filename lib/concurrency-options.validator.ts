@@ -1,4 +1,4 @@
-import type { Keyv } from 'keyv';
+import { Keyv, type KeyvStoreAdapter } from 'keyv';
 import {
   DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_CACHE_TTL,
@@ -74,7 +74,8 @@ function number(option: string, value: unknown, fallback: number, rule: NumberRu
 const SHUTDOWN_MS = { min: 0, max: MAX_TIMEOUT_MS, infinity: true } satisfies NumberRule;
 const POSITIVE_MS = { min: 0, exclusive: true, max: MAX_TIMEOUT_MS, infinity: true } satisfies NumberRule;
 
-function isKeyv(value: unknown): value is Keyv {
+/** get/set/delete: a Keyv instance or a Keyv store adapter (`new KeyvRedis(url)`, a `Map`, ...). */
+function isKeyValueStore(value: unknown): boolean {
   return (
     typeof value === 'object' &&
     value !== null &&
@@ -82,6 +83,27 @@ function isKeyv(value: unknown): value is Keyv {
     typeof (value as Keyv).set === 'function' &&
     typeof (value as Keyv).delete === 'function'
   );
+}
+
+/** A Keyv instance, also one from another copy of the package (the same test as `@nestjs/cache-manager`). */
+function isKeyvInstance(value: object): boolean {
+  return value instanceof Keyv || ('opts' in value && 'hooks' in value && 'stats' in value);
+}
+
+/**
+ * A `cache.stores` entry as the cache uses it: a Keyv instance as it is; a bare store adapter wrapped in
+ * `new Keyv({ store })`, as `CacheModule` does (it was accepted and then failed every call).
+ */
+function cacheStore(option: string, value: unknown): Keyv {
+  if (!isKeyValueStore(value)) {
+    fail(option, 'a Keyv instance or a Keyv store adapter (e.g. new KeyvRedis(url)), or an array of them', value);
+  }
+  if (!isKeyvInstance(value as object)) return new Keyv({ store: value as KeyvStoreAdapter });
+  const keyv = value as Keyv;
+  if (typeof keyv.on !== 'function' || typeof keyv.off !== 'function') {
+    fail(option, 'a Keyv instance with on() and off() (its store errors are counted from its "error" event)', value);
+  }
+  return keyv;
 }
 
 /**
@@ -118,16 +140,10 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
     fail('jobs.overlap', `'skip' or 'allow'`, jobs.overlap);
   }
   const cache = section('cache', top.cache, KEYS.cache);
-  const stores = cache.stores === undefined ? [] : Array.isArray(cache.stores) ? cache.stores : [cache.stores];
-  stores.forEach((store, i) => {
-    if (!isKeyv(store)) {
-      fail(
-        Array.isArray(cache.stores) ? `cache.stores[${i}]` : 'cache.stores',
-        'a Keyv instance (or an array of them)',
-        store,
-      );
-    }
-  });
+  const rawStores = cache.stores === undefined ? [] : Array.isArray(cache.stores) ? cache.stores : [cache.stores];
+  const stores = rawStores.map((store, i) =>
+    cacheStore(Array.isArray(cache.stores) ? `cache.stores[${i}]` : 'cache.stores', store),
+  );
 
   return {
     supervisors,
@@ -150,7 +166,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
         min: 1,
         integer: true,
       }),
-      stores: stores as Keyv[],
+      stores,
       storeTimeout: number('cache.storeTimeout', cache.storeTimeout, DEFAULT_STORE_TIMEOUT, {
         min: 0,
         exclusive: true,

@@ -1,4 +1,4 @@
-import type KeyvRedis from '@keyv/redis';
+import KeyvRedis from '@keyv/redis';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Keyv } from 'keyv';
 import { CacheService, ConcurrencyModule } from 'nestjs-concurrency';
@@ -56,5 +56,19 @@ describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
     expect(await other.get('fraction')).toBe('a');
     expect(await other.get('third')).toBe('b');
     expect(await other.get('integer')).toBe('c');
+  });
+
+  it('takes a bare Keyv store adapter (new KeyvRedis(url)), as CacheModule users pass it', async () => {
+    const a = await boot([new KeyvRedis(redis.url)]);
+    const b = await boot([new KeyvRedis(redis.url)]);
+    expect(await a.getOrStore('bare', () => ({ from: 'a' }), 5000)).toEqual({ from: 'a' });
+    await a.set('bare-set', 42, 5000);
+    // b's L1 is empty: both values come from Redis
+    expect(await b.getOrStore('bare', () => ({ from: 'b' }), 5000)).toEqual({ from: 'a' });
+    expect(await b.get('bare-set')).toBe(42);
+    // evictions reach the other instance's L1 through the adapter's client (pub/sub)
+    await a.del('bare-set');
+    await vi.waitFor(async () => expect(await b.get('bare-set')).toBeUndefined(), { timeout: 5000, interval: 20 });
+    expect(a.stats().errors + b.stats().errors).toBe(0);
   });
 });
