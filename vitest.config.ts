@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   resolve: {
@@ -12,6 +12,8 @@ export default defineConfig({
     globals: true,
     root: './',
     include: ['test/**/*.spec.ts', 'test/**/*.e2e-spec.ts'],
+    // test/compat/ holds consumer apps with their own dependencies and test runners (test/compat/run.sh).
+    exclude: [...configDefaults.exclude, 'test/compat/**'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
   },

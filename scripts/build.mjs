@@ -1,0 +1,37 @@
+// Builds the package from lib/: dist/ holds the ES module build (the primary one), dist/cjs/ the CommonJS build,
+// each with its own declarations (dist/cjs/package.json says "type": "commonjs", so TypeScript reads dist/cjs/*.d.ts
+// as CommonJS types). Then checks what the CommonJS build must not contain.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const run = (project) => execFileSync(process.execPath, [tsc, '-p', project], { cwd: root, stdio: 'inherit' });
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+run('tsconfig.build.json');
+run('tsconfig.build.cjs.json');
+
+const cjs = join(root, 'dist/cjs');
+writeFileSync(join(cjs, 'package.json'), '{\n  "type": "commonjs"\n}\n');
+
+// The guard that refuses a second build in one process must know which build it is in.
+const guard = join(cjs, 'utils/single-build.guard.js');
+const esmLine = "const FORMAT = 'ES module';";
+const source = readFileSync(guard, 'utf8');
+if (source.split(esmLine).length !== 2) throw new Error(`${guard}: expected exactly one line ${esmLine}`);
+writeFileSync(guard, source.replace(esmLine, "const FORMAT = 'CommonJS';"));
+
+// CommonJS cannot hold import.meta, top-level await or a real import() (tsc turns import() into require()).
+const offences = [];
+for (const entry of readdirSync(cjs, { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || !entry.name.endsWith('.js')) continue;
+  const file = join(entry.parentPath, entry.name);
+  const code = readFileSync(file, 'utf8');
+  if (/\bimport\.meta\b/.test(code)) offences.push(`${file}: import.meta`);
+  if (/^await\b|^export\b|^import\b/m.test(code)) offences.push(`${file}: ES module syntax at top level`);
+}
+if (offences.length > 0) throw new Error(`The CommonJS build is not CommonJS:\n${offences.join('\n')}`);
