@@ -3,6 +3,7 @@ import { TaskTimeoutError } from '../errors/task-timeout.error.js';
 import { isThenable } from '../supervisor/utils/is-thenable.util.js';
 import type { ResolvedFanOutOptions } from './fan-out-options.validator.js';
 import { CONSUMER_STOPPED, SIBLING_FAILED, SOURCE_FAILED } from './fan-out.messages.js';
+import { describeValue } from '../utils/describe.js';
 import type { FanOutFn, FanOutInput, ItemContext, Outcome } from './interfaces/fan-out-options.interface.js';
 
 /** What a run hands back: `map` values, `settle` outcomes, or `stream` outcomes one by one. */
@@ -88,6 +89,20 @@ const SWEEPS_PER_TIMEOUT = 16;
 const MAX_SWEEP_MS = 1000;
 /** Ordered streams keep finished-but-not-yet-emitted outcomes in a ring this large at most (else in a Map). */
 const MAX_RING = 4096;
+/** An unordered stream's outcome queue drops its consumed head once it is this long and half of the array. */
+const COMPACT_AT = 1024;
+
+/**
+ * An iterator's step as `for await` reads it: a result that is not an object is a `TypeError` (a hand-written
+ * cursor that returns `undefined` when exhausted), and throwing `done`/`value` getters throw here, on the pull path.
+ */
+function readStep<T>(step: IteratorResult<T>): { done: boolean; value: T } {
+  if (step === null || (typeof step !== 'object' && typeof step !== 'function')) {
+    throw new TypeError(`Iterator result ${describeValue(step)} is not an object`);
+  }
+  const done = Boolean(step.done);
+  return { done, value: done ? (undefined as T) : step.value };
+}
 
 /**
  * The one engine behind `map`, `settle` and `stream`: a pull loop that takes the next input only while fewer than
@@ -220,18 +235,18 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
         this.#next = index + 1;
         this.#start(array[index], index);
       } else if (!this.#async) {
-        let step: IteratorResult<I>;
+        let done: boolean;
+        let value: I;
         try {
-          step = (this.#iterator as Iterator<I>).next();
+          ({ done, value } = readStep((this.#iterator as Iterator<I>).next()));
         } catch (error) {
-          this.#sourceDone = true;
-          return this.#fail(error, (ctx) => new TaskAbortedError(ctx.id, SOURCE_FAILED));
+          return this.#onPullFailed(error);
         }
-        if (step.done) {
+        if (done) {
           this.#sourceDone = true;
           break;
         }
-        this.#start(step.value, this.#next++);
+        this.#start(value, this.#next++);
       } else {
         if (this.#pulling) return;
         this.#pulling = true;
@@ -246,16 +261,25 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     if (this.#sourceDone && this.#active === 0) this.#complete();
   }
 
-  readonly #onPulled = (step: IteratorResult<I>): void => {
+  /** Runs inside a promise reaction: nothing may throw out of it (that would be an unhandled rejection). */
+  readonly #onPulled = (step: unknown): void => {
     this.#pulling = false;
     if (this.#finished) return;
-    if (step.done) this.#sourceDone = true;
-    else this.#start(step.value, this.#next++);
+    let done: boolean;
+    let value: I;
+    try {
+      ({ done, value } = readStep(step as IteratorResult<I>));
+    } catch (error) {
+      return this.#onPullFailed(error);
+    }
+    if (done) this.#sourceDone = true;
+    else this.#start(value, this.#next++);
     this.#fill();
   };
 
   readonly #onPullFailed = (error: unknown): void => {
     this.#pulling = false;
+    // The source failed: it is not closed (as `for await` does not call `return()` after its own `next()` threw).
     this.#sourceDone = true;
     this.#fail(error, (ctx) => new TaskAbortedError(ctx.id, SOURCE_FAILED));
   };
@@ -445,9 +469,17 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
       if (outcome !== undefined) this.#map.delete(this.#emit);
     } else {
       const queue = this.#queue;
-      outcome = queue[this.#queueHead];
-      queue[this.#queueHead++] = undefined as never;
+      const head = this.#queueHead;
+      outcome = queue[head];
+      queue[head] = undefined as never;
+      this.#queueHead = head + 1;
+      // Compact once the consumed part is the larger half: a consumer that always lags (the queue never empties)
+      // must not grow the array forever. Amortised O(1) per outcome.
       if (this.#queueHead === queue.length) queue.length = this.#queueHead = 0;
+      else if (this.#queueHead >= COMPACT_AT && 2 * this.#queueHead >= queue.length) {
+        this.#queue = queue.slice(this.#queueHead);
+        this.#queueHead = 0;
+      }
     }
     if (outcome !== undefined) {
       this.#held--;

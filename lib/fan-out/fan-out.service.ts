@@ -75,7 +75,6 @@ export class FanOut implements OnApplicationShutdown {
     },
   };
 
-  /** @internal `FanOut` is created by `ConcurrencyModule`: inject it. */
   constructor(
     @Optional() @Inject(CONCURRENCY_OPTIONS) options?: FanOutSettings,
     @Optional() registry?: SupervisorRegistry,
@@ -110,28 +109,34 @@ export class FanOut implements OnApplicationShutdown {
       let pending = tasks.length;
       let timer: ReturnType<typeof setTimeout> | undefined;
       let over = false;
-      const stop = (error: unknown, abortReason: (task: Task<T>) => unknown) => {
-        if (over) return;
+      const detach: (() => void)[] = [];
+      const end = () => {
         over = true;
         clearTimeout(timer);
+        for (const leave of detach) leave();
+      };
+      const stop = (error: unknown, abortReason: (task: Task<T>) => unknown) => {
+        if (over) return;
+        end();
         for (const task of tasks) if (task.outcome === undefined) task.abort(abortReason(task));
         reject(error);
       };
       if (pending === 0) return resolve(results);
       tasks.forEach((task, i) => {
-        void task.settled().then((outcome) => {
-          if (over) return;
-          if (outcome.status === 'rejected')
-            return stop(outcome.reason, (t) => new TaskAbortedError(t.id, GROUP_FAILED));
-          results[i] = outcome.value;
-          if (--pending === 0) {
-            over = true;
-            clearTimeout(timer);
-            resolve(results);
-          }
-        });
+        detach.push(
+          task.watch((outcome) => {
+            if (over) return;
+            if (outcome.status === 'rejected')
+              return stop(outcome.reason, (t) => new TaskAbortedError(t.id, GROUP_FAILED));
+            results[i] = outcome.value;
+            if (--pending === 0) {
+              end();
+              resolve(results);
+            }
+          }),
+        );
       });
-      if (timeoutMs !== Infinity) {
+      if (timeoutMs !== Infinity && !over) {
         timer = setTimeout(() => {
           const error = new TaskTimeoutError(timeoutMs);
           stop(error, () => error);
@@ -148,13 +153,21 @@ export class FanOut implements OnApplicationShutdown {
     checkTasks('yieldMany', tasks);
     checkTimeout('yieldMany', timeoutMs);
     const collect = () => tasks.map((task) => task.outcome ?? null);
-    if (tasks.every((task) => task.outcome !== undefined)) return Promise.resolve(collect());
+    let pending = tasks.filter((task) => task.outcome === undefined).length;
+    if (pending === 0) return Promise.resolve(collect());
     return new Promise((resolve) => {
-      const timer = timeoutMs === Infinity ? undefined : setTimeout(() => resolve(collect()), timeoutMs);
-      void Promise.all(tasks.map((task) => task.settled())).then(() => {
+      // One detachable waiter per running task (not a Promise.all over settled()): a poll that times out leaves the
+      // tasks as it found them, so polling long tasks does not grow memory.
+      const detach: (() => void)[] = [];
+      const finish = () => {
         clearTimeout(timer);
+        for (const leave of detach) leave();
         resolve(collect());
-      });
+      };
+      const timer = timeoutMs === Infinity ? undefined : setTimeout(finish, timeoutMs);
+      for (const task of tasks) {
+        if (task.outcome === undefined) detach.push(task.watch(() => --pending === 0 && finish()));
+      }
     });
   }
 

@@ -6,6 +6,8 @@ import { checkTimeoutMs } from './utils/timeout.util.js';
 /** Typed on `unknown`, so that `Task<T>` stays covariant in `T` (a `Task<never>` is a `Task<string>`). */
 type Waiter = (outcome: TaskOutcome<unknown>) => void;
 
+const noop = () => {};
+
 /**
  * A running piece of work whose result someone will collect (Elixir's `Task`): created by
  * `TaskSupervisor.async()` and `FanOut.async()`. The owner starts the work and hands its promise in; the task records
@@ -44,7 +46,22 @@ export class Task<T> {
   /** Resolves with the outcome once the task has settled, whenever that is. Never rejects. */
   settled(): Promise<TaskOutcome<T>> {
     if (this.#outcome) return Promise.resolve(this.#outcome);
-    return (this.#settled ??= new Promise((resolve) => (this.#waiters ??= new Set()).add(resolve as Waiter)));
+    return (this.#settled ??= new Promise((resolve) => this.watch(resolve as Waiter)));
+  }
+
+  /**
+   * @internal Calls `waiter` once with the outcome when the task settles (at once if it has); returns a function that
+   * detaches it. What a caller that may give up waiting uses (a timed-out `yield()`, `yieldMany`, `awaitMany`), so that
+   * polling a long task leaves nothing behind, unlike a `.then()` on `settled()`.
+   */
+  watch(waiter: (outcome: TaskOutcome<T>) => void): () => void {
+    if (this.#outcome) {
+      waiter(this.#outcome);
+      return noop;
+    }
+    const waiters = (this.#waiters ??= new Set());
+    waiters.add(waiter as Waiter);
+    return () => void waiters.delete(waiter as Waiter);
   }
 
   /** Aborts the task's signal (no-op once aborted). */
@@ -77,16 +94,14 @@ export class Task<T> {
     if (this.#outcome) return Promise.resolve(this.#outcome);
     if (timeoutMs === Infinity) return this.settled();
     return new Promise((resolve) => {
-      const waiters = (this.#waiters ??= new Set());
-      const waiter = (outcome: TaskOutcome<unknown>) => {
+      const detach = this.watch((outcome) => {
         clearTimeout(timer);
-        resolve(outcome as TaskOutcome<T>);
-      };
+        resolve(outcome);
+      });
       const timer = setTimeout(() => {
-        waiters.delete(waiter);
+        detach();
         resolve(null);
       }, timeoutMs);
-      waiters.add(waiter);
     });
   }
 
