@@ -33,8 +33,8 @@ describe('FanOut: memory stays flat', () => {
       const step = await iterator.next();
       if (step.done) break;
       seen++;
-      await null;
-      await null;
+      await Promise.resolve();
+      await Promise.resolve();
       if (seen === 50_000) {
         gc();
         before = process.memoryUsage().heapUsed;
