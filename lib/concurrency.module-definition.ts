@@ -8,4 +8,6 @@ export const {
   ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<ConcurrencyModuleOptions>({ moduleName: 'Concurrency' })
   .setClassMethodName('forRoot')
+  // forRootAsync({ useClass | useExisting }) calls createConcurrencyOptions(), as CacheModule calls createCacheOptions()
+  .setFactoryMethodName('createConcurrencyOptions')
   .build();

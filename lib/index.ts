@@ -1,7 +1,10 @@
 // First: refuses to load when the package's other build (ESM or CommonJS) is already loaded in this process.
 import './utils/single-build.guard.js';
 export { ConcurrencyModule } from './concurrency.module.js';
-export type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
+export type {
+  ConcurrencyModuleOptions,
+  ConcurrencyOptionsFactory,
+} from './interfaces/concurrency-module-options.interface.js';
 export * from './errors/index.js';
 export * from './supervisor/index.js';
 export * from './fan-out/index.js';

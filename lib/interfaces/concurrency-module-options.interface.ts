@@ -15,6 +15,14 @@ export interface ConcurrencyModuleOptions {
   shutdownTimeout?: number;
 }
 
+/**
+ * A class that makes the module options, for `ConcurrencyModule.forRootAsync({ useClass })` or `{ useExisting }`
+ * (as `CacheOptionsFactory` is for `CacheModule`).
+ */
+export interface ConcurrencyOptionsFactory {
+  createConcurrencyOptions(): ConcurrencyModuleOptions | Promise<ConcurrencyModuleOptions>;
+}
+
 /** The options after validation, every default filled in. Internal: injected with `CONCURRENCY_OPTIONS`. */
 export interface ResolvedConcurrencyOptions {
   /** Always holds `'default'` and `'jobs'`. */

@@ -3,7 +3,15 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
-import { ConcurrencyModule, type ConcurrencyModuleOptions, ConcurrencyOptionsError } from 'nestjs-concurrency';
+import {
+  ConcurrencyModule,
+  type ConcurrencyModuleOptions,
+  ConcurrencyOptionsError,
+  type ConcurrencyOptionsFactory,
+  getSupervisorToken,
+  MaxChildrenError,
+  type TaskSupervisor,
+} from 'nestjs-concurrency';
 
 async function boot(options: ConcurrencyModuleOptions) {
   @Module({ imports: [ConcurrencyModule.forRoot(options)] })
@@ -47,6 +55,42 @@ describe('ConcurrencyModule', () => {
       imports: [ConcurrencyModule.forRootAsync({ imports: [ConfigModule], inject: [CONFIG], useFactory: factory })],
     }).compile();
     expect(factory).toHaveBeenCalledWith({ shutdown: 1234 });
+    await moduleRef.close();
+  });
+
+  it('forRootAsync({ useClass }) calls createConcurrencyOptions() of a ConcurrencyOptionsFactory', async () => {
+    @Injectable()
+    class ConcurrencyConfig implements ConcurrencyOptionsFactory {
+      createConcurrencyOptions() {
+        return { supervisors: { mail: { maxChildren: 3 } } };
+      }
+    }
+    // Async options are read at boot: a supervisor name is known to the module once it is requested (as
+    // @InjectSupervisor('mail') does) before forRootAsync() is evaluated.
+    const token = getSupervisorToken('mail');
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRootAsync({ useClass: ConcurrencyConfig })],
+    }).compile();
+    const mail = moduleRef.get<TaskSupervisor>(token);
+    for (let i = 0; i < 3; i++) mail.startChild(() => new Promise(() => {}));
+    expect(() => mail.startChild(() => 1)).toThrow(MaxChildrenError);
+    await moduleRef.close();
+  });
+
+  it('forRootAsync({ useExisting }) calls createConcurrencyOptions() of the existing provider', async () => {
+    @Injectable()
+    class SharedConfig implements ConcurrencyOptionsFactory {
+      async createConcurrencyOptions() {
+        return { shutdownTimeout: 50 };
+      }
+    }
+    @Module({ providers: [SharedConfig], exports: [SharedConfig] })
+    class SharedConfigModule {}
+    const create = vi.spyOn(SharedConfig.prototype, 'createConcurrencyOptions');
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRootAsync({ imports: [SharedConfigModule], useExisting: SharedConfig })],
+    }).compile();
+    expect(create).toHaveBeenCalledTimes(1);
     await moduleRef.close();
   });
 
