@@ -46,9 +46,14 @@ export const ALREADY_RUNNING = (name: string) =>
 export const JOB_FAILED = (name: string) => `Job "${name}" failed`;
 export const JOB_SKIPPED_OVERLAP = (name: string, at: Date) =>
   `Job "${name}" skipped the tick of ${at.toISOString()}: the previous run is still going (overlap: 'skip').`;
+export const JOB_SKIPPED_CLUSTER_OVERLAP = (name: string, at: Date) =>
+  `Job "${name}" skipped the tick of ${at.toISOString()}: a run is still going on another instance (overlap: 'skip').`;
 export const LOCK_FAILED = (name: string, at: Date, error: unknown) =>
   `Job "${name}" skipped the tick of ${at.toISOString()}: the lock store failed (${errorMessage(error)}). ` +
   'The tick is not run rather than risk running it twice.';
 export const LEASE_LOST = (name: string, at: Date) =>
   `Job "${name}" (tick ${at.toISOString()}) could not extend its lease: another instance may take the tick. ` +
   'The run goes on; its fencing token lets your writes reject the stale owner.';
+export const RUN_LEASE_LOST = (name: string) =>
+  `Job "${name}" could not extend its running lease: another instance may start a run before this one ends. ` +
+  'The run goes on.';

@@ -88,9 +88,16 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
     await closeFaked(app);
   });
 
-  it('extends the lease while a run outlives its TTL', async () => {
-    const extend = vi.fn(async () => true);
-    const store: JobLock = { acquire: async () => ({ token: 7, release: async () => {}, extend }) };
+  it('extends the tick lease (never shortening it) and the running lease while a run outlives its TTL', async () => {
+    const extendTick = vi.fn(async () => true);
+    const extendRun = vi.fn(async () => true);
+    const store: JobLock = {
+      acquire: async (key) => ({
+        token: 7,
+        release: async () => {},
+        extend: key.endsWith('@running') ? extendRun : extendTick,
+      }),
+    };
     @Injectable()
     class Long {
       token?: number;
@@ -104,11 +111,13 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect(app.get(Long).token).toBe(7);
     await vi.advanceTimersByTimeAsync(2600);
-    // Every ttl/2 while running: at +500, +1000, ..., +2500.
-    expect(extend).toHaveBeenCalledTimes(5);
-    expect(extend).toHaveBeenCalledWith(1000);
+    // Every ttl/2 while running: at +500, +1000, ..., +2500. The running lease by ttl; the tick's lease to the end of
+    // its slot (T0 + 20,000) plus ttl, as it was taken.
+    expect(extendRun.mock.calls).toEqual([[1000], [1000], [1000], [1000], [1000]]);
+    expect(extendTick.mock.calls).toEqual([[10_500], [10_000], [9500], [9000], [8500]]);
     await vi.advanceTimersByTimeAsync(5000);
-    expect(extend).toHaveBeenCalledTimes(5);
+    expect(extendRun).toHaveBeenCalledTimes(5);
+    expect(extendTick).toHaveBeenCalledTimes(5);
     await closeFaked(app);
   });
 
@@ -124,7 +133,8 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
       }
     }
     const app = await bootJobs([Patient], { jobs: { lock: new RedisJobLock(slow) } });
-    await vi.advanceTimersByTimeAsync(5800);
+    // Two calls of 800 ms each: the tick's lease, then the running lease.
+    await vi.advanceTimersByTimeAsync(6600);
     expect(app.get(Patient).tokens).toEqual([1]);
     expect(app.get(JobRegistry).get('patient')).toMatchObject({ runs: 1, lockFailures: 0 });
     await closeFaked(app);
@@ -193,10 +203,11 @@ describe('jobs with a lock (fake timers, shared in-memory lock)', () => {
     const app = await bootJobs([Long], {}, logger);
     await vi.advanceTimersByTimeAsync(12_600);
     expect(app.get(Long).ended).toBe(true);
-    // Tried every ttl/2 (at +500 ... +2500) although none answered; each try gave up after 100 ms.
-    expect(extend).toHaveBeenCalledTimes(5);
+    // Tried every ttl/2 (at +500 ... +2500) for both leases (the tick's and the running one) although none
+    // answered; each try gave up after 100 ms.
+    expect(extend).toHaveBeenCalledTimes(10);
     const warnings = logger.warnings.filter((m) => m.includes('"long" could not extend its lease'));
-    expect(warnings).toHaveLength(5);
+    expect(warnings).toHaveLength(10);
     expect(warnings[0]).toContain('did not answer within 100 ms');
     expect(app.get(JobRegistry).get('long')).toMatchObject({ runs: 1, failures: 0, running: 0 });
     await closeFaked(app);

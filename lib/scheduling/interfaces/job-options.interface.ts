@@ -7,7 +7,9 @@ export interface JobLockOptions {
   store?: JobLock;
   /**
    * How long a tick's lease lives, in ms (default 60,000). Longer than the worst clock skew between instances; a
-   * run that outlives it extends it.
+   * run that outlives it extends it. An `@Interval`'s lease lives until the end of its slot plus `ttl`. With
+   * `overlap: 'skip'` it is also the TTL of the job's running lease (extended while the run goes, released at its
+   * end): an instance that dies mid-run holds the job up to `ttl`.
    */
   ttl?: number;
   /** How long one lock call may take before the tick is skipped, in ms (default 1,000). */
@@ -30,8 +32,9 @@ export interface JobOptions {
 /** Options of jobs that can run once per cluster. */
 export interface LockableJobOptions extends JobOptions {
   /**
-   * Run each tick on one instance only, through a `JobLock`: `true` for the module's `jobs.lock`. Not with
-   * `mode: 'fixed-delay'` (no tick shared by the instances).
+   * Run each tick on one instance only, through a `JobLock`: `true` for the module's `jobs.lock`. With
+   * `overlap: 'skip'`, also never two runs at once across the instances. Not with `mode: 'fixed-delay'` (no tick
+   * shared by the instances).
    */
   lock?: boolean | JobLockOptions;
 }

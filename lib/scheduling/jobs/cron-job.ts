@@ -13,14 +13,26 @@ type CronSchedule = Extract<JobDefinition['schedule'], { kind: 'cron' }>;
 export class NominalCronJob extends CronJob<null, null> {
   /** The tick the armed timer is for. */
   armedFor: Date | undefined;
-  /** The tick now firing. */
+  /** The tick the timer last re-armed from (cron calls `start()` right before it fires). */
+  #rearmedFrom: Date | undefined;
+  /** The tick now firing; undefined for a fire that is not the timer's (`fireOnTick()` by hand). */
   firing: Date | undefined;
+  #lastExecution: Date | null = null;
 
   override start(): void {
     if (this.isActive) return;
-    this.firing = this.armedFor;
+    this.#rearmedFrom = this.armedFor;
     super.start();
     this.armedFor = this.isActive ? this.nextDate().toJSDate() : undefined;
+  }
+
+  override fireOnTick(): Promise<void> {
+    // cron stamps a new `lastExecution` right before every fire of its timer; a call by hand leaves it as it was.
+    const last = this.lastDate();
+    const byTimer = last !== null && last !== undefined && last !== this.#lastExecution;
+    this.#lastExecution = last;
+    this.firing = byTimer ? (this.runOnce ? this.armedFor : this.#rearmedFrom) : undefined;
+    return super.fireOnTick();
   }
 }
 
@@ -82,11 +94,8 @@ export class CronScheduledJob extends ScheduledJob {
   }
 
   #onTick(job: NominalCronJob): void {
-    const now = Date.now();
-    let at = job.runOnce ? job.armedFor : job.firing;
-    // Fired some other way (fireOnTick() by hand): name the tick by the second it fired in.
-    if (!at || at.getTime() > now) at = new Date(now - (now % 1000));
-    this.tick(at);
+    // Fired some other way (fireOnTick() by hand): name the tick by the time it fired, not by the previous tick.
+    this.tick(job.firing ?? new Date());
   }
 
   #registered(): boolean {

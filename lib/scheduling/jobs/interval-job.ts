@@ -3,19 +3,28 @@ import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
 import { ScheduledJob } from './scheduled-job.js';
 
+/** A change of the wall clock against the monotonic one beyond this is a step (ms). */
+const CLOCK_STEP_MS = 50;
+
 type IntervalSchedule = Extract<JobDefinition['schedule'], { kind: 'interval' }>;
 
 /**
  * An `@Interval` job. Fixed rate: a chain of timeouts aimed at start + n x ms, so lateness does not add up (Node's
  * setInterval re-arms from the moment it fired). Fixed delay: the next timeout is armed when the run ends. The
  * current timer is what `SchedulerRegistry.getInterval(name)` holds, so `deleteInterval(name)` stops the job.
+ *
+ * The targets are on the monotonic clock (`performance.now()`, what Node's timers run on): a step of the wall clock
+ * neither stalls the job nor counts phantom skips. The wall clock only names each tick (`scheduledAt`, lock key).
  */
 export class IntervalScheduledJob extends ScheduledJob {
   readonly kind = 'interval';
   #ref: ReturnType<typeof setTimeout> | undefined;
   /** The timer last put in SchedulerRegistry (still there during a fixed-delay run, after it fired). */
   #registered: ReturnType<typeof setTimeout> | undefined;
+  /** The armed tick, on the monotonic clock. */
   #nextAt = 0;
+  /** Wall clock minus monotonic clock, as last taken (see #wallTime). */
+  #offset = Number.NaN;
   #mounted = false;
 
   get #schedule(): IntervalSchedule {
@@ -32,18 +41,30 @@ export class IntervalScheduledJob extends ScheduledJob {
     return new Date(at - (at % this.#schedule.ms));
   }
 
+  protected override leaseMs(scheduledAt: Date): number {
+    // Every instance ticks once somewhere in the slot: the lease must outlive the slot (plus ttl, which covers the
+    // clock skew between instances), however short ttl is. A tick's own ttl still bounds a run that outlives that.
+    const ttl = super.leaseMs(scheduledAt);
+    const slotEnd = this.lockTime(scheduledAt).getTime() + this.#schedule.ms;
+    return Math.max(ttl, slotEnd - Date.now() + ttl);
+  }
+
   mount(): void {
     if (this.host.schedulerRegistry.doesExist('interval', this.def.name)) {
       throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
     }
     this.#mounted = true;
-    if (!this.paused) this.#arm(Date.now() + this.#schedule.initialDelay);
+    if (!this.paused) this.#arm(performance.now() + this.#schedule.initialDelay);
   }
 
   #arm(at: number): void {
     this.#nextAt = at;
     // The job rides along as the timer's argument: no closure per job or per tick.
-    const ref = setTimeout(this.#schedule.mode === 'fixed-rate' ? onRate : onDelay, Math.max(0, at - Date.now()), this);
+    const ref = setTimeout(
+      this.#schedule.mode === 'fixed-rate' ? onRate : onDelay,
+      Math.max(0, at - performance.now()),
+      this,
+    );
     this.#ref = ref;
     // Re-registered on every tick so that getInterval(name) is the live timer: clearInterval(getInterval(name)) and
     // deleteInterval(name) must stop the job as they stop a plain setInterval.
@@ -64,24 +85,40 @@ export class IntervalScheduledJob extends ScheduledJob {
   onRate(): void {
     const at = this.#nextAt;
     const { ms } = this.#schedule;
-    const late = Date.now() - at;
+    const late = Math.max(0, performance.now() - at);
     // Ticks the event loop was too busy to fire are dropped (and counted), not fired in a burst.
     const missed = late >= ms ? Math.floor(late / ms) : 0;
     this.skipped += missed;
     this.#arm(at + (missed + 1) * ms);
-    this.tick(new Date(at));
+    this.tick(this.#wallTime(at));
   }
 
   /** @internal */
   onDelay(): void {
     this.#ref = undefined;
-    this.tick(new Date(this.#nextAt), () => this.#afterRun());
+    this.tick(this.#wallTime(this.#nextAt), () => this.#afterRun());
+  }
+
+  /**
+   * The wall-clock name of a monotonic time. The offset between the clocks is kept while it moves by less than
+   * `CLOCK_STEP_MS` (two clock reads and NTP slewing jitter by a few ms; names must stay exactly ms apart, or two ticks
+   * could fall in one lock slot) and taken again after a step of the wall clock.
+   */
+  #wallTime(at: number): Date {
+    const offset = Date.now() - performance.now();
+    if (!(Math.abs(offset - this.#offset) < CLOCK_STEP_MS)) this.#offset = offset;
+    return new Date(Math.round(at + this.#offset));
+  }
+
+  protected override runSettled(): void {
+    // A fixed-delay job resumed while a run (a tick's or a trigger()'s) was going is armed by the run's end.
+    if (this.#schedule.mode === 'fixed-delay' && this.running === 0) this.#afterRun();
   }
 
   #afterRun(): void {
     // deleteInterval(name) during the run stops the job, as it would stop a setInterval.
-    if (this.paused || this.host.closing || this.#ref !== undefined || this.#removed()) return;
-    this.#arm(Date.now() + this.#schedule.ms);
+    if (!this.#mounted || this.paused || this.host.closing || this.#ref !== undefined || this.#removed()) return;
+    this.#arm(performance.now() + this.#schedule.ms);
   }
 
   unmount(): void {
@@ -108,7 +145,7 @@ export class IntervalScheduledJob extends ScheduledJob {
     // fixed-delay with a run going: the run's end arms the next tick.
     if (!this.#mounted || this.host.closing || this.#ref !== undefined) return;
     if (this.#schedule.mode === 'fixed-delay' && this.running > 0) return;
-    this.#arm(Date.now() + this.#schedule.ms);
+    this.#arm(performance.now() + this.#schedule.ms);
   }
 
   override isPaused(): boolean {
@@ -116,7 +153,9 @@ export class IntervalScheduledJob extends ScheduledJob {
   }
 
   nextRunAt(): Date | null {
-    return this.#ref === undefined || this.#removed() ? null : new Date(this.#nextAt);
+    return this.#ref === undefined || this.#removed()
+      ? null
+      : new Date(Date.now() + Math.max(0, this.#nextAt - performance.now()));
   }
 }
 

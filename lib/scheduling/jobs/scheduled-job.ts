@@ -12,7 +12,14 @@ import type { JobInfo } from '../interfaces/job-info.interface.js';
 import type { JobLease } from '../interfaces/job-lock.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LOCK_EXTEND_RATIO } from '../scheduling.constants.js';
-import { JOB_FAILED, JOB_SKIPPED_OVERLAP, LEASE_LOST, LOCK_FAILED } from '../scheduling.messages.js';
+import {
+  JOB_FAILED,
+  JOB_SKIPPED_CLUSTER_OVERLAP,
+  JOB_SKIPPED_OVERLAP,
+  LEASE_LOST,
+  LOCK_FAILED,
+  RUN_LEASE_LOST,
+} from '../scheduling.messages.js';
 import { errorMessage, errorStack } from '../../utils/describe.js';
 
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
@@ -30,6 +37,11 @@ export interface JobHost {
 }
 
 type Lock = NonNullable<JobDefinition['lock']>;
+
+const nativeThen = Promise.prototype.then;
+
+/** Thrown (and caught) on the locked tick path when the job was paused while its tick waited for the lock. */
+const PAUSED = Symbol('paused');
 
 /**
  * One scheduled job: the tick path (overlap guard -> lock -> supervisor -> method) and its statistics. Subclasses own
@@ -166,8 +178,20 @@ export abstract class ScheduledJob {
         const jobContext: JobContext = { signal: ctx.signal, name, scheduledAt, attempt: ctx.attempt };
         if (lease) jobContext.fencingToken = lease.token;
         const result = (instance as Record<string | symbol, (ctx: JobContext) => unknown>)[methodName](jobContext);
-        async = typeof (result as PromiseLike<unknown> | undefined)?.then === 'function';
-        return result;
+        // Whatever the method returns, the supervisor gets a plain value or a native promise, never the user's
+        // object: its `then` is read once, here, where a throwing getter fails this run (as `await` would), and a
+        // foreign thenable is adopted by a promise whose executor catches a throwing `then`.
+        if (result === null || (typeof result !== 'object' && typeof result !== 'function')) return undefined;
+        const then = (result as { then?: unknown }).then;
+        if (typeof then !== 'function') return undefined;
+        const promise =
+          then === nativeThen && result instanceof Promise
+            ? result
+            : new Promise((resolve, reject) => {
+                (then as PromiseLike<unknown>['then']).call(result, resolve, reject);
+              });
+        async = true;
+        return promise;
       }, this.#runOptions);
     } catch (error) {
       this.running--;
@@ -190,15 +214,19 @@ export abstract class ScheduledJob {
     }
     void task.settled().then((outcome) => {
       if (async) this.#ended(startedAt);
-      if (async && timeout !== undefined) {
-        if (timer === undefined) return; // failed at its timeout already
-        clearTimeout(timer);
+      const timedOut = async && timeout !== undefined && timer === undefined; // failed at its timeout already
+      if (timer !== undefined) clearTimeout(timer);
+      if (!timedOut) {
+        if (outcome.status === 'rejected') this.#failed(outcome.reason);
+        verdict?.(outcome);
       }
-      if (outcome.status === 'rejected') this.#failed(outcome.reason);
-      verdict?.(outcome);
+      this.runSettled();
     });
     return task;
   }
+
+  /** A run has really ended (its method settled), whoever started it: a tick or `trigger()`. */
+  protected runSettled(): void {}
 
   #ended(startedAt: number): void {
     this.running--;
@@ -218,21 +246,38 @@ export abstract class ScheduledJob {
     this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`, 'Jobs');
   }
 
+  /**
+   * The tick path with a lock: the tick's lease (one instance per tick), then, unless overlap is allowed, the job's
+   * running lease (no run on two instances at once), then the run. Paused or closing is checked again after every
+   * await: a tick that was waiting for the lock must not run once the job is paused or the app closes.
+   */
   async #lockedTick(scheduledAt: Date, lock: Lock, done: (() => void) | undefined): Promise<void> {
-    const key = `${this.def.name}@${this.lockTime(scheduledAt).toISOString()}`;
-    let lease: JobLease | null;
+    const name = this.def.name;
+    let lease: JobLease | null = null;
+    let runLease: JobLease | null = null;
     this.#acquiring++;
     try {
-      lease = await withTimeout(
-        lock.store.acquire(key, lock.ttl),
-        lock.timeout,
-        () => new LockTimeoutError('acquire', lock.timeout),
+      lease = await this.#acquire(
+        `${name}@${this.lockTime(scheduledAt).toISOString()}`,
+        this.leaseMs(scheduledAt),
+        lock,
       );
+      if (lease && this.def.overlap === 'skip' && !this.#halted()) {
+        runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        if (!runLease) {
+          // The tick is this instance's, but a run of the job is going on another instance.
+          this.skipped++;
+          if (Logger.isLevelEnabled('debug'))
+            this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt), 'Jobs');
+          return done?.();
+        }
+      }
     } catch (error) {
-      // Unknown whether we hold the tick: skip it rather than risk running it twice.
+      // Unknown whether we hold the tick or the run: skip it rather than risk running it twice.
       this.skipped++;
       this.lockFailures++;
-      this.host.logger.warn(LOCK_FAILED(this.def.name, scheduledAt, error), 'Jobs');
+      this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error), 'Jobs');
+      if (lease) this.#release(lease, lock);
       return done?.();
     } finally {
       this.#acquiring--;
@@ -244,40 +289,110 @@ export abstract class ScheduledJob {
     let task: Task<unknown>;
     try {
       if (this.host.closing) throw new SupervisorShutdownError(this.host.supervisor.name);
+      if (this.paused) throw PAUSED;
       task = this.#start(scheduledAt, lease);
     } catch (error) {
-      this.#refused(error);
-      // Not run here: give the tick back, so another instance may still take it.
-      void withTimeout(lease.release(), lock.timeout, () => new LockTimeoutError('release', lock.timeout)).catch(
-        () => undefined,
-      );
+      if (error === PAUSED) this.skipped++;
+      else this.#refused(error);
+      // Not run here: give the tick (and the run) back, so another instance may still take it.
+      this.#release(lease, lock);
+      if (runLease) this.#release(runLease, lock);
       return done?.();
     }
-    const keepAlive = this.#keepAlive(lease, lock, scheduledAt);
+    const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt);
     await task.settled();
-    // The lease is not released: it expires by its TTL, so a late instance cannot take the same tick again.
+    // The tick's lease is not released: it expires by its TTL, so a late instance cannot take the same tick again.
+    // The running lease is: the next tick may run anywhere.
     if (keepAlive) clearInterval(keepAlive);
+    if (runLease) this.#release(runLease, lock);
     done?.();
   }
 
-  /** Extends the lease while the run outlives half its TTL. */
-  #keepAlive(lease: JobLease, lock: Lock, scheduledAt: Date): ReturnType<typeof setInterval> | undefined {
-    const extend = lease.extend?.bind(lease);
-    if (!extend) return undefined;
+  /** Paused or closing: a tick waiting for its lock stops at the next await. */
+  #halted(): boolean {
+    return this.paused || this.host.closing;
+  }
+
+  /**
+   * One lock call, bounded by `lock.timeout`. A lease granted after the timeout (the store answered late) is given
+   * back at once: nobody here will run with it.
+   */
+  async #acquire(key: string, ms: number, lock: Lock): Promise<JobLease | null> {
+    let timedOut = false;
+    let pending: Promise<JobLease | null>;
+    try {
+      pending = Promise.resolve(lock.store.acquire(key, ms));
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    try {
+      return await withTimeout(pending, lock.timeout, () => {
+        timedOut = true;
+        return new LockTimeoutError('acquire', lock.timeout);
+      });
+    } finally {
+      if (timedOut) {
+        pending.then(
+          (late) => late && this.#release(late, lock),
+          () => undefined,
+        );
+      }
+    }
+  }
+
+  /** Gives a lease back, best effort: a failed or hung release leaves it to expire by its TTL. */
+  #release(lease: JobLease, lock: Lock): void {
+    void withTimeout(
+      Promise.resolve().then(() => lease.release()),
+      lock.timeout,
+      () => new LockTimeoutError('release', lock.timeout),
+    ).catch(() => undefined);
+  }
+
+  /**
+   * How long a tick's lease must live from now: `lock.ttl` (longer than the clock skew between instances). An
+   * interval's slot needs longer (see `IntervalScheduledJob`).
+   */
+  protected leaseMs(_scheduledAt: Date): number {
+    return this.def.lock!.ttl;
+  }
+
+  /** Extends the leases every TTL/2 while the run goes: the tick's (never shortening it) and the running one. */
+  #keepAlive(
+    lease: JobLease,
+    runLease: JobLease | null,
+    lock: Lock,
+    scheduledAt: Date,
+  ): ReturnType<typeof setInterval> | undefined {
+    const extendTick = lease.extend ? (): Promise<boolean> => lease.extend!(this.leaseMs(scheduledAt)) : undefined;
+    const extendRun = runLease?.extend ? (): Promise<boolean> => runLease.extend!(lock.ttl) : undefined;
+    if (!extendTick && !extendRun) return undefined;
+    let tickHeld = extendTick !== undefined;
+    let runHeld = extendRun !== undefined;
+    const extend = (call: () => Promise<boolean>, lost: () => void) =>
+      withTimeout(Promise.resolve().then(call), lock.timeout, () => new LockTimeoutError('extend', lock.timeout)).then(
+        (held) => {
+          if (!held) lost();
+        },
+        (error: unknown) =>
+          this.host.logger.warn(
+            `Job "${this.def.name}" could not extend its lease (will retry): ${errorMessage(error)}`,
+            'Jobs',
+          ),
+      );
     const timer = setInterval(
       () => {
-        withTimeout(extend(lock.ttl), lock.timeout, () => new LockTimeoutError('extend', lock.timeout)).then(
-          (held) => {
-            if (held) return;
-            clearInterval(timer);
+        if (tickHeld)
+          void extend(extendTick!, () => {
+            tickHeld = false;
             this.host.logger.warn(LEASE_LOST(this.def.name, scheduledAt), 'Jobs');
-          },
-          (error: unknown) =>
-            this.host.logger.warn(
-              `Job "${this.def.name}" could not extend its lease (will retry): ${errorMessage(error)}`,
-              'Jobs',
-            ),
-        );
+          });
+        if (runHeld)
+          void extend(extendRun!, () => {
+            runHeld = false;
+            this.host.logger.warn(RUN_LEASE_LOST(this.def.name), 'Jobs');
+          });
+        if (!tickHeld && !runHeld) clearInterval(timer);
       },
       Math.max(1, Math.floor(lock.ttl * LOCK_EXTEND_RATIO)),
     );

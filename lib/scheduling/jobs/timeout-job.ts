@@ -9,6 +9,7 @@ type TimeoutSchedule = Extract<JobDefinition['schedule'], { kind: 'timeout' }>;
 export class TimeoutScheduledJob extends ScheduledJob {
   readonly kind = 'timeout';
   #ref: ReturnType<typeof setTimeout> | undefined;
+  /** When it is due, on the monotonic clock (a step of the wall clock must not move it). */
   #dueAt = 0;
   #mounted = false;
   #fired = false;
@@ -22,12 +23,12 @@ export class TimeoutScheduledJob extends ScheduledJob {
       throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
     }
     this.#mounted = true;
-    this.#dueAt = Date.now() + this.schedule();
+    this.#dueAt = performance.now() + this.schedule();
     if (!this.paused) this.#arm();
   }
 
   #arm(): void {
-    const ref = setTimeout(this.#fire, Math.max(0, this.#dueAt - Date.now()));
+    const ref = setTimeout(this.#fire, Math.max(0, this.#dueAt - performance.now()));
     this.#ref = ref;
     const registry = this.host.schedulerRegistry;
     if (registry.doesExist('timeout', this.def.name)) registry.deleteTimeout(this.def.name);
@@ -37,7 +38,7 @@ export class TimeoutScheduledJob extends ScheduledJob {
   #fire = (): void => {
     this.#ref = undefined;
     this.#fired = true;
-    this.tick(new Date(this.#dueAt));
+    this.tick(new Date(Date.now() - Math.max(0, performance.now() - this.#dueAt)));
   };
 
   unmount(): void {
@@ -60,6 +61,6 @@ export class TimeoutScheduledJob extends ScheduledJob {
   }
 
   nextRunAt(): Date | null {
-    return this.#ref === undefined ? null : new Date(this.#dueAt);
+    return this.#ref === undefined ? null : new Date(Date.now() + Math.max(0, this.#dueAt - performance.now()));
   }
 }
