@@ -75,6 +75,7 @@ export class FanOut implements OnApplicationShutdown {
     },
   };
 
+  /** @internal `FanOut` is created by `ConcurrencyModule`: inject it. */
   constructor(
     @Optional() @Inject(CONCURRENCY_OPTIONS) options?: FanOutSettings,
     @Optional() registry?: SupervisorRegistry,
