@@ -3,12 +3,19 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
+import { SafeBodyPipe } from './common/safe-body.pipe.js';
 
 export type HttpAdapterName = 'express' | 'fastify';
 
-/** Settings shared by `main.ts` and the e2e tests: validation on every route (400 naming the field). */
+/**
+ * Settings shared by `main.ts` and the e2e tests: validation on every route (400 naming the field). Bodies that nest
+ * too deep or name the prototype chain are refused first, before class-transformer walks them.
+ */
 export function configureApp(app: INestApplication): INestApplication {
-  return app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));
+  return app.useGlobalPipes(
+    new SafeBodyPipe(),
+    new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }),
+  );
 }
 
 /** Creates the sample app on the chosen HTTP adapter (`HTTP_ADAPTER=express|fastify`, default express). */

@@ -135,6 +135,35 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
       expect(big.body.message).toMatch(/at most 100/);
     });
 
+    it('refuses a deeply nested body with 400, not a 500 from a stack overflow', async () => {
+      // About 1,500 nested arrays: a 3 KB body that overflowed class-transformer's recursion.
+      const deep = '['.repeat(1500) + ']'.repeat(1500);
+      const res = await http
+        .post('/documents/upload')
+        .set('content-type', 'application/json')
+        .send(`[{"name":"a.txt","content":"x","extra":${deep}}]`);
+      expect(res.status).toBe(400);
+      const shallow = await http
+        .post('/documents/upload')
+        .set('content-type', 'application/json')
+        .send(`[${'['.repeat(40)}${']'.repeat(40)}]`);
+      expect(shallow.status).toBe(400);
+    });
+
+    it.each(['constructor', '__proto__', 'prototype', 'admin'])(
+      'refuses an extra "%s" property with 400, like any other non-whitelisted one',
+      async (key) => {
+        const res = await http
+          .post('/documents/upload')
+          .set('content-type', 'application/json')
+          .send(`[{"name":"polluted-${key}.txt","content":"x","${key}":{"polluted":true}}]`);
+        expect(res.status).toBe(400);
+        // Fastify's JSON parser refuses __proto__ and constructor itself, with its own message.
+        if (adapter === 'express') expect(JSON.stringify(res.body)).toContain(key);
+        expect(app.get(DocumentStoreService).has(`polluted-${key}.txt`)).toBe(false);
+      },
+    );
+
     it('streams an export as NDJSON, one line per document', async () => {
       const res = await http
         .get('/documents/export?count=12')
