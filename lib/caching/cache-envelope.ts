@@ -1,3 +1,5 @@
+import type { Observable } from 'rxjs';
+
 /** A cached response body with where and when it was computed (to tell MISS from HIT). Internal. */
 export interface CacheEnvelope {
   /** The handler's result. */
@@ -24,9 +26,36 @@ export function remainingTtl(fallback: number): (value: unknown) => number {
     isEnvelope(value) && typeof value.e === 'number' ? Math.max(1, Math.ceil(value.e - Date.now())) : whole;
 }
 
-/** Thrown inside `wrap()` for a result that must not be stored (undefined, a stream): nothing is written. Internal. */
+/**
+ * Thrown inside `wrap()` for a result that must not be stored (undefined, a stream, an error status): nothing is
+ * written. `stream`: `value` is the Observable of a handler that emitted more than once. Internal.
+ */
 export class NotCacheable extends Error {
-  constructor(readonly value: unknown) {
+  constructor(
+    readonly value: unknown,
+    readonly stream = false,
+  ) {
     super('not cacheable');
+  }
+
+  /** Releases a result nobody will send (a background refresh's): ends the handler's subscription or stream. */
+  discard(): void {
+    try {
+      if (this.stream) (this.value as Observable<unknown>).subscribe().unsubscribe();
+      else if (typeof (this.value as { destroy?: unknown } | null)?.destroy === 'function') {
+        (this.value as { destroy(): void }).destroy();
+      }
+    } catch {
+      // already ended
+    }
+  }
+}
+
+/** `error instanceof NotCacheable`, false where the check itself throws (a Proxy thrown by user code). Internal. */
+export function isNotCacheable(error: unknown): error is NotCacheable {
+  try {
+    return error instanceof NotCacheable;
+  } catch {
+    return false;
   }
 }

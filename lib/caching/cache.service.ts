@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Keyv } from 'keyv';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
-import { type CacheEnvelope, isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
+import { type CacheEnvelope, isEnvelope, isNotCacheable, remainingTtl } from './cache-envelope.js';
 import { DEFAULT_ISOLATED_TIMEOUT, L1_CHECK_INTERVAL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
 import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
 import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
@@ -104,7 +104,8 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       this.sharedTags = new StoreTagIndex(this.guarded[0], TAG_KEY_PREFIX, (key, fn) => this.isolated(key, fn));
     }
     this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => {
-      if (error === undefined || error instanceof NotCacheable) return;
+      if (error === undefined) return;
+      if (isNotCacheable(error)) return error.discard();
       this.counters.errors++;
       const now = Date.now();
       if (now - this.lastRefreshLog < STORE_RETRY_AFTER) return;

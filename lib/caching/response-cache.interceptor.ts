@@ -1,17 +1,13 @@
 import { CACHE_KEY_METADATA, CACHE_TTL_METADATA } from '@nestjs/cache-manager';
-import {
-  type CallHandler,
-  type ExecutionContext,
-  Injectable,
-  Logger,
-  type NestInterceptor,
-  StreamableFile,
-} from '@nestjs/common';
+import { type CallHandler, type ExecutionContext, Injectable, Logger, type NestInterceptor } from '@nestjs/common';
+import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants.js';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, type Observable, of } from 'rxjs';
-import { isEnvelope, NotCacheable, remainingTtl } from './cache-envelope.js';
+import { isEnvelope, isNotCacheable, NotCacheable, remainingTtl } from './cache-envelope.js';
 import { sortQuery } from './cache-key.js';
+import { isSingleValue, responseOpen, singleValue, statusOf } from './handler-result.js';
 import { CacheService, isValidTtl } from './cache.service.js';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
 import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
@@ -38,6 +34,10 @@ interface RouteCache {
   allowCookie: boolean;
   tags: KeyPart[];
   evict: CacheEvictOptions | undefined;
+  /** An `@Sse` route: passed through untouched (never buffered, no header). */
+  streams: boolean;
+  /** `@Res()` / `@Next()` without `passthrough`: the handler answers itself; never cached. */
+  ownsResponse: boolean;
   /** `Class.method`, for messages. */
   name: string;
   /** An invalid @CacheTTL was already reported. */
@@ -61,16 +61,36 @@ function headerPart(value: string | string[] | undefined): string {
     .digest('base64url');
 }
 
-function isCacheable(value: unknown): boolean {
-  if (value === undefined || value instanceof StreamableFile) return false;
-  return !(typeof value === 'object' && value !== null && typeof (value as { pipe?: unknown }).pipe === 'function');
+/** Whether a handler takes the response itself: `@Res()` or `@Next()` without `{ passthrough: true }`, as Nest decides. */
+function ownsResponse(target: object, handler: object): boolean {
+  const name = (handler as { name?: string }).name;
+  if (name === undefined) return false;
+  const args = Reflect.getMetadata(ROUTE_ARGS_METADATA, target, name) as
+    Record<string, { data?: { passthrough?: boolean } }> | undefined;
+  if (args === undefined) return false;
+  for (const [key, arg] of Object.entries(args)) {
+    const type = Number(key.split(':')[0]);
+    if (type !== RouteParamtypes.RESPONSE && type !== RouteParamtypes.NEXT) continue;
+    if (type === RouteParamtypes.RESPONSE && arg?.data?.passthrough === true) continue;
+    if (
+      type === RouteParamtypes.RESPONSE &&
+      Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, target, name) === true
+    ) {
+      continue;
+    }
+    return true;
+  }
+  return false;
 }
 
 /**
  * Caches the results of GET/HEAD handlers with one handler call per key under concurrency (cache-manager `wrap`),
  * stale-while-revalidate, safe keys and eviction. Applied by `@Cached` / `@CacheEvict`, or globally as
  * `APP_INTERCEPTOR` (then every GET is cached, and `@CacheKey`/`@CacheTTL` of `@nestjs/cache-manager` are honoured).
- * Override the protected hooks (`trackBy`, `isRequestCacheable`, `mustBypass`) to change what is cached and how.
+ * Override the protected hooks (`trackBy`, `isRequestCacheable`, `isResponseCacheable`, `mustBypass`) to change
+ * what is cached and how. Never buffered: `@Sse` routes and handlers whose result is a stream (an Observable that
+ * emits more than once, a `StreamableFile`, a Node or web stream, an async iterable); `@Res()` routes without
+ * `passthrough` are not cached.
  */
 @Injectable()
 export class ResponseCacheInterceptor implements NestInterceptor {
@@ -93,9 +113,10 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     if (handled.has(context)) return next.handle();
     handled.add(context);
     const route = this.route(context);
+    if (route.streams) return next.handle();
     if (route.evict !== undefined) return this.handleAndEvict(context, next, route.evict);
     if (!this.isRequestCacheable(context)) return next.handle();
-    const key = this.mustBypass(context) ? undefined : this.trackBy(context);
+    const key = route.ownsResponse || this.mustBypass(context) ? undefined : this.trackBy(context);
     if (key === undefined) {
       this.setCacheHeader(context, 'BYPASS');
       return next.handle();
@@ -139,6 +160,18 @@ export class ResponseCacheInterceptor implements NestInterceptor {
   }
 
   /**
+   * Whether a computed response may be stored (and shared with the requests that waited for it): by default a
+   * success, 2xx except 206 (a partial body). `statusCode` is the status set so far (`@HttpCode`,
+   * `@Res({ passthrough: true })`); `undefined` where the platform does not say. A response refused here is sent
+   * with `X-Cache: BYPASS`, and each request that waited for it runs the handler itself.
+   */
+  protected isResponseCacheable(context: ExecutionContext, statusCode: number | undefined, body: unknown): boolean {
+    void context;
+    void body;
+    return statusCode === undefined || (statusCode >= 200 && statusCode < 300 && statusCode !== 206);
+  }
+
+  /**
    * The shared-cache rule of RFC 9111: a request carrying `Authorization` or `Cookie` is not served from nor stored in
    * the cache, unless the route varies on `'user'` or on that header.
    */
@@ -163,9 +196,11 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       .digest('base64url');
   }
 
+  /** Sets `X-Cache`, only while the response is open (a `@Res()` handler may have answered already). */
   protected setCacheHeader(context: ExecutionContext, value: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
     const adapter = this.httpAdapterHost?.httpAdapter;
-    if (adapter) adapter.setHeader(context.getArgByIndex(1), X_CACHE_HEADER, value);
+    const response: unknown = context.getArgByIndex(1);
+    if (adapter && responseOpen(response)) adapter.setHeader(response, X_CACHE_HEADER, value);
   }
 
   private async throughCache(
@@ -191,9 +226,11 @@ export class ResponseCacheInterceptor implements NestInterceptor {
           // so neither this request nor the ones waiting on it wait for it on top of the handler.
           const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
           const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
-          const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+          const body = await singleValue(next.handle());
           if (tagged !== undefined) await tagged;
-          if (!isCacheable(body)) throw new NotCacheable(body);
+          if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(context.getArgByIndex(1)), body)) {
+            throw new NotCacheable(body);
+          }
           const envelope = service.envelope(body, lifetime);
           if (tags !== undefined) {
             service.tagLocal(key, tags, envelope.e);
@@ -207,10 +244,13 @@ export class ResponseCacheInterceptor implements NestInterceptor {
         { ttl: remainingTtl(lifetime), refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
       )) as unknown as { value: unknown; expires?: number };
     } catch (error) {
-      if (!(error instanceof NotCacheable)) throw error;
+      // An error response says how it was served too (thrown by the handler, or by the one this request waited on).
       this.setCacheHeader(context, 'BYPASS');
-      // A stream cannot be shared: a request that joined the leader's call runs the handler itself.
-      return ran ? of(error.value) : next.handle();
+      if (!isNotCacheable(error)) throw error;
+      // Neither a stream nor another request's error response can be shared: a request that joined the leader's
+      // call runs the handler itself.
+      if (!ran) return next.handle();
+      return error.stream ? (error.value as Observable<unknown>) : of(error.value);
     }
     const envelope = raw.value;
     if (!isEnvelope(envelope)) {
@@ -300,6 +340,8 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       allowCookie: varyUser || headers.includes('cookie'),
       tags: cached.tags ?? [],
       evict: this.reflector.get<CacheEvictOptions>(CACHE_EVICT_METADATA, handler as never),
+      streams: Reflect.getMetadata(SSE_METADATA, handler) === true,
+      ownsResponse: ownsResponse(target, handler),
       name: `${(target as { name?: string }).name}.${(handler as { name?: string }).name}`,
       ttlWarned: false,
     };

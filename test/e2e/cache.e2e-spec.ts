@@ -82,8 +82,8 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     expect(counter.count('swr')).toBe(2);
   });
 
-  it('never caches an error', async () => {
-    await request(url).get('/flaky').expect(503);
+  it('never caches an error, and says X-Cache: BYPASS on it', async () => {
+    await request(url).get('/flaky').expect(503).expect('X-Cache', 'BYPASS');
     const res = await request(url).get('/flaky').expect(200).expect('X-Cache', 'MISS');
     expect(res.body).toEqual({ calls: 2 });
     await request(url).get('/flaky').expect(200).expect('X-Cache', 'HIT');
