@@ -23,7 +23,7 @@ const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout'],
-  jobs: ['lock', 'overlap', 'timeout'],
+  jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout'],
 } as const;
 
@@ -139,6 +139,10 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
   if (jobs.overlap !== undefined && jobs.overlap !== 'skip' && jobs.overlap !== 'allow') {
     fail('jobs.overlap', `'skip' or 'allow'`, jobs.overlap);
   }
+  // @nestjs/schedule's ScheduleModule.forRoot({ cronJobs, intervals, timeouts }) switches.
+  for (const kind of ['cronJobs', 'intervals', 'timeouts'] as const) {
+    if (jobs[kind] !== undefined && typeof jobs[kind] !== 'boolean') fail(`jobs.${kind}`, 'true or false', jobs[kind]);
+  }
   const cache = section('cache', top.cache, KEYS.cache);
   const rawStores = cache.stores === undefined ? [] : Array.isArray(cache.stores) ? cache.stores : [cache.stores];
   const stores = rawStores.map((store, i) =>
@@ -159,6 +163,9 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       lock: jobs.lock as ResolvedConcurrencyOptions['jobs']['lock'],
       overlap: (jobs.overlap as 'skip' | 'allow' | undefined) ?? 'skip',
       timeout: number('jobs.timeout', jobs.timeout, Infinity, POSITIVE_MS),
+      cronJobs: jobs.cronJobs !== false,
+      intervals: jobs.intervals !== false,
+      timeouts: jobs.timeouts !== false,
     },
     cache: {
       ttl: number('cache.ttl', cache.ttl, DEFAULT_CACHE_TTL, { min: 0, exclusive: true }),

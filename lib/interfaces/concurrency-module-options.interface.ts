@@ -28,7 +28,14 @@ export interface ResolvedConcurrencyOptions {
   /** Always holds `'default'` and `'jobs'`. */
   supervisors: Record<string, Required<SupervisorOptions>>;
   fanOut: Required<FanOutModuleOptions>;
-  jobs: { lock: JobLock | undefined; overlap: 'skip' | 'allow'; timeout: number };
+  jobs: {
+    lock: JobLock | undefined;
+    overlap: 'skip' | 'allow';
+    timeout: number;
+    cronJobs: boolean;
+    intervals: boolean;
+    timeouts: boolean;
+  };
   cache: { ttl: number; maxEntries: number; stores: Keyv[]; storeTimeout: number };
   shutdownTimeout: number;
 }

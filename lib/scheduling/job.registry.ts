@@ -11,8 +11,13 @@ import type { ScheduledJob } from './jobs/scheduled-job.js';
 @Injectable()
 export class JobRegistry {
   readonly #jobs = new Map<string, ScheduledJob>();
+  /** Jobs of a kind switched off on this instance (`jobs.cronJobs: false`, ...): name -> the option. */
+  readonly #off = new Map<string, string>();
 
-  /** Every job with its statistics. */
+  /**
+   * Every job with its statistics. Jobs of a kind switched off on this instance (`jobs: { cronJobs: false }`, ...)
+   * are not listed, as `SchedulerRegistry` does not hold them.
+   */
   list(): JobInfo[] {
     return Array.from(this.#jobs.values(), (job) => job.info());
   }
@@ -46,13 +51,18 @@ export class JobRegistry {
   }
 
   /** @internal */
+  switchedOff(name: string, option: string): void {
+    this.#off.set(name, option);
+  }
+
+  /** @internal */
   jobs(): Iterable<ScheduledJob> {
     return this.#jobs.values();
   }
 
   #job(name: string): ScheduledJob {
     const job = this.#jobs.get(name);
-    if (!job) throw new UnknownJobError(name, [...this.#jobs.keys()]);
+    if (!job) throw new UnknownJobError(name, [...this.#jobs.keys()], this.#off.get(name));
     return job;
   }
 }

@@ -22,6 +22,9 @@ import {
 } from './scheduling.messages.js';
 import { errorMessage } from '../utils/describe.js';
 
+/** The module option that switches each kind of job on this instance (as `ScheduleModule.forRoot()`'s). */
+const SWITCHES = { cron: 'cronJobs', interval: 'intervals', timeout: 'timeouts' } as const;
+
 /** setTimeout's largest delay; a longer one fires after 1 ms. */
 const MAX_DELAY = 2_147_483_647;
 
@@ -75,7 +78,10 @@ export class JobsExplorer implements OnModuleInit {
         const first = seen.get(def.name);
         if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
         seen.set(def.name, def.where);
-        this.orchestrator.add(def);
+        // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
+        const option = SWITCHES[def.schedule.kind];
+        if (this.options.jobs[option]) this.orchestrator.add(def);
+        else this.orchestrator.switchedOff(def.name, `jobs.${option}`);
       }
     }
   }

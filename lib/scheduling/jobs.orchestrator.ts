@@ -45,6 +45,11 @@ export class JobsOrchestrator implements JobHost, OnApplicationBootstrap, Before
     return job;
   }
 
+  /** A job whose kind is switched off on this instance (`option` is false): known by name, never mounted. */
+  switchedOff(name: string, option: string): void {
+    this.jobRegistry.switchedOff(name, option);
+  }
+
   onApplicationBootstrap(): void {
     for (const job of this.jobRegistry.jobs()) job.mount();
   }

@@ -36,8 +36,14 @@ export const REQUEST_SCOPED = (className: string, method: string) =>
   'provider), so there is no instance to run the job on outside a request. Move the job to a singleton provider ' +
   'and inject what it needs there (e.g. through ModuleRef.resolve()).';
 
+const knownList = (known: string[]) => (known.length ? known.map((n) => JSON.stringify(n)).join(', ') : '(none)');
+
 export const UNKNOWN_JOB = (name: string, known: string[]) =>
-  `No job named "${name}". Known jobs: ${known.length ? known.map((n) => JSON.stringify(n)).join(', ') : '(none)'}.`;
+  `No job named "${name}". Known jobs: ${knownList(known)}.`;
+
+export const JOB_SWITCHED_OFF = (name: string, option: string, known: string[]) =>
+  `Job "${name}" is not scheduled on this instance: ${option} is false. Set it to true (or leave it out) on the ` +
+  `instances that should run it. Known jobs: ${knownList(known)}.`;
 
 export const ALREADY_RUNNING = (name: string) =>
   `Job "${name}" is already running and does not allow overlapping runs (overlap: 'skip'); this run was skipped. ` +

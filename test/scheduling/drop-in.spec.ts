@@ -1,7 +1,18 @@
-import { Injectable } from '@nestjs/common';
+import { type INestApplication, Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import * as schedule from '@nestjs/schedule';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { Cron, CronExpression, Interval, JobRegistry, Timeout } from 'nestjs-concurrency';
-import { bootJobs } from './utils/boot.js';
+import {
+  ConcurrencyOptionsError,
+  Cron,
+  CronExpression,
+  Interval,
+  InvalidJobError,
+  JobRegistry,
+  Timeout,
+  UnknownJobError,
+} from 'nestjs-concurrency';
+import { bootError, bootJobs } from './utils/boot.js';
 
 // The same service an app would write with `import { Cron, Interval, Timeout } from '@nestjs/schedule'`.
 @Injectable()
@@ -114,4 +125,88 @@ describe('drop-in for @nestjs/schedule', () => {
     expect(tasks.cron).toBe(10);
     await app.close();
   });
+});
+
+// The same service on @nestjs/schedule itself, to compare what its SchedulerRegistry holds.
+@Injectable()
+class UpstreamTasks {
+  @schedule.Interval(1000)
+  tick() {}
+
+  @schedule.Interval('named-interval', 500)
+  namedTick() {}
+
+  @schedule.Timeout('named-timeout', 2500)
+  once() {}
+
+  @schedule.Cron(CronExpression.EVERY_SECOND, { name: 'every-second' })
+  everySecond() {}
+}
+
+function registered(app: INestApplication) {
+  const registry = app.get(SchedulerRegistry);
+  return {
+    cronJobs: [...registry.getCronJobs().keys()],
+    intervals: registry.getIntervals().length, // @nestjs/schedule names an unnamed one by a random id
+    timeouts: registry.getTimeouts(),
+  };
+}
+
+describe('jobs: { cronJobs, intervals, timeouts }, the switches of ScheduleModule.forRoot()', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2030-01-01T00:00:00.000Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  it.each([
+    ['cronJobs', 'every-second', 'cron'],
+    ['intervals', 'named-interval', 'named'],
+    ['timeouts', 'named-timeout', 'timeout'],
+  ] as const)(
+    '%s: false mounts no job of that kind, as ScheduleModule.forRoot() does',
+    async (option, name, counter) => {
+      const app = await bootJobs([Tasks], { jobs: { [option]: false } });
+      const tasks = app.get(Tasks);
+      vi.advanceTimersByTime(3000);
+      expect(tasks[counter]).toBe(0);
+      // The kinds left on run as usual.
+      expect(tasks.interval + tasks.cron + tasks.timeout).toBeGreaterThan(0);
+
+      @Module({ imports: [schedule.ScheduleModule.forRoot({ [option]: false })], providers: [UpstreamTasks] })
+      class UpstreamModule {}
+      const upstream = await NestFactory.create(UpstreamModule, { abortOnError: false, logger: false });
+      await upstream.init();
+      // SchedulerRegistry holds the same jobs as with @nestjs/schedule.
+      expect(registered(app)).toEqual(registered(upstream));
+      await upstream.close();
+
+      // JobRegistry shows what SchedulerRegistry shows: the job is not there, and asking for it says why.
+      const jobs = app.get(JobRegistry);
+      expect(jobs.list().map((job) => job.name)).not.toContain(name);
+      expect(() => jobs.get(name)).toThrow(UnknownJobError);
+      expect(() => jobs.get(name)).toThrow(`Job "${name}" is not scheduled on this instance: jobs.${option} is false.`);
+      await expect(async () => jobs.trigger(name)).rejects.toThrow(UnknownJobError);
+      await app.close();
+    },
+  );
+
+  it('still validates a switched-off job at boot (the same code boots on every instance)', async () => {
+    @Injectable()
+    class Broken {
+      @Cron('61 * * * *')
+      nightly() {}
+    }
+    const error = await bootError([Broken], { jobs: { cronJobs: false } });
+    expect(error).toBeInstanceOf(InvalidJobError);
+    expect(error.message).toContain('Broken.nightly()');
+  });
+
+  it.each(['cronJobs', 'intervals', 'timeouts'])(
+    'fails boot on a %s that is not a boolean, naming it',
+    async (option) => {
+      const error = await bootError([Tasks], { jobs: { [option]: 'no' } as never });
+      expect(error).toBeInstanceOf(ConcurrencyOptionsError);
+      expect(error.message).toBe(
+        `Invalid ConcurrencyModule option "jobs.${option}": expected true or false, got "no".`,
+      );
+    },
+  );
 });

@@ -8,4 +8,14 @@ export interface JobsModuleOptions {
   overlap?: 'skip' | 'allow';
   /** Default run timeout in ms: the run's signal is aborted and the run counts as failed. Default: none. */
   timeout?: number;
+  /**
+   * `false`: this instance runs no `@Cron` job (e.g. an API-only node). The jobs are still validated at boot, but not
+   * mounted: they are neither in `SchedulerRegistry` nor in `JobRegistry`. `ScheduleModule.forRoot({ cronJobs })`.
+   * Default `true`.
+   */
+  cronJobs?: boolean;
+  /** `false`: this instance runs no `@Interval` job (as `cronJobs`). Default `true`. */
+  intervals?: boolean;
+  /** `false`: this instance runs no `@Timeout` job (as `cronJobs`). Default `true`. */
+  timeouts?: boolean;
 }
