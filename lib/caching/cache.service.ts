@@ -7,7 +7,14 @@ import { Keyv } from 'keyv';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { type CacheEnvelope, isEnvelope, isNotCacheable, remainingTtl } from './cache-envelope.js';
-import { DEFAULT_ISOLATED_TIMEOUT, L1_CHECK_INTERVAL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
+import {
+  DEFAULT_ISOLATED_TIMEOUT,
+  L1_CHECK_INTERVAL,
+  REFRESH_BACKOFF_MAX,
+  REFRESH_BACKOFF_MIN,
+  STORE_RETRY_AFTER,
+  TAG_KEY_PREFIX,
+} from './caching.constants.js';
 import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
 import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
@@ -49,7 +56,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   /** @internal Sequence of computations on this instance. */
   seq = 0;
   /** @internal Mutable counters behind `stats()`. */
-  readonly counters: CacheStats = { hits: 0, misses: 0, stale: 0, coalesced: 0, errors: 0 };
+  readonly counters: CacheStats = { hits: 0, misses: 0, stale: 0, coalesced: 0, errors: 0, refreshErrors: 0 };
 
   /** @internal This instance's tag memberships (its L1 entries), outside the LRU. */
   readonly localTags = new MemoryTagIndex();
@@ -59,6 +66,9 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   private readonly sharedTags?: TagIndex;
   private readonly redis?: RedisLink;
   private readonly locks = new Map<string, Lock>();
+  /** Keys whose last background refresh failed: no refresh before `until`; `delay` is the wait that was used. */
+  private readonly refreshBackoff = new Map<string, { until: number; delay: number }>();
+  private pruneBackoffAt = 1024;
   private readonly logger = new Logger('CacheService');
   private lastRefreshLog = 0;
   private lastTagLog = 0;
@@ -103,15 +113,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     else if (this.guarded.length > 0) {
       this.sharedTags = new StoreTagIndex(this.guarded[0], TAG_KEY_PREFIX, (key, fn) => this.isolated(key, fn));
     }
-    this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => {
-      if (error === undefined) return;
-      if (isNotCacheable(error)) return error.discard();
-      this.counters.errors++;
-      const now = Date.now();
-      if (now - this.lastRefreshLog < STORE_RETRY_AFTER) return;
-      this.lastRefreshLog = now;
-      this.logger.warn(REFRESH_FAILED(key), errorStack(error) ?? errorMessage(error));
-    });
+    this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => this.refreshed(key, error));
   }
 
   onModuleInit(): void {
@@ -212,7 +214,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     await this.evictKeys([...keys]);
   }
 
-  /** Counters since boot: hits, misses, stale, coalesced, errors. */
+  /** Counters since boot: hits, misses, stale, coalesced, errors, refreshErrors. */
   stats(): CacheStats {
     return { ...this.counters };
   }
@@ -249,6 +251,49 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     return Promise.all(
       tags.map((tag) => shared.addTag(tag, key, until).catch((error: unknown) => this.tagFailed(tag, error))),
     ).then(() => undefined);
+  }
+
+  /**
+   * @internal The `refreshThreshold` for a stale-while-revalidate read of `key`: `swr`, or 0 (no refresh: the stale
+   * value is served) while the key waits after a failed refresh.
+   */
+  refreshThreshold(key: string, swr: number): number {
+    if (this.refreshBackoff.size === 0) return swr;
+    const backoff = this.refreshBackoff.get(key);
+    return backoff !== undefined && backoff.until > Date.now() ? 0 : swr;
+  }
+
+  /** @internal `key` was computed afresh: a later refresh of it starts without waiting. */
+  computed(key: string): void {
+    if (this.refreshBackoff.size !== 0) this.refreshBackoff.delete(key);
+  }
+
+  /** The end of a background refresh (cache-manager's `refresh` event): a failure makes the key wait. */
+  private refreshed(key: string, error: unknown): void {
+    if (error === undefined) {
+      this.computed(key);
+      return;
+    }
+    const now = Date.now();
+    const previous = this.refreshBackoff.get(key);
+    const delay = previous === undefined ? REFRESH_BACKOFF_MIN : Math.min(previous.delay * 2, REFRESH_BACKOFF_MAX);
+    if (previous === undefined && this.refreshBackoff.size >= this.pruneBackoffAt) this.pruneBackoff(now);
+    this.refreshBackoff.set(key, { until: now + delay, delay });
+    this.counters.refreshErrors++;
+    // A result that is not stored (a stream, an error status, undefined): released, not logged.
+    if (isNotCacheable(error)) return error.discard();
+    this.counters.errors++;
+    if (now - this.lastRefreshLog < STORE_RETRY_AFTER) return;
+    this.lastRefreshLog = now;
+    this.logger.warn(REFRESH_FAILED(key, delay), errorStack(error) ?? errorMessage(error));
+  }
+
+  /** Forgets keys whose last failure is older than the longest wait (the map stays proportional to failing keys). */
+  private pruneBackoff(now: number): void {
+    for (const [key, backoff] of this.refreshBackoff) {
+      if (backoff.until + REFRESH_BACKOFF_MAX < now) this.refreshBackoff.delete(key);
+    }
+    this.pruneBackoffAt = Math.max(1024, this.refreshBackoff.size * 2);
   }
 
   private tagFailed(tag: string, error: unknown): void {

@@ -10,6 +10,13 @@ export const TAG_KEY_PREFIX = 'nestjs-concurrency:tag:';
 export const EVICT_CHANNEL = 'nestjs-concurrency:cache:evict';
 /** After a store failed, it is skipped (a miss, a no-op write) for this long before it is tried again. */
 export const STORE_RETRY_AFTER = 1000;
+/**
+ * After a background refresh of a key failed, that key is not refreshed again for this long (its stale value is
+ * served meanwhile); each further failure doubles the wait, up to `REFRESH_BACKOFF_MAX`.
+ */
+export const REFRESH_BACKOFF_MIN = 1000;
+/** The longest wait between two background refreshes of a key whose refreshes keep failing. */
+export const REFRESH_BACKOFF_MAX = 30_000;
 /** How often expired entries of the in-memory L1 are freed. */
 export const L1_CHECK_INTERVAL = 1000;
 /** Default timeout of `CacheService.isolated` waiting for its key's lock. */

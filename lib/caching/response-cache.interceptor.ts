@@ -241,7 +241,11 @@ export class ResponseCacheInterceptor implements NestInterceptor {
           }
           return envelope;
         },
-        { ttl: remainingTtl(lifetime), refreshThreshold: route.swr > 0 ? route.swr : undefined, raw: true },
+        {
+          ttl: remainingTtl(lifetime),
+          refreshThreshold: route.swr > 0 ? service.refreshThreshold(key, route.swr) : undefined,
+          raw: true,
+        },
       )) as unknown as { value: unknown; expires?: number };
     } catch (error) {
       // An error response says how it was served too (thrown by the handler, or by the one this request waited on).
@@ -262,6 +266,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     if (envelope.o === service.origin && envelope.s > start) {
       if (ran) {
         service.counters.misses++;
+        service.computed(key);
         // Its tags are recorded before its response goes out (the write ran alongside the store: no added wait).
         if (retagged !== undefined) await retagged;
       } else service.counters.coalesced++;

@@ -189,6 +189,53 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     await request(url).get('/stale-if-error').expect(503);
   });
 
+  it('makes one upstream call for 1 s of sequential stale requests while the upstream is down', async () => {
+    await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'MISS');
+    await sleep(200); // ttl 100: stale from now on, for ten minutes
+    const started = Date.now();
+    let requests = 0;
+    while (Date.now() - started < 1000) {
+      const res = await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'STALE');
+      expect(res.body).toEqual({ fresh: true }); // stale-if-error
+      requests++;
+    }
+    expect(requests).toBeGreaterThan(10);
+    await vi.waitFor(() => expect(app.get(CacheService).stats().refreshErrors).toBe(1));
+    expect(counter.count('upstream-down')).toBe(2); // the first answer and one refresh
+  });
+
+  it('waits 1 s after a failed refresh, then twice as long after each further failure', async () => {
+    const service = app.get(CacheService);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      const stale = async (at: number, refreshes: number) => {
+        vi.setSystemTime(t0 + at);
+        await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'STALE');
+        await vi.waitFor(() => expect(service.stats().refreshErrors).toBe(refreshes));
+        expect(counter.count('upstream-down')).toBe(1 + refreshes);
+      };
+      await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'MISS');
+      await stale(200, 1); // the first refresh fails at about t0 + 200
+      await stale(1150, 1); // less than 1 s later: no refresh
+      await stale(1250, 2); // 1 s later: refreshed again, fails
+      await stale(3200, 2); // less than 2 s later: none
+      await stale(3300, 3); // 2 s later: the third
+      await stale(7250, 3); // then 4 s
+      await stale(7350, 4); // then 8 s
+      await stale(15_300, 4);
+      await stale(15_400, 5); // then 16 s
+      await stale(31_350, 5);
+      await stale(31_450, 6); // then 30 s, not 32: the cap
+      await stale(61_400, 6);
+      await stale(61_500, 7);
+      await stale(91_450, 7);
+      await stale(91_550, 8);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('never caches a StreamableFile', async () => {
     const first = await request(url).get('/file').expect(200).expect('X-Cache', 'BYPASS');
     expect(Buffer.from(first.body).toString() || first.text).toBe('file body');

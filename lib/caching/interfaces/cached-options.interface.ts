@@ -10,7 +10,11 @@ export interface CachedOptions {
   key?: string | ((context: ExecutionContext) => string);
   /** Parts added to the key. `'user'` or `'header:authorization'`/`'header:cookie'` let credentialed requests be cached. */
   vary?: CacheVary[];
-  /** ms after `ttl` during which the stale value is served at once while one background refresh runs. Default 0. */
+  /**
+   * ms after `ttl` during which the stale value is served at once while one background refresh runs. Default 0. After
+   * a failed refresh the stale value is still served, and the key is refreshed again after 1 s, then 2 s, 4 s, ... up
+   * to 30 s while refreshes keep failing.
+   */
   staleWhileRevalidate?: number;
   /** Tags grouping entries for `@CacheEvict({ tags })` / `CacheService.evictTags()`; a function sees the request. */
   tags?: Array<string | ((context: ExecutionContext) => string)>;
@@ -34,6 +38,11 @@ export interface CacheStats {
   coalesced: number;
   /** Store failures (throws, timeouts, `'error'` events) and failed background refreshes. */
   errors: number;
+  /**
+   * Background refreshes (stale-while-revalidate) that failed: the handler threw, or its response was not cacheable.
+   * After each, the key waits 1 s, doubling up to 30 s, before it is refreshed again.
+   */
+  refreshErrors: number;
 }
 
 export interface IsolatedOptions {
