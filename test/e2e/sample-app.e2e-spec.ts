@@ -231,6 +231,7 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
         stale: expect.any(Number),
         coalesced: expect.any(Number),
         errors: 0,
+        refreshErrors: 0,
       });
       expect(body.hits).toBeGreaterThan(0);
     });
