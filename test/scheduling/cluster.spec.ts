@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { INestApplication } from '@nestjs/common';
 import { Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
@@ -98,4 +99,94 @@ describe.skipIf(!redisAvailable)('cluster: one run per tick across instances (re
     expect(lockFailures.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(3);
     expect([...countPerTick(runs).values()].every((n) => n === 1)).toBe(true);
   }, 15_000);
+});
+
+/**
+ * Skewed clocks in one process: `Date.now()` and `new Date()` add the offset of the instance whose async context
+ * runs the code (timers and awaits keep the context they were created in, so each app keeps its own clock). cron
+ * reads the time through luxon, which calls `Date.now()`. The monotonic clock is shared, as on real machines.
+ */
+function skewedClocks() {
+  const RealDate = Date;
+  const offset = new AsyncLocalStorage<number>();
+  class SkewedDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(RealDate.now() + (offset.getStore() ?? 0));
+      else super(...(args as [number]));
+    }
+    static override now(): number {
+      return RealDate.now() + (offset.getStore() ?? 0);
+    }
+  }
+  globalThis.Date = SkewedDate as DateConstructor;
+  return {
+    run: <T>(ms: number, fn: () => T): T => offset.run(ms, fn),
+    restore: () => {
+      globalThis.Date = RealDate;
+    },
+  };
+}
+
+describe.skipIf(!redisAvailable)('cluster: instances whose clocks disagree (real redis-server)', () => {
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('runs every tick once across three instances with clocks 0, +1.5 s and -0.7 s, with increasing tokens', async () => {
+    const clocks = skewedClocks();
+    const runs: Run[] = [];
+    const apps: INestApplication[] = [];
+    const clients: Redis[] = [];
+    try {
+      for (const [instance, skew] of [0, 1500, -700].entries()) {
+        await clocks.run(skew, async () => {
+          const client = new Redis(server.url, {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            lazyConnect: true,
+          });
+          client.on('error', () => {});
+          await client.connect();
+          clients.push(client);
+          @Injectable()
+          class Billing {
+            @Cron('* * * * * *', { name: 'billing: skewed clocks', lock: true })
+            charge(ctx: JobContext) {
+              runs.push({ instance, scheduledAt: ctx.scheduledAt.getTime(), token: ctx.fencingToken });
+            }
+          }
+          apps.push(await bootJobs([Billing], { jobs: { lock: new RedisJobLock(client, { timeout: 300 }) } }));
+        });
+      }
+      await vi.waitFor(() => expect(countPerTick(runs).size).toBeGreaterThanOrEqual(5), {
+        timeout: 9000,
+        interval: 100,
+      });
+      // Let the slowest clock (-0.7 s) fire the last tick too.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    } finally {
+      await Promise.all(apps.map((app) => app.close()));
+      for (const client of clients) client.disconnect();
+      clocks.restore();
+    }
+    const counts = countPerTick(runs);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    const ticks = [...counts.keys()].sort((a, b) => a - b);
+    expect(ticks.every((t) => t % 1000 === 0)).toBe(true);
+    expect(ticks.at(-1)! - ticks[0]).toBe((ticks.length - 1) * 1000);
+    // Fencing tokens increase in the order the leases were taken, whichever instance took them. (Not in the order of
+    // the ticks' names: at first the +1.5 s instance takes ticks the others have not reached yet.)
+    const tokens = runs.map((r) => r.token!);
+    expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
+    expect(new Set(tokens).size).toBe(tokens.length);
+    // Every instance fired, and the ticks they shared were run by one of them only (the others skipped them).
+    const infos = apps.map((app) => app.get(JobRegistry).get('billing: skewed clocks'));
+    expect(infos.every((info) => info.runs + info.skipped >= 2)).toBe(true);
+    expect(infos.reduce((n, info) => n + info.skipped, 0)).toBeGreaterThanOrEqual(3);
+  }, 20_000);
 });
