@@ -10,7 +10,10 @@ export interface JobInfo {
   runs: number;
   /** Runs that threw, rejected or timed out. */
   failures: number;
-  /** Ticks not run here: still running (`overlap: 'skip'`), tick held by another instance, or lock store failure. */
+  /**
+   * Ticks not run here: still running (`overlap: 'skip'`; with a lock, also a run on another instance), tick held by
+   * another instance, paused while the tick waited for its lock, or lock store failure.
+   */
   skipped: number;
   /** Ticks skipped because the lock store failed or timed out (included in `skipped`). */
   lockFailures: number;
