@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit, Optional } from '@nestjs/common';
 import type { CacheableMemory } from 'cacheable';
 import { KeyvCacheableMemory } from 'cacheable';
 import { type Cache, createCache } from 'cache-manager';
@@ -16,6 +16,8 @@ import {
   TAG_KEY_PREFIX,
 } from './caching.constants.js';
 import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
+import { FanOut } from '../fan-out/fan-out.service.js';
+import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
@@ -44,7 +46,7 @@ interface Lock {
  * injectable as `CACHE_MANAGER` of `@nestjs/cache-manager`.
  */
 @Injectable()
-export class CacheService implements OnModuleInit, OnModuleDestroy {
+export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** The cache-manager instance (also provided as `CACHE_MANAGER`). */
   readonly cache: Cache;
   /** Default TTL in ms (`forRoot({ cache: { ttl } })`). */
@@ -73,7 +75,11 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   private lastRefreshLog = 0;
   private lastTagLog = 0;
 
-  constructor(@Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions) {
+  constructor(
+    @Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions,
+    @Optional() private readonly supervisors?: SupervisorRegistry,
+    @Optional() private readonly fanOut?: FanOut,
+  ) {
     const { ttl, maxEntries, stores, storeTimeout } = options.cache;
     this.defaultTtl = ttl;
     const l1Adapter = new KeyvCacheableMemory({
@@ -120,10 +126,21 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     this.redis?.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * Closes the cache once nothing can use it any more: after every supervisor (with the jobs' runs) and every fan-out
+   * call has drained, since drained work may read and write the cache. Nest runs `onModuleDestroy` before those
+   * drains, so closing there lost their writes and let `@keyv/redis` reconnect (a socket left open after `close()`).
+   */
+  async onApplicationShutdown(): Promise<void> {
+    // The same idempotent drains the registry's and FanOut's own hooks await (FanOut's awaits the supervisors too).
+    await Promise.all([
+      ...(this.supervisors?.all().map((supervisor) => supervisor.shutdown()) ?? []),
+      this.fanOut?.onApplicationShutdown(),
+    ]);
     this.memory.stopIntervalCheck();
     this.memory.clear();
     this.localTags.clear();
+    this.refreshBackoff.clear();
     this.redis?.close();
     await Promise.all(this.guarded.map((store) => store.disconnect()));
   }

@@ -14,6 +14,7 @@ export const EVICT_FAILED = (route: string) => `Cache eviction after ${route} fa
 export const ISOLATED_TIMEOUT = (key: string, ms: number) =>
   `CacheService.isolated("${key}") waited ${ms} ms (timeout) for the key's lock, still held by another caller. Raise the timeout or shorten the work done under the lock.`;
 export const REDIS_TIMEOUT = (what: string, ms: number) => `Redis ${what} did not answer within storeTimeout ${ms} ms`;
+export const REDIS_CLOSED = (what: string) => `Redis ${what} skipped: the cache is closed (application shutdown)`;
 export const REDIS_SKIPPED = (what: string, ms: number) => `Redis ${what} skipped: Redis failed less than ${ms} ms ago`;
 export const TTL_INVALID = (where: string, ttl: unknown) =>
   `Invalid ${where} ttl ${safeString(ttl)}: expected a finite number of ms > 0 (a cache entry never lives forever).`;

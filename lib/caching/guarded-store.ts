@@ -21,6 +21,8 @@ export class GuardedStore {
   private readonly breaker = new Breaker(STORE_RETRY_AFTER);
   private failures = 0;
   private failing = false;
+  /** Disconnected at shutdown: later calls are misses and no-op writes, never a reconnect. */
+  private closed = false;
   private readonly onKeyvError = (error: unknown) => this.fail(error);
 
   constructor(
@@ -71,12 +73,14 @@ export class GuardedStore {
   }
 
   async disconnect(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.keyv.off('error', this.onKeyvError);
     await this.call('disconnect', () => this.keyv.disconnect(), undefined, true);
   }
 
   private async call<T>(method: string, fn: () => Promise<T>, fallback: T, always = false): Promise<T> {
-    if (!always && this.breaker.open) return fallback;
+    if (!always && (this.closed || this.breaker.open)) return fallback;
     const failuresBefore = this.failures;
     try {
       const result = await withTimeout(

@@ -1,7 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { Keyv } from 'keyv';
 import { EVICT_CHANNEL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
-import { EVICT_PUBLISH_FAILED, EVICT_SUBSCRIBE_FAILED, REDIS_SKIPPED, REDIS_TIMEOUT } from './caching.messages.js';
+import {
+  EVICT_PUBLISH_FAILED,
+  EVICT_SUBSCRIBE_FAILED,
+  REDIS_CLOSED,
+  REDIS_SKIPPED,
+  REDIS_TIMEOUT,
+} from './caching.messages.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import { Breaker, StoreTimeoutError } from './breaker.js';
 
@@ -154,6 +160,8 @@ export class RedisLink {
   }
 
   private async run<T>(what: string, command: (client: RedisLikeClient) => Promise<T>): Promise<T> {
+    // After close(), the stores are disconnected: a command would reconnect the client.
+    if (this.closed) throw new RedisSkipped(REDIS_CLOSED(what));
     if (this.breaker.open) {
       const error = new RedisSkipped(REDIS_SKIPPED(what, STORE_RETRY_AFTER));
       this.onError(error);

@@ -63,6 +63,7 @@ export class FanOut implements OnApplicationShutdown {
   readonly #runs = new Set<RunHandle>();
   #onIdle: (() => void) | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #seq = 0;
 
   readonly #hooks: RunHooks = {
@@ -240,7 +241,12 @@ export class FanOut implements OnApplicationShutdown {
    * children and jobs may still start calls while they finish), then cancels the calls left and every later one.
    * `async()` tasks are drained by their supervisor.
    */
-  async onApplicationShutdown(): Promise<void> {
+  onApplicationShutdown(): Promise<void> {
+    // Once: the cache awaits this drain before it closes its stores (work drained here may use the cache).
+    return (this.#closing ??= this.#shutdown());
+  }
+
+  async #shutdown(): Promise<void> {
     // Idempotent: the same promises the supervisor registry's own hook awaits.
     const supervised = this.#registry
       ? Promise.all(this.#registry.all().map((supervisor) => supervisor.shutdown()))
