@@ -1,25 +1,11 @@
-import type { INestApplication, LoggerService } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { CacheService } from 'nestjs-concurrency';
 import http from 'node:http';
 import request from 'supertest';
 import type { CallCounter } from '../fixtures/cache-app.js';
 import { createGlobalCacheAppModule, type StreamProbe } from '../fixtures/cache-global-app.js';
+import { RecordingLogger } from '../fixtures/cache-logger.js';
 import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
-
-/** Every line the app logged (message and stack), to assert there was no error. */
-class RecordingLogger implements LoggerService {
-  readonly lines: string[] = [];
-  log = (...args: unknown[]) => this.record('log', args);
-  error = (...args: unknown[]) => this.record('error', args);
-  warn = (...args: unknown[]) => this.record('warn', args);
-  debug = (...args: unknown[]) => this.record('debug', args);
-  verbose = (...args: unknown[]) => this.record('verbose', args);
-  private record(level: string, args: unknown[]) {
-    this.lines.push(
-      `${level}: ${args.map((a) => (a instanceof Error ? `${a.message}\n${a.stack}` : String(a))).join(' ')}`,
-    );
-  }
-}
 
 /**
  * A Server-Sent Events client on a connection of its own (no keep-alive): `next()` resolves with the data of the next
@@ -164,7 +150,7 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
     expect(first.body).toEqual({ calls: 1 });
     const second = await request(url).get('/res/own').expect(200).expect('X-Cache', 'BYPASS');
     expect(second.body).toEqual({ calls: 2 });
-    expect(logger.lines.filter((line) => /error|warn/i.test(line.slice(0, 6)))).toEqual([]);
+    expect(logger.problems()).toEqual([]);
   });
 
   it('never stores an error status set through @Res({ passthrough: true }) or @HttpCode', async () => {

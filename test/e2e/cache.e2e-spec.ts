@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { CacheService } from 'nestjs-concurrency';
 import request from 'supertest';
-import { type CallCounter, createCacheAppModule } from '../fixtures/cache-app.js';
+import { type CallCounter, createCacheAppModule, HOSTILE_VALUES } from '../fixtures/cache-app.js';
+import { RecordingLogger } from '../fixtures/cache-logger.js';
 import { hangingStore, throwingStore } from '../fixtures/cache-stores.js';
 import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
 
@@ -319,4 +320,69 @@ describe.each(HTTP_ADAPTERS)('@Cached memory and outages (%s)', (adapter) => {
     expect(counter.count('public')).toBe(1);
     expect(service.stats().errors).toBeGreaterThan(0);
   });
+});
+
+describe.each(HTTP_ADAPTERS)('@Cached with hostile values from handlers (%s)', (adapter) => {
+  let app: INestApplication;
+  let counter: CallCounter;
+  let logger: RecordingLogger;
+  let url: string;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  beforeEach(async () => {
+    process.on('unhandledRejection', onUnhandled);
+    const fixture = createCacheAppModule();
+    counter = fixture.counter;
+    logger = new RecordingLogger();
+    app = await bootstrapApp(adapter, fixture.module, undefined, (nest) => nest.useLogger(logger));
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+  });
+
+  afterEach(async () => {
+    await app.close();
+    process.off('unhandledRejection', onUnhandled);
+    expect(unhandled).toEqual([]);
+    unhandled.length = 0;
+  });
+
+  /** What the cache itself logged (its lines name their context). */
+  const cacheLines = () => logger.lines.filter((line) => /CacheService|ResponseCacheInterceptor/.test(line));
+
+  it.each(Object.keys(HOSTILE_VALUES))('fails only the requests of a handler that throws %s', async (kind) => {
+    const responses = await Promise.all(Array.from({ length: 5 }, () => request(url).get(`/hostile/${kind}`)));
+    for (const res of responses) {
+      expect(res.status).toBe(500);
+      expect(res.headers['x-cache']).toBe('BYPASS');
+    }
+    expect(counter.count(`hostile:${kind}`)).toBe(1); // the waiting requests shared its failure
+    await request(url).get(`/hostile/${kind}`).expect(500); // nothing was stored
+    expect(counter.count(`hostile:${kind}`)).toBe(2);
+    await request(url).get('/public').expect(200).expect('X-Cache', 'MISS');
+    expect(cacheLines()).toEqual([]);
+  });
+
+  it('fails only the request whose handler returns a thenable with a throwing then getter', async () => {
+    await request(url).get('/hostile-thenable').expect(500).expect('X-Cache', 'BYPASS');
+    await request(url).get('/hostile-thenable').expect(500);
+    expect(counter.count('hostile-thenable')).toBe(2);
+    await request(url).get('/public').expect(200);
+  });
+
+  it.each(Object.keys(HOSTILE_VALUES))(
+    'serves STALE when a refresh throws %s, with one clean log line',
+    async (kind) => {
+      await request(url).get(`/hostile-refresh/${kind}`).expect(200).expect('X-Cache', 'MISS');
+      await sleep(200); // stale
+      const res = await request(url).get(`/hostile-refresh/${kind}`).expect(200).expect('X-Cache', 'STALE');
+      expect(res.body).toEqual({ fresh: true });
+      await vi.waitFor(() => expect(app.get(CacheService).stats().refreshErrors).toBe(1));
+      await request(url).get(`/hostile-refresh/${kind}`).expect(200).expect('X-Cache', 'STALE');
+      const lines = cacheLines();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^warn: Background refresh of cache key "/hostile-refresh/${kind}" failed`));
+      expect(lines[0]).not.toMatch(/<\w+>/); // every part of it was text
+    },
+  );
 });
