@@ -143,6 +143,25 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
       for (const id of ids) await request(a.url).get(`/items/${id}`).expect('X-Cache', 'MISS');
     });
 
+    it('evicts by tags with : and * exactly the entries of that tag, on both instances', async () => {
+      const ids = ['1', '*', '1:2', '1*', '*:1'];
+      const path = (id: string) => `/items/${encodeURIComponent(id)}`;
+      for (const id of ids) await request(a.url).get(path(id)).expect('X-Cache', 'MISS');
+      for (const id of ids) await request(b.url).get(path(id)).expect('X-Cache', 'HIT');
+      await request(b.url).post(path('*')).expect(201); // tag item:*, evicted through Redis
+      await vi.waitFor(() => request(a.url).get(path('*')).expect('X-Cache', 'MISS'), { timeout: 3000, interval: 50 });
+      for (const id of ids.filter((i) => i !== '*')) {
+        await request(a.url).get(path(id)).expect('X-Cache', 'HIT');
+        await request(b.url).get(path(id)).expect('X-Cache', 'HIT');
+      }
+      await request(a.url).post(path('1:2')).expect(201);
+      await vi.waitFor(() => request(b.url).get(path('1:2')).expect('X-Cache', 'MISS'), {
+        timeout: 3000,
+        interval: 50,
+      });
+      for (const id of ['1', '1*', '*:1']) await request(b.url).get(path(id)).expect('X-Cache', 'HIT');
+    });
+
     it('still answers 200 within storeTimeout plus margin after Redis is killed', async () => {
       await request(a.url).get('/public').expect('X-Cache', 'MISS');
       await redis.stop();

@@ -150,6 +150,23 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     await request(url).get('/items/2').expect('X-Cache', 'MISS');
   });
 
+  it('evicts by tags with : and * exactly the entries of that tag', async () => {
+    const ids = ['1', '*', '1:2', '1*', '*:1', '2'];
+    const path = (id: string) => `/items/${encodeURIComponent(id)}`;
+    for (const id of ids) await request(url).get(path(id)).expect('X-Cache', 'MISS');
+    await request(url).post(path('*')).expect(201); // tag item:*
+    for (const id of ids)
+      await request(url)
+        .get(path(id))
+        .expect('X-Cache', id === '*' ? 'MISS' : 'HIT');
+    await request(url).post(path('1:2')).expect(201); // tag item:1:2
+    for (const id of ids)
+      await request(url)
+        .get(path(id))
+        .expect('X-Cache', id === '1:2' ? 'MISS' : 'HIT');
+    expect(ids.map((id) => counter.count(`item:${id}`))).toEqual([1, 2, 2, 1, 1, 1]);
+  });
+
   it("caches credentialed requests per token with vary: ['header:authorization'], never per cookie", async () => {
     const a1 = await request(url).get('/by-token').set('Authorization', 'Bearer alice').expect('X-Cache', 'MISS');
     const a2 = await request(url).get('/by-token').set('Authorization', 'Bearer alice').expect('X-Cache', 'HIT');
