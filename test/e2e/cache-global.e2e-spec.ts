@@ -145,6 +145,14 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
     expect(counter.count('many')).toBe(2);
   });
 
+  it('ends the subscription of a GET whose Observable never completes when the client goes away', async () => {
+    const req = http.get(`${url}/many/endless`, { agent: false });
+    req.on('error', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // it has emitted many times by now
+    req.destroy();
+    await vi.waitFor(() => expect(probe.endlessGetTeardowns).toBe(1), { timeout: 5000, interval: 20 });
+  });
+
   it('leaves a @Res() route to its handler: not cached, X-Cache set before it answers, nothing logged', async () => {
     const first = await request(url).get('/res/own').expect(200).expect('X-Cache', 'BYPASS');
     expect(first.body).toEqual({ calls: 1 });
