@@ -5,6 +5,7 @@ import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { InvalidJobError } from './errors/invalid-job.error.js';
 import type { JobDefinition } from './interfaces/job-definition.interface.js';
+import type { JobLock } from './interfaces/job-lock.interface.js';
 import type { JobMetadata } from './interfaces/job-metadata.interface.js';
 import type { LockableJobOptions } from './interfaces/job-options.interface.js';
 import { JobsOrchestrator } from './jobs.orchestrator.js';
@@ -21,6 +22,11 @@ import {
   where as at,
 } from './scheduling.messages.js';
 import { errorMessage } from '../utils/describe.js';
+
+/** The store of a job that is never mounted (its kind switched off) and has no lock store here: never called. */
+const UNMOUNTED: JobLock = {
+  acquire: () => Promise.reject(new Error('This job is not mounted on this instance.')),
+};
 
 /** The module option that switches each kind of job on this instance (as `ScheduleModule.forRoot()`'s). */
 const SWITCHES = { cron: 'cronJobs', interval: 'intervals', timeout: 'timeouts' } as const;
@@ -74,19 +80,26 @@ export class JobsExplorer implements OnModuleInit {
         const metadata = getJobMetadata((prototype as Record<string, unknown>)[methodName]);
         if (!metadata) continue;
         if (!staticTree) throw new InvalidJobError(REQUEST_SCOPED(className, methodName));
-        const def = this.define(metadata, instance as object, className, methodName);
+        // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
+        const option = SWITCHES[metadata.kind];
+        const mounted = this.options.jobs[option];
+        const def = this.define(metadata, instance as object, className, methodName, mounted);
         const first = seen.get(def.name);
         if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
         seen.set(def.name, def.where);
-        // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
-        const option = SWITCHES[def.schedule.kind];
-        if (this.options.jobs[option]) this.orchestrator.add(def);
+        if (mounted) this.orchestrator.add(def);
         else this.orchestrator.switchedOff(def.name, `jobs.${option}`);
       }
     }
   }
 
-  private define(meta: JobMetadata, instance: object, className: string, methodName: string): JobDefinition {
+  private define(
+    meta: JobMetadata,
+    instance: object,
+    className: string,
+    methodName: string,
+    mounted: boolean,
+  ): JobDefinition {
     const w = at(className, methodName);
     const options: LockableJobOptions = meta.options ?? {};
     const fail = (option: string, expected: string, got: unknown): never => {
@@ -101,7 +114,7 @@ export class JobsExplorer implements OnModuleInit {
     if (options.timeout !== undefined && !(isMs(options.timeout, 0) && options.timeout > 0)) {
       fail('timeout', 'a positive number of ms', options.timeout);
     }
-    const lock = meta.kind === 'timeout' ? undefined : this.lock(options.lock, w, fail);
+    const lock = meta.kind === 'timeout' ? undefined : this.lock(options.lock, w, fail, mounted);
     const jobs = this.options.jobs;
     // One object per job, built once (a spread of a shared base showed up in the 10,000-job boot profile).
     return {
@@ -179,6 +192,7 @@ export class JobsExplorer implements OnModuleInit {
     value: LockableJobOptions['lock'],
     w: string,
     fail: (option: string, expected: string, got: unknown) => never,
+    mounted: boolean,
   ): JobDefinition['lock'] {
     if (value === undefined || value === false) return undefined;
     const o = value === true ? {} : value;
@@ -191,7 +205,9 @@ export class JobsExplorer implements OnModuleInit {
       fail('lock.timeout', 'a positive number of ms', o.timeout);
     }
     const store = o.store ?? this.options.jobs.lock;
-    if (!store) throw new InvalidJobError(NO_LOCK(w));
-    return { store, ttl: o.ttl ?? DEFAULT_LOCK_TTL, timeout: o.timeout ?? DEFAULT_LOCK_TIMEOUT };
+    // A lock store is deployment configuration, not part of the job: an instance that does not run the job (its kind
+    // switched off, e.g. an API-only node) needs none.
+    if (!store && mounted) throw new InvalidJobError(NO_LOCK(w));
+    return { store: store ?? UNMOUNTED, ttl: o.ttl ?? DEFAULT_LOCK_TTL, timeout: o.timeout ?? DEFAULT_LOCK_TIMEOUT };
   }
 }

@@ -199,6 +199,17 @@ describe('jobs: { cronJobs, intervals, timeouts }, the switches of ScheduleModul
     expect(error.message).toContain('Broken.nightly()');
   });
 
+  it('needs no lock store on an instance whose locked jobs are switched off', async () => {
+    @Injectable()
+    class Clustered {
+      @Cron('* * * * * *', { lock: true })
+      run() {}
+    }
+    const app = await bootJobs([Clustered], { jobs: { cronJobs: false } });
+    expect(app.get(JobRegistry).list()).toEqual([]);
+    await app.close();
+  });
+
   it.each(['cronJobs', 'intervals', 'timeouts'])(
     'fails boot on a %s that is not a boolean, naming it',
     async (option) => {
