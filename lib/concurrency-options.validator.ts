@@ -18,13 +18,21 @@ import type {
   ResolvedConcurrencyOptions,
 } from './interfaces/concurrency-module-options.interface.js';
 import { describeValue } from './utils/describe.js';
+import {
+  DEFAULT_DURABLE_CONCURRENCY,
+  DEFAULT_DURABLE_PREFIX,
+  DEFAULT_DURABLE_STORE_TIMEOUT,
+  DEFAULT_STALLED_TIMEOUT,
+} from './durable/durable.constants.js';
+import type { ResolvedDurableOptions } from './durable/interfaces/durable-options.interface.js';
 
 const KEYS = {
-  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout'],
+  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout'],
+  durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
 } as const;
 
 function fail(option: string, expected: string, got: unknown): never {
@@ -106,6 +114,51 @@ function cacheStore(option: string, value: unknown): Keyv {
   return keyv;
 }
 
+/** `durable`: undefined when not given (then nothing durable starts and bullmq is never loaded). */
+function durableOptions(value: unknown): ResolvedDurableOptions | undefined {
+  if (value === undefined) return undefined;
+  const durable = section('durable', value, KEYS.durable);
+  const { connection, prefix, workers } = durable;
+  if (typeof connection === 'string') {
+    let protocol = '';
+    try {
+      protocol = new URL(connection).protocol;
+    } catch {
+      // not a URL: refused below
+    }
+    if (protocol !== 'redis:' && protocol !== 'rediss:') {
+      // The URL may hold a password: name its kind only.
+      fail('durable.connection', 'a redis:// or rediss:// URL, or ioredis options', 'a string that is not one');
+    }
+  } else if (connection === null || typeof connection !== 'object' || Array.isArray(connection)) {
+    fail('durable.connection', 'a redis:// or rediss:// URL, or ioredis options ({ host, port, ... })', connection);
+  }
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) {
+    fail('durable.prefix', 'a non-empty string', prefix);
+  }
+  if (workers !== undefined && typeof workers !== 'boolean') fail('durable.workers', 'true or false', workers);
+  return {
+    connection: connection as string | object,
+    prefix: (prefix as string | undefined) ?? DEFAULT_DURABLE_PREFIX,
+    concurrency: number('durable.concurrency', durable.concurrency, DEFAULT_DURABLE_CONCURRENCY, {
+      min: 1,
+      max: 10_000,
+      integer: true,
+    }),
+    workers: workers !== false,
+    // Locks are renewed every quarter of it: below 1 s a busy event loop would lose them.
+    stalledTimeout: number('durable.stalledTimeout', durable.stalledTimeout, DEFAULT_STALLED_TIMEOUT, {
+      min: 1000,
+      max: MAX_TIMEOUT_MS,
+    }),
+    storeTimeout: number('durable.storeTimeout', durable.storeTimeout, DEFAULT_DURABLE_STORE_TIMEOUT, {
+      min: 0,
+      exclusive: true,
+      max: MAX_TIMEOUT_MS,
+    }),
+  };
+}
+
 /**
  * Validates `ConcurrencyModule` options and fills in the defaults. Throws `ConcurrencyOptionsError` naming the first
  * offending option and the allowed values, so a typo fails boot instead of being ignored.
@@ -181,5 +234,6 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       }),
     },
     shutdownTimeout,
+    durable: durableOptions(top.durable),
   };
 }

@@ -8,6 +8,7 @@ import {
   RAW_OPTIONS_TOKEN,
 } from './concurrency.module-definition.js';
 import { resolveConcurrencyOptions } from './concurrency-options.validator.js';
+import { createDurableProviders } from './durable/durable.providers.js';
 import { createFanOutProviders } from './fan-out/fan-out.providers.js';
 import type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
 import { createSchedulingImports, createSchedulingProviders } from './scheduling/scheduling.providers.js';
@@ -40,6 +41,8 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       ...createFanOutProviders(),
       ...createSchedulingProviders(),
       ...createCachingProviders(),
+      // Durable tasks only when asked for (forRootAsync: not known yet, idle without it): no Redis, no bullmq else.
+      ...(raw === undefined || raw.durable !== undefined ? createDurableProviders() : []),
     ];
     const imports = createSchedulingImports();
     return {

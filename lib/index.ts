@@ -10,3 +10,4 @@ export * from './supervisor/index.js';
 export * from './fan-out/index.js';
 export * from './scheduling/index.js';
 export * from './caching/index.js';
+export * from './durable/index.js';

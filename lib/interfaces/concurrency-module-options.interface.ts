@@ -1,4 +1,5 @@
 import type { Keyv } from 'keyv';
+import type { DurableModuleOptions, ResolvedDurableOptions } from '../durable/interfaces/durable-options.interface.js';
 import type { CacheModuleOptions } from '../caching/interfaces/cache-module-options.interface.js';
 import type { FanOutModuleOptions } from '../fan-out/interfaces/fan-out-module-options.interface.js';
 import type { JobLock } from '../scheduling/interfaces/job-lock.interface.js';
@@ -13,6 +14,8 @@ export interface ConcurrencyModuleOptions {
   cache?: CacheModuleOptions;
   /** How long `app.close()` waits for running work before aborting it, in ms. Default 5000 (OTP's default). */
   shutdownTimeout?: number;
+  /** Durable tasks on BullMQ (`@TaskHandler`, `DurableSupervisor`). Off unless given; needs Redis and `bullmq`. */
+  durable?: DurableModuleOptions;
 }
 
 /**
@@ -38,4 +41,6 @@ export interface ResolvedConcurrencyOptions {
   };
   cache: { ttl: number; maxEntries: number; stores: Keyv[]; storeTimeout: number };
   shutdownTimeout: number;
+  /** Undefined unless `durable` is given. */
+  durable?: ResolvedDurableOptions;
 }

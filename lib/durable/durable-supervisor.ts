@@ -1,0 +1,457 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { Job, Queue, QueueEvents } from 'bullmq';
+import { Observable, Subject } from 'rxjs';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import { TaskAbortedError } from '../errors/task-aborted.error.js';
+import { TaskTimeoutError } from '../errors/task-timeout.error.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import type { SupervisorEvent } from '../supervisor/interfaces/child.interface.js';
+import type { TaskOutcome } from '../supervisor/interfaces/task.interface.js';
+import { checkTimeoutMs, MAX_TIMEOUT_MS } from '../supervisor/utils/timeout.util.js';
+import { errorMessage, safeString } from '../utils/describe.js';
+import { withTimeout } from '../utils/with-timeout.js';
+import { DurableHandlers } from './durable-handlers.js';
+import { DurableTask } from './durable-task.js';
+import {
+  BACKOFF_TYPE,
+  CONTROL_QUEUE,
+  DURABLE_BULLMQ,
+  DURABLE_EVENT,
+  DURABLE_SUPERVISOR,
+  KEEP_FINISHED,
+  TASKS_KEY,
+  TERMINATE_CHANNEL,
+  UNKNOWN_HANDLER_ATTEMPTS,
+} from './durable.constants.js';
+import { type BullMQModule, connectionOptions, rawClient } from './durable.loader.js';
+import {
+  INVALID_CHILD_OPTION,
+  INVALID_PAYLOAD,
+  INVALID_TASK_ARG,
+  NOT_CONFIGURED,
+  STORE_UNAVAILABLE,
+  UNKNOWN_TASK,
+} from './durable.messages.js';
+import {
+  DurableTaskError,
+  DurableUnavailableError,
+  InvalidPayloadError,
+  UnknownTaskError,
+} from './errors/durable.errors.js';
+import type {
+  DurableChildInfo,
+  DurableChildOptions,
+  DurableChildRef,
+  ResolvedDurableOptions,
+} from './interfaces/durable-options.interface.js';
+import { findNonJson } from './utils/json-check.util.js';
+import { LogThrottle } from './utils/log-throttle.util.js';
+
+const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed', 'waiting-children']);
+const MAX_PRIORITY = 2_097_152;
+/** `children()` lists at most this many children per task name and state. */
+const CHILDREN_LIMIT = 1000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The custom event a worker adds to a queue's event stream (see DurableWorkers). */
+interface WorkerEventData {
+  type: SupervisorEvent['type'];
+  attempt: number;
+  durationMs?: number;
+  error?: string;
+}
+
+/**
+ * Fire and forget across instances and restarts (Oban, `Task.Supervisor` on remote nodes), on BullMQ: a start is a
+ * job stored in Redis, run by a `@TaskHandler` on whichever instance (with workers) takes it. At least once: a task
+ * whose instance dies mid-run is run again elsewhere, so make handlers idempotent.
+ *
+ * @publicApi
+ */
+@Injectable()
+export class DurableSupervisor implements OnApplicationShutdown {
+  /**
+   * What happens to every durable child of the cluster (all instances sharing the Redis prefix): `started`,
+   * `completed`, `failed`, `timeout`, `terminated`, `restarted`, `max-restarts`. Listening opens one Redis connection
+   * per task name (BullMQ QueueEvents), on first subscription.
+   */
+  readonly events: Observable<SupervisorEvent>;
+
+  private readonly logger = new Logger('DurableSupervisor');
+  private readonly throttle = new LogThrottle();
+  private readonly queues = new Map<string, Queue>();
+  private readonly queueEvents = new Map<string, QueueEvents>();
+  /** Task names this instance has added to the Redis set of names (once each). */
+  private readonly registered = new Set<string>();
+  private readonly subject = new Subject<SupervisorEvent>();
+  /** Per task name, the event mapping runs in order (it may read the job for its attempt). */
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Children whose final failure a worker already reported: BullMQ's own `failed` for them is skipped. */
+  private readonly reported = new Set<string>();
+  private watching = false;
+  private closed = false;
+
+  /** @internal Created by `ConcurrencyModule` when `durable` is given. */
+  constructor(
+    @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
+    @Inject(DURABLE_BULLMQ) private readonly bullmq: BullMQModule | undefined,
+    private readonly handlers: DurableHandlers,
+  ) {
+    this.events = new Observable<SupervisorEvent>((subscriber) => {
+      const subscription = this.subject.subscribe(subscriber);
+      if (!this.watching) {
+        this.watching = true;
+        void this.watchAll();
+      }
+      return subscription;
+    });
+  }
+
+  /**
+   * Stores a child of `task` with `payload` and resolves with its id once Redis holds it (never later, never
+   * sooner): the `@TaskHandler` runs on whichever instance takes it. Rejects, storing nothing, for an unknown task
+   * name (on an instance with workers), a payload JSON cannot carry (the path is named) or an option out of range;
+   * with `DurableUnavailableError` when Redis does not answer within `durable.storeTimeout` (the child may then have
+   * been stored: start it again with the same `opts.id` to be sure it exists once).
+   */
+  async startChild<P>(task: string, payload: P, opts?: DurableChildOptions): Promise<DurableChildRef> {
+    const durable = this.durable();
+    if (typeof task !== 'string' || task === '' || task.includes(':')) throw new TypeError(INVALID_TASK_ARG(task));
+    const handler = this.handlers.byName.get(task);
+    if (!handler && durable.workers) throw new UnknownTaskError(task, UNKNOWN_TASK(task, this.handlers.byName.keys()));
+    const bad = findNonJson(payload, 'payload');
+    if (bad) throw new InvalidPayloadError(task, bad.path, INVALID_PAYLOAD(task, bad.path, bad.what));
+    const jobId = this.childId(task, opts?.id);
+    const delay = opts?.delay;
+    if (delay !== undefined && !(typeof delay === 'number' && delay >= 0 && delay <= MAX_TIMEOUT_MS)) {
+      throw new RangeError(INVALID_CHILD_OPTION(task, 'delay', `a number of ms >= 0 and <= ${MAX_TIMEOUT_MS}`, delay));
+    }
+    const priority = opts?.priority;
+    if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= MAX_PRIORITY)) {
+      throw new RangeError(INVALID_CHILD_OPTION(task, 'priority', `an integer >= 1 and <= ${MAX_PRIORITY}`, priority));
+    }
+    const queue = this.queue(task);
+    const attempts = handler
+      ? handler.restart === 'temporary'
+        ? 1
+        : 1 + handler.maxRestarts
+      : // The worker applies its handler's policy (it throws UnrecoverableError past maxRestarts).
+        UNKNOWN_HANDLER_ATTEMPTS;
+    const job = await this.store(task, () =>
+      queue.add(task, payload === undefined ? null : payload, {
+        jobId,
+        attempts,
+        backoff: { type: BACKOFF_TYPE },
+        removeOnComplete: KEEP_FINISHED,
+        removeOnFail: KEEP_FINISHED,
+        delay,
+        priority,
+      }),
+    );
+    if (!this.registered.has(task)) this.register(task);
+    return { id: job.id as string, task };
+  }
+
+  /**
+   * `startChild()`, then a handle whose `await()`/`yield()` get the result from whichever instance ran the task
+   * (Task.async across nodes). The result travels as JSON.
+   */
+  async async<P, R = unknown>(task: string, payload: P, opts?: DurableChildOptions): Promise<DurableTask<R>> {
+    const ref = await this.startChild(task, payload, opts);
+    return new DurableTask<R>(ref.id, task, this);
+  }
+
+  /** The children of every instance that have not finished: waiting, delayed (or backing off) and running. */
+  async children(): Promise<DurableChildInfo[]> {
+    this.durable();
+    const names = await this.knownNames();
+    const lists = await Promise.all(
+      names.map(async (task) => {
+        const queue = this.queue(task);
+        const [running, waiting, delayed] = await this.store(task, () =>
+          Promise.all([
+            queue.getJobs(['active'], 0, CHILDREN_LIMIT - 1),
+            queue.getJobs(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
+            queue.getJobs(['delayed'], 0, CHILDREN_LIMIT - 1),
+          ]),
+        );
+        const info = (job: Job | undefined, status: DurableChildInfo['status']): DurableChildInfo[] =>
+          job?.id === undefined
+            ? []
+            : [
+                {
+                  id: job.id,
+                  task,
+                  status,
+                  attempt: job.attemptsMade + 1,
+                  ...(status === 'running' && job.processedOn ? { startedAt: new Date(job.processedOn) } : {}),
+                },
+              ];
+        return [
+          ...running.flatMap((job) => info(job, 'running')),
+          ...waiting.flatMap((job) => info(job, 'waiting')),
+          ...delayed.flatMap((job) => info(job, 'delayed')),
+        ];
+      }),
+    );
+    return lists.flat();
+  }
+
+  /**
+   * Stops the child `id` wherever it is: a waiting or delayed child is removed; a running one has its `ctx.signal`
+   * aborted (a `TaskAbortedError`) on the instance that runs it, and its attempt fails without restart. Resolves
+   * true once it has stopped, false if there is no such unfinished child (or it was still running after
+   * `durable.stalledTimeout`: its instance does not answer).
+   */
+  async terminateChild(id: string): Promise<boolean> {
+    const durable = this.durable();
+    for (const task of await this.knownNames()) {
+      const queue = this.queue(task);
+      const job = await this.store(task, () => queue.getJob(id));
+      if (!job) continue;
+      const deadline = Date.now() + durable.stalledTimeout + durable.storeTimeout;
+      let asked = 0;
+      for (;;) {
+        const state = await this.store(task, () => job.getState());
+        if (WAITING_STATES.has(state)) {
+          try {
+            await this.store(task, () => job.remove());
+            return true;
+          } catch {
+            continue; // taken by a worker meanwhile: terminate it there
+          }
+        }
+        if (state !== 'active') return asked > 0;
+        if (Date.now() > deadline) return false;
+        // Asked again while it runs: the request may reach its instance before the job is tracked there.
+        if (Date.now() - asked >= 500) {
+          asked = Date.now();
+          await this.store(task, () => this.publishTerminate(task, id));
+        }
+        await sleep(20);
+      }
+    }
+    return false;
+  }
+
+  /** @internal DurableTaskWaiter: the outcome of `id`, or null when it has not finished within `timeoutMs`. */
+  async outcome<R>(task: string, id: string, timeoutMs: number): Promise<TaskOutcome<R> | null> {
+    checkTimeoutMs(`DurableTask ${id}`, timeoutMs);
+    const durable = this.durable();
+    const events = this.watch(task);
+    await withTimeout(events.waitUntilReady(), durable.storeTimeout, () => this.unavailable(task, 'QueueEvents'));
+    const queue = this.queue(task);
+    return new Promise<TaskOutcome<R> | null>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let poller: ReturnType<typeof setInterval> | undefined;
+      const finish = (outcome: TaskOutcome<R> | null) => {
+        clearTimeout(timer);
+        clearInterval(poller);
+        events.off(`completed:${id}` as 'completed', onCompleted as never);
+        events.off(`failed:${id}` as 'failed', onFailed as never);
+        events.off(`removed:${id}` as 'removed', onRemoved);
+        resolve(outcome);
+      };
+      const onCompleted = (args: { returnvalue: unknown }) =>
+        finish({ status: 'fulfilled', value: args.returnvalue as R });
+      const onFailed = (args: { failedReason: string }) =>
+        finish({ status: 'rejected', reason: new DurableTaskError(task, id, safeString(args.failedReason)) });
+      const onRemoved = () => finish({ status: 'rejected', reason: new TaskAbortedError(task, 'terminated') });
+      events.on(`completed:${id}` as 'completed', onCompleted as never);
+      events.on(`failed:${id}` as 'failed', onFailed as never);
+      events.on(`removed:${id}` as 'removed', onRemoved);
+      if (timeoutMs !== Infinity) timer = setTimeout(() => finish(null), timeoutMs);
+      // Already finished before we listened, or an event lost to a reconnect: read the state (now, then each second).
+      const check = async () => {
+        try {
+          const job = await queue.getJob(id);
+          if (!job) return finish({ status: 'rejected', reason: new DurableTaskError(task, id, 'no such child') });
+          const state = await job.getState();
+          if (state === 'completed') finish({ status: 'fulfilled', value: job.returnvalue as R });
+          else if (state === 'failed') onFailed({ failedReason: job.failedReason });
+        } catch {
+          // Redis unavailable: the next check or the event will tell
+        }
+      };
+      void check();
+      poller = setInterval(() => void check(), 1000);
+    });
+  }
+
+  /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */
+  async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
+    this.subject.complete();
+    const all = [...this.queueEvents.values(), ...this.queues.values()];
+    this.queueEvents.clear();
+    this.queues.clear();
+    await Promise.allSettled(all.map((item) => withTimeout(item.close(), 2000, () => new Error('close timed out'))));
+  }
+
+  private durable(): ResolvedDurableOptions {
+    const durable = this.options.durable;
+    if (!durable || !this.bullmq) throw new Error(NOT_CONFIGURED());
+    if (this.closed) throw new Error('DurableSupervisor is shut down (the application is closing).');
+    return durable;
+  }
+
+  private childId(task: string, id: unknown): string {
+    if (id === undefined) return randomUUID();
+    if (typeof id !== 'string' || id === '' || id.includes(':') || /^\d+$/.test(id)) {
+      throw new TypeError(
+        INVALID_CHILD_OPTION(task, 'id', 'a non-empty string without ":" that is not an integer', id),
+      );
+    }
+    return id;
+  }
+
+  /** A Redis call bounded by `durable.storeTimeout`; any failure becomes a `DurableUnavailableError`. */
+  private async store<T>(task: string, call: () => Promise<T>): Promise<T> {
+    const ms = this.options.durable!.storeTimeout;
+    try {
+      return await withTimeout(call(), ms, () => this.unavailable(task, 'timeout'));
+    } catch (error) {
+      if (error instanceof DurableUnavailableError) throw error;
+      throw new DurableUnavailableError(task, STORE_UNAVAILABLE(task, ms, errorMessage(error)), error);
+    }
+  }
+
+  private unavailable(task: string, cause: string): DurableUnavailableError {
+    const ms = this.options.durable!.storeTimeout;
+    return new DurableUnavailableError(task, STORE_UNAVAILABLE(task, ms, cause));
+  }
+
+  /** The producer side of a task name: one BullMQ Queue, failing fast while Redis is away (TRAPS: BullMQ). */
+  private queue(task: string): Queue {
+    let queue = this.queues.get(task);
+    if (!queue) {
+      const durable = this.options.durable!;
+      queue = new this.bullmq!.Queue(task, {
+        connection: connectionOptions(durable.connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+        prefix: durable.prefix,
+      });
+      queue.on('error', (error) => this.logError(`queue ${task}`, error));
+      this.queues.set(task, queue);
+    }
+    return queue;
+  }
+
+  private logError(what: string, error: unknown): void {
+    if (this.throttle.allow(what)) this.logger.error(`Durable tasks: Redis error on ${what}: ${errorMessage(error)}`);
+  }
+
+  private register(task: string): void {
+    this.registered.add(task);
+    void this.controlClient()
+      .then((client) => client.sadd(`${this.options.durable!.prefix}:${TASKS_KEY}`, task))
+      .catch(() => this.registered.delete(task)); // tried again on the next start
+    if (this.watching) this.watch(task);
+  }
+
+  private controlClient() {
+    return rawClient(this.queue(CONTROL_QUEUE));
+  }
+
+  private async publishTerminate(task: string, id: string): Promise<void> {
+    const client = await this.controlClient();
+    await client.publish(`${this.options.durable!.prefix}:${TERMINATE_CHANNEL}`, JSON.stringify({ task, id }));
+  }
+
+  /** Task names of the cluster: handlers found here, names started here, names any instance stored in Redis. */
+  private async knownNames(): Promise<string[]> {
+    const names = new Set([...this.handlers.byName.keys(), ...this.registered]);
+    const stored = await this.store('*', async () => {
+      const client = await this.controlClient();
+      return client.smembers(`${this.options.durable!.prefix}:${TASKS_KEY}`);
+    });
+    for (const name of stored) names.add(name);
+    return [...names];
+  }
+
+  private async watchAll(): Promise<void> {
+    try {
+      for (const task of await this.knownNames()) this.watch(task);
+    } catch (error) {
+      this.logError('events', error);
+      for (const task of [...this.handlers.byName.keys(), ...this.registered]) this.watch(task);
+    }
+  }
+
+  /** The QueueEvents of a task name (one blocking connection), created on first need. */
+  private watch(task: string): QueueEvents {
+    let events = this.queueEvents.get(task);
+    if (events) return events;
+    const durable = this.options.durable!;
+    events = new this.bullmq!.QueueEvents(task, {
+      connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
+      prefix: durable.prefix,
+    });
+    this.queueEvents.set(task, events);
+    events.on('error', (error) => this.logError(`events of ${task}`, error));
+    const on = (kind: string, map: (args: Record<string, string>) => Promise<SupervisorEvent | undefined>) =>
+      events.on(kind as 'active', (args: unknown) => {
+        if (!this.subject.observed) return;
+        const previous = this.chains.get(task) ?? Promise.resolve();
+        const next = previous.then(async () => {
+          try {
+            const event = await map(args as Record<string, string>);
+            if (event) this.subject.next(event);
+          } catch (error) {
+            this.logError(`events of ${task}`, error);
+          }
+        });
+        this.chains.set(task, next);
+      });
+    const base = (childId: string, type: SupervisorEvent['type'], attempt: number): SupervisorEvent => ({
+      type,
+      supervisor: DURABLE_SUPERVISOR,
+      childId,
+      name: task,
+      attempt,
+    });
+    const attemptOf = async (id: string) => {
+      const job = await this.queue(task).getJob(id);
+      return (job?.attemptsMade ?? 0) + 1;
+    };
+    on('active', async ({ jobId }) => base(jobId, 'started', await attemptOf(jobId)));
+    on('completed', async ({ jobId }) => base(jobId, 'completed', await attemptOf(jobId)));
+    on(DURABLE_EVENT, async ({ jobId, data }) => {
+      const parsed = JSON.parse(data) as WorkerEventData;
+      if (parsed.type !== 'restarted' && parsed.type !== 'max-restarts') this.reported.add(jobId);
+      const event = base(jobId, parsed.type, parsed.attempt);
+      if (parsed.durationMs !== undefined) event.durationMs = parsed.durationMs;
+      if (parsed.error !== undefined) event.error = revive(parsed);
+      return event;
+    });
+    // A failure no worker reported: e.g. stalled more often than allowed (its instances kept dying).
+    on('failed', async ({ jobId, failedReason }) => {
+      if (this.reported.delete(jobId)) return undefined;
+      return { ...base(jobId, 'failed', await attemptOf(jobId)), error: new Error(failedReason) };
+    });
+    on('stalled', async ({ jobId }) => ({
+      ...base(jobId, 'restarted', await attemptOf(jobId)),
+      error: new Error('its instance stopped renewing the lock (crash, kill, blocked event loop): run again'),
+    }));
+    on('removed', async ({ jobId, prev }) =>
+      WAITING_STATES.has(prev) ? base(jobId, 'terminated', await attemptOf(jobId).catch(() => 1)) : undefined,
+    );
+    return events;
+  }
+}
+
+/** The error of a worker's event, as an Error of the kind the worker saw where it is one of ours. */
+function revive(data: WorkerEventData): Error {
+  const message = data.error ?? '';
+  if (data.type === 'timeout') {
+    const error = new TaskTimeoutError(0);
+    error.message = message;
+    return error;
+  }
+  if (data.type === 'terminated') {
+    const error = new TaskAbortedError('', 'terminated');
+    error.message = message;
+    return error;
+  }
+  return new Error(message);
+}

@@ -1,0 +1,49 @@
+import type * as BullMQ from 'bullmq';
+import { errorMessage } from '../utils/describe.js';
+import { BULLMQ_MISSING } from './durable.messages.js';
+
+/** @internal The parts of `bullmq` durable tasks use. */
+export type BullMQModule = Pick<
+  typeof BullMQ,
+  'Queue' | 'Worker' | 'QueueEvents' | 'UnrecoverableError' | 'WaitingError'
+>;
+
+/**
+ * @internal Loads the optional peer `bullmq`, only when `durable` is configured, so an application without it boots.
+ * The ES module build keeps `import()`; the CommonJS build compiles it to `require()`: both load bullmq's own build
+ * of that kind.
+ */
+export async function loadBullMQ(): Promise<BullMQModule> {
+  try {
+    const bullmq = await import('bullmq');
+    return bullmq;
+  } catch (error) {
+    throw new Error(BULLMQ_MISSING(errorMessage(error)), { cause: error });
+  }
+}
+
+/** @internal BullMQ connection options for `durable.connection` (a URL or ioredis options), with `extra` on top. */
+export function connectionOptions(connection: string | object, extra: object): BullMQ.ConnectionOptions {
+  if (typeof connection === 'string') return { url: connection, ...extra };
+  // A client instance (ioredis) is shared as it is: BullMQ duplicates it where it needs a connection of its own.
+  if (typeof (connection as { duplicate?: unknown }).duplicate === 'function')
+    return connection as BullMQ.ConnectionOptions;
+  return { ...connection, ...extra };
+}
+
+/** @internal The Redis commands durable tasks send themselves (BullMQ's client forwards them to ioredis). */
+export interface RawRedis {
+  sadd(key: string, ...members: string[]): Promise<number>;
+  smembers(key: string): Promise<string[]>;
+  publish(channel: string, message: string): Promise<number>;
+  subscribe(channel: string): Promise<unknown>;
+  xadd(key: string, ...args: Array<string | number>): Promise<unknown>;
+  duplicate(options?: object): RawRedis;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  disconnect(): void;
+}
+
+/** @internal The raw client of a BullMQ Queue or Worker (its regular, non-blocking connection). */
+export async function rawClient(owner: { backend: unknown }): Promise<RawRedis> {
+  return (await (owner.backend as { client: Promise<unknown> }).client) as RawRedis;
+}

@@ -1,0 +1,55 @@
+import { describeValue, safeString } from '../utils/describe.js';
+
+/** Message factories of durable tasks, side by side. */
+export const where = (className: string, method: string) => `${className}.${method}()`;
+
+const list = (names: Iterable<string>) => [...names].map((n) => JSON.stringify(n)).join(', ') || '(none)';
+
+export const DUPLICATE_HANDLER = (task: string, first: string, second: string) =>
+  `Duplicate @TaskHandler("${task}") on ${first} and ${second}. Each task name has one handler: rename one of them.`;
+
+export const REQUEST_SCOPED_HANDLER = (task: string, at: string, className: string) =>
+  `Cannot register @TaskHandler("${task}") on ${at}: ${className} is request-scoped (or depends on a request-scoped ` +
+  'provider), so there is no instance to run the task on outside a request. Move the handler to a singleton ' +
+  'provider and inject what it needs there (e.g. through ModuleRef.resolve()).';
+
+export const INVALID_TASK_NAME = (at: string, name: unknown) =>
+  `Invalid task name ${describeValue(name)} in @TaskHandler on ${at}: expected a non-empty string without ":" ` +
+  '(it names a BullMQ queue), e.g. @TaskHandler("newsletter.send").';
+
+export const INVALID_HANDLER_OPTION = (at: string, option: string, expected: string, got: unknown) =>
+  `Invalid @TaskHandler option "${option}" on ${at}: expected ${expected}, got ${describeValue(got)}.`;
+
+export const UNKNOWN_TASK = (task: string, known: Iterable<string>) =>
+  `Unknown durable task ${JSON.stringify(safeString(task))}: no @TaskHandler has that name in this application. ` +
+  `Known tasks: ${list(known)}.`;
+
+export const INVALID_TASK_ARG = (task: unknown) =>
+  `Invalid durable task name ${describeValue(task)}: expected the non-empty name of a @TaskHandler.`;
+
+export const INVALID_PAYLOAD = (task: string, path: string, what: string) =>
+  `Cannot start durable task "${task}": ${path} is ${what}, which JSON cannot carry to the instance that runs it. ` +
+  'Pass plain data (objects, arrays, strings, finite numbers, booleans, null), e.g. ids instead of instances.';
+
+export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
+  `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
+
+export const STORE_UNAVAILABLE = (task: string, ms: number, cause: string) =>
+  `Durable task "${task}" was not stored: Redis did not answer within ${ms} ms (durable.storeTimeout): ${cause}. ` +
+  'Nothing was started; retry later or return an error to the caller.';
+
+export const NOT_CONFIGURED = () =>
+  'Durable tasks are not configured: pass ConcurrencyModule.forRoot({ durable: { connection: process.env.REDIS_URL } }).';
+
+export const BULLMQ_MISSING = (cause: string) =>
+  `ConcurrencyModule option "durable" needs the package "bullmq" (npm install bullmq), which could not be loaded: ${cause}.`;
+
+export const HANDLER_FAILED = (task: string, id: string, attempt: number, cause: string, final: boolean) =>
+  `Durable task "${task}" (${id}) attempt ${attempt} failed${final ? '' : ', will run again'}: ${cause}`;
+
+export const RESULT_NOT_JSON = (task: string, path: string, what: string) =>
+  `Durable task "${task}" returned a result whose ${path} is ${what}, which JSON cannot carry to the awaiter.`;
+
+export const SHUTDOWN_HANDBACK = (task: string, id: string, ms: number) =>
+  `Durable task "${task}" (${id}) still ran after shutdownTimeout (${ms} ms): aborted and handed back to the queue ` +
+  'for another instance (this attempt does not count as a failure).';

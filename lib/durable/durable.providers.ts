@@ -1,0 +1,28 @@
+import type { Provider } from '@nestjs/common';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { DurableHandlers } from './durable-handlers.js';
+import { DurableSupervisor } from './durable-supervisor.js';
+import { DURABLE_BULLMQ } from './durable.constants.js';
+import { DurableExplorer } from './durable.explorer.js';
+import { loadBullMQ } from './durable.loader.js';
+import { DurableWorkers } from './durable.workers.js';
+
+/**
+ * Providers of durable tasks, registered by `ConcurrencyModule` only when `durable` is given (always with
+ * `forRootAsync`, whose options are not known yet: then they stay idle without `durable`). `bullmq` is loaded here,
+ * at boot, only when `durable` is set.
+ */
+export function createDurableProviders(): Provider[] {
+  return [
+    {
+      provide: DURABLE_BULLMQ,
+      inject: [CONCURRENCY_OPTIONS],
+      useFactory: (options: ResolvedConcurrencyOptions) => (options.durable ? loadBullMQ() : undefined),
+    },
+    DurableHandlers,
+    DurableExplorer,
+    DurableWorkers,
+    DurableSupervisor,
+  ];
+}

@@ -1,0 +1,265 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import type { Job, Worker } from 'bullmq';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import { TaskAbortedError } from '../errors/task-aborted.error.js';
+import { TaskTimeoutError } from '../errors/task-timeout.error.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import type { SupervisorEvent } from '../supervisor/interfaces/child.interface.js';
+import { isThenable } from '../supervisor/utils/is-thenable.util.js';
+import { errorMessage, errorStack, safeString } from '../utils/describe.js';
+import { withTimeout } from '../utils/with-timeout.js';
+import { DurableContext } from './durable-context.js';
+import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
+import { DURABLE_BULLMQ, DURABLE_EVENT, MAX_STALLS, TASKS_KEY, TERMINATE_CHANNEL } from './durable.constants.js';
+import { type BullMQModule, connectionOptions, type RawRedis, rawClient } from './durable.loader.js';
+import { HANDLER_FAILED, RESULT_NOT_JSON, SHUTDOWN_HANDBACK } from './durable.messages.js';
+import { findNonJson } from './utils/json-check.util.js';
+import { LogThrottle } from './utils/log-throttle.util.js';
+import { untilAborted } from './utils/until-aborted.util.js';
+
+/** The abort reason of an attempt cut short by shutdown: handed back to the queue, not failed. */
+class HandBack extends TaskAbortedError {}
+
+type RedisClient = RawRedis;
+
+interface Running {
+  def: TaskHandlerDefinition;
+  worker: Worker;
+  /** The worker's connection once ready: failure events go on it, in order with BullMQ's own writes. */
+  client: RedisClient | undefined;
+}
+
+/**
+ * @internal Runs the `@TaskHandler`s: one BullMQ Worker per task name (concurrency per name), created at bootstrap
+ * when `durable.workers` is not false; drained at shutdown (up to `shutdownTimeout`, then aborted and handed back to
+ * the queue). Listens for terminate requests from any instance.
+ */
+@Injectable()
+export class DurableWorkers implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('DurableSupervisor');
+  private readonly throttle = new LogThrottle();
+  private readonly running = new Map<string, Running>();
+  /** Terminate requests that arrived before their job was tracked by the worker: id -> until when. */
+  private readonly early = new Map<string, number>();
+  private subscriber: RedisClient | undefined;
+
+  constructor(
+    @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
+    @Inject(DURABLE_BULLMQ) private readonly bullmq: BullMQModule | undefined,
+    private readonly handlers: DurableHandlers,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const durable = this.options.durable;
+    if (!durable?.workers || !this.bullmq || this.handlers.byName.size === 0) return;
+    // BullMQ: the lock is renewed every lockDuration / 2; a dead instance's job is taken back by the stalled check
+    // that runs after its lock expired: at most lockDuration + stalledInterval = stalledTimeout.
+    const half = Math.max(500, Math.floor(durable.stalledTimeout / 2));
+    for (const def of this.handlers.byName.values()) {
+      const entry: Running = { def, worker: undefined as unknown as Worker, client: undefined };
+      entry.worker = new this.bullmq.Worker(
+        def.name,
+        // Three parameters: BullMQ then gives the processor an AbortSignal (Worker.cancelJob aborts it).
+        (job: Job, token?: string, signal?: AbortSignal) => this.run(entry, job, token as string, signal!),
+        {
+          connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
+          prefix: durable.prefix,
+          concurrency: def.concurrency,
+          lockDuration: half,
+          stalledInterval: half,
+          maxStalledCount: MAX_STALLS,
+          settings: { backoffStrategy: (attemptsMade: number) => def.backoff * 2 ** Math.max(0, attemptsMade - 1) },
+        },
+      );
+      entry.worker.on('error', (error) => this.logError(`worker ${def.name}`, error));
+      rawClient(entry.worker).then(
+        (client) => (entry.client = client),
+        () => undefined,
+      );
+      this.running.set(def.name, entry);
+    }
+    void this.listen(durable.prefix);
+  }
+
+  /** Drains: no new attempts; running ones get `shutdownTimeout`, then are aborted and handed back to the queue. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.running.size === 0) return;
+    const entries = [...this.running.values()];
+    const closing = Promise.allSettled(entries.map(({ worker }) => worker.close()));
+    const ms = this.options.shutdownTimeout;
+    const drained = await within(closing, ms);
+    if (!drained) {
+      for (const { worker, def } of entries) worker.cancelAllJobs(new HandBack(def.name, 'shutdown') as never);
+      // Handing back is one Redis call per attempt; a Redis that does not answer must not hold the shutdown.
+      if (!(await within(closing, this.options.durable!.storeTimeout + 1000))) {
+        await Promise.allSettled(entries.map(({ worker }) => worker.disconnect()));
+      }
+    }
+    this.running.clear();
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    subscriber?.disconnect();
+  }
+
+  private async listen(prefix: string): Promise<void> {
+    try {
+      const first = this.running.values().next().value as Running;
+      const client = await rawClient(first.worker);
+      await client.sadd(`${prefix}:${TASKS_KEY}`, ...this.running.keys());
+      if (this.running.size === 0) return; // shut down meanwhile
+      const subscriber = client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }) as RedisClient;
+      this.subscriber = subscriber;
+      subscriber.on('error', (error: unknown) => this.logError('terminate listener', error));
+      subscriber.on('message', (_channel: string, message: string) => this.onTerminate(message));
+      await subscriber.subscribe(`${prefix}:${TERMINATE_CHANNEL}`);
+    } catch (error) {
+      this.logError('terminate listener', error);
+    }
+  }
+
+  private onTerminate(message: string): void {
+    let request: { task?: unknown; id?: unknown };
+    try {
+      request = JSON.parse(message) as typeof request;
+    } catch {
+      return;
+    }
+    const entry = typeof request.task === 'string' ? this.running.get(request.task) : undefined;
+    if (!entry || typeof request.id !== 'string') return;
+    if (!entry.worker.cancelJob(request.id, new TaskAbortedError(entry.def.name, 'terminated') as never)) {
+      const now = Date.now();
+      for (const [id, until] of this.early) if (until < now) this.early.delete(id);
+      this.early.set(request.id, now + 5000);
+    }
+  }
+
+  /** One attempt: the handler with its context, bounded by its timeout and by terminate/shutdown aborts. */
+  private async run(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
+    const { def, worker } = entry;
+    const ctx = new DurableContext(job, signal);
+    if (this.early.size > 0 && this.early.delete(ctx.id)) {
+      worker.cancelJob(ctx.id, new TaskAbortedError(def.name, 'terminated') as never);
+    }
+    const timer =
+      def.timeout === undefined
+        ? undefined
+        : setTimeout(
+            () => worker.cancelJob(ctx.id, new TaskTimeoutError(def.timeout!, def.name) as never),
+            def.timeout,
+          );
+    const startedAt = Date.now();
+    try {
+      if (signal.aborted) throw signal.reason;
+      let value = (def.instance as Record<string, (p: unknown, c: DurableContext) => unknown>)[def.methodName](
+        job.data,
+        ctx,
+      );
+      if (isThenable(value)) value = await untilAborted(value, signal);
+      if (value !== undefined) {
+        const bad = findNonJson(value, 'result');
+        if (bad) throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, bad.path, bad.what));
+      }
+      return value;
+    } catch (thrown) {
+      throw await this.failed(entry, job, token, signal, thrown, ctx.attempt, startedAt);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** What BullMQ gets for a failed attempt; logs it with its task name and reports it on the event stream. */
+  private async failed(
+    entry: Running,
+    job: Job,
+    token: string,
+    signal: AbortSignal,
+    thrown: unknown,
+    attempt: number,
+    startedAt: number,
+  ): Promise<Error> {
+    const { def } = entry;
+    const bullmq = this.bullmq!;
+    const id = job.id as string;
+    const reason: unknown = signal.aborted ? signal.reason : undefined;
+    if (reason instanceof HandBack) {
+      this.logger.warn(SHUTDOWN_HANDBACK(def.name, id, this.options.shutdownTimeout));
+      try {
+        await withTimeout(job.moveToWait(token), this.options.durable!.storeTimeout, () => new Error('timeout'));
+        return new bullmq.WaitingError();
+      } catch (error) {
+        // Left active: the stalled check of another instance takes it back after its lock expires.
+        this.logError(`hand-back of ${def.name}`, error);
+        return new bullmq.WaitingError();
+      }
+    }
+    const durationMs = Date.now() - startedAt;
+    if (reason instanceof TaskAbortedError) {
+      this.logger.warn(`Durable task "${def.name}" (${id}) was terminated at attempt ${attempt}.`);
+      this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message }]);
+      return new bullmq.UnrecoverableError(reason.message);
+    }
+    const timedOut = reason instanceof TaskTimeoutError;
+    const error = timedOut ? reason : thrown;
+    const message = errorMessage(error);
+    const final =
+      thrown instanceof bullmq.UnrecoverableError ||
+      def.restart === 'temporary' ||
+      attempt >= 1 + def.maxRestarts ||
+      attempt >= (job.opts.attempts ?? 1);
+    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final), errorStack(error));
+    const events: WorkerEvent[] = [{ type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message }];
+    if (!final) events.push({ type: 'restarted', attempt: attempt + 1 });
+    else if (attempt > 1) events.push({ type: 'max-restarts', attempt, error: message });
+    this.report(entry, id, events);
+    const out = final ? new bullmq.UnrecoverableError(message) : new Error(message);
+    const stack = errorStack(error);
+    if (stack) out.stack = stack;
+    return out;
+  }
+
+  /** Adds the events to the queue's event stream (what `DurableSupervisor.events` reads on every instance). */
+  private report(entry: Running, id: string, events: WorkerEvent[]): void {
+    const client = entry.client;
+    if (!client) return;
+    const key = entry.worker.keys.events;
+    for (const event of events) {
+      client
+        .xadd(key, 'MAXLEN', '~', 10_000, '*', 'event', DURABLE_EVENT, 'jobId', id, 'data', JSON.stringify(event))
+        .catch(() => undefined);
+    }
+  }
+
+  private logError(what: string, error: unknown): void {
+    if (this.throttle.allow(what)) {
+      this.logger.error(`Durable tasks: Redis error on ${what}: ${safeString(errorMessage(error))}`);
+    }
+  }
+}
+
+interface WorkerEvent {
+  type: SupervisorEvent['type'];
+  attempt: number;
+  durationMs?: number;
+  error?: string;
+}
+
+/** true if `work` settled within `ms`. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  if (ms === Infinity) {
+    await work;
+    return true;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

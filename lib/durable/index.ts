@@ -1,0 +1,11 @@
+export * from './interfaces/durable-options.interface.js';
+export { TaskHandler } from './decorators/task-handler.decorator.js';
+export { DurableSupervisor } from './durable-supervisor.js';
+export { DurableTask } from './durable-task.js';
+export {
+  DurableTaskError,
+  DurableUnavailableError,
+  InvalidPayloadError,
+  InvalidTaskHandlerError,
+  UnknownTaskError,
+} from './errors/durable.errors.js';

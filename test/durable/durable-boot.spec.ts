@@ -1,0 +1,107 @@
+import { Injectable, Scope } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import {
+  ConcurrencyModule,
+  ConcurrencyOptionsError,
+  DurableSupervisor,
+  InvalidTaskHandlerError,
+  TaskHandler,
+} from 'nestjs-concurrency';
+import { bootError } from './helpers.js';
+
+// Boot validation happens before any connection: these tests need no Redis.
+const connection = 'redis://127.0.0.1:1';
+
+describe('durable: options and handlers are checked at boot', () => {
+  it.each([
+    [{ connection: 'http://example.com' }, 'durable.connection', 'redis:// or rediss:// URL'],
+    [{ connection: 42 }, 'durable.connection', 'got 42'],
+    [{}, 'durable.connection', 'got undefined'],
+    [{ connection, prefix: '' }, 'durable.prefix', 'non-empty string'],
+    [{ connection, concurrency: 0 }, 'durable.concurrency', 'an integer >= 1'],
+    [{ connection, concurrency: 1.5 }, 'durable.concurrency', 'an integer >= 1'],
+    [{ connection, workers: 'no' }, 'durable.workers', 'true or false'],
+    [{ connection, stalledTimeout: 10 }, 'durable.stalledTimeout', '>= 1000'],
+    [{ connection, storeTimeout: 0 }, 'durable.storeTimeout', '> 0'],
+    [{ connection, retries: 3 }, 'durable.retries', 'Allowed in "durable"'],
+  ])('refuses durable %j naming the option', async (durable, option, text) => {
+    const error = (await bootError({ durable: durable as never })) as ConcurrencyOptionsError;
+    expect(error).toBeInstanceOf(ConcurrencyOptionsError);
+    expect(error.option).toBe(option);
+    expect(error.message).toContain(option);
+    expect(error.message).toContain(text);
+  });
+
+  it('does not echo a connection string that is not a URL (it may hold a password)', async () => {
+    const error = (await bootError({ durable: { connection: 'secret-password' } })) as Error;
+    expect(error.message).not.toContain('secret-password');
+  });
+
+  it('fails boot on a duplicate task name, naming both methods', async () => {
+    @Injectable()
+    class Mailer {
+      @TaskHandler('mail.send')
+      send() {}
+    }
+    @Injectable()
+    class Newsletter {
+      @TaskHandler('mail.send')
+      deliver() {}
+    }
+    const error = (await bootError({ durable: { connection } }, [Mailer, Newsletter])) as Error;
+    expect(error).toBeInstanceOf(InvalidTaskHandlerError);
+    expect(error.message).toContain('"mail.send"');
+    expect(error.message).toContain('Mailer.send()');
+    expect(error.message).toContain('Newsletter.deliver()');
+  });
+
+  it('fails boot on a handler of a request-scoped provider', async () => {
+    @Injectable({ scope: Scope.REQUEST })
+    class PerRequest {
+      @TaskHandler('report.build')
+      build() {}
+    }
+    const error = (await bootError({ durable: { connection } }, [PerRequest])) as Error;
+    expect(error).toBeInstanceOf(InvalidTaskHandlerError);
+    expect(error.message).toContain('PerRequest.build()');
+    expect(error.message).toContain('request-scoped');
+  });
+
+  it.each([
+    ['has:colon', {}, 'task name "has:colon"'],
+    ['ok', { maxRestarts: -1 }, '"maxRestarts"'],
+    ['ok', { restart: 'permanent' }, '"restart"'],
+    ['ok', { timeout: 0 }, '"timeout"'],
+    ['ok', { retries: 2 }, '"retries"'],
+  ])('fails boot on @TaskHandler(%j, %j)', async (name, options, text) => {
+    @Injectable()
+    class Jobs {
+      @TaskHandler(name, options as never)
+      run() {}
+    }
+    const error = (await bootError({ durable: { connection } }, [Jobs])) as Error;
+    expect(error).toBeInstanceOf(InvalidTaskHandlerError);
+    expect(error.message).toContain(text);
+    expect(error.message).toContain('Jobs.run()');
+  });
+});
+
+describe('durable: off unless configured', () => {
+  it('registers no DurableSupervisor without the durable option', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [ConcurrencyModule.forRoot({})] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    expect(() => app.get(DurableSupervisor)).toThrow();
+    await app.close();
+  });
+
+  it('with forRootAsync and no durable option, the supervisor says how to configure it', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRootAsync({ useFactory: () => ({}) })],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    await expect(app.get(DurableSupervisor).startChild('x', {})).rejects.toThrow('durable: { connection');
+    await app.close();
+  });
+});
