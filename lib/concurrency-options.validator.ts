@@ -1,4 +1,5 @@
 import { Keyv, type KeyvStoreAdapter } from 'keyv';
+import { availableParallelism } from 'node:os';
 import {
   DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_CACHE_TTL,
@@ -29,7 +30,7 @@ import type { ResolvedDurableOptions } from './durable/interfaces/durable-option
 const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
-  fanOut: ['concurrency', 'timeout'],
+  fanOut: ['concurrency', 'timeout', 'threads'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
@@ -211,6 +212,8 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
         infinity: true,
       }),
       timeout: number('fanOut.timeout', fanOut.timeout, DEFAULT_TASK_TIMEOUT, POSITIVE_MS),
+      // One pool of this many worker threads per worker module (workerFn); a thread per core by default.
+      threads: number('fanOut.threads', fanOut.threads, availableParallelism(), { min: 1, integer: true }),
     },
     jobs: {
       lock: jobs.lock as ResolvedConcurrencyOptions['jobs']['lock'],

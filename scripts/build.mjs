@@ -2,7 +2,7 @@
 // each with its own declarations (dist/cjs/package.json says "type": "commonjs", so TypeScript reads dist/cjs/*.d.ts
 // as CommonJS types). Then checks what the CommonJS build must not contain.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,12 @@ run('tsconfig.build.cjs.json');
 
 const cjs = join(root, 'dist/cjs');
 writeFileSync(join(cjs, 'package.json'), '{\n  "type": "commonjs"\n}\n');
+
+// Files tsc does not emit: the worker-thread entry of FanOut (plain CommonJS, the same file for both builds, found
+// beside the module that starts the pools).
+for (const file of ['fan-out/worker/fan-out.worker.cjs']) {
+  for (const build of ['dist', 'dist/cjs']) copyFileSync(join(root, 'lib', file), join(root, build, file));
+}
 
 // The guard that refuses a second build in one process must know which build it is in.
 const guard = join(cjs, 'utils/single-build.guard.js');

@@ -9,6 +9,7 @@ export interface ResolvedFanOutOptions {
   timeout: number;
   throwOnTimeout: boolean;
   signal: AbortSignal | undefined;
+  transfer: boolean;
 }
 
 function number(method: string, option: string, value: unknown, min: number, integer: boolean): number {
@@ -56,11 +57,15 @@ export function resolveFanOutOptions(
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(invalidOptionMessage(method, 'signal', 'an AbortSignal', o.signal));
   }
+  if (o.transfer !== undefined && typeof o.transfer !== 'boolean') {
+    throw new TypeError(invalidOptionMessage(method, 'transfer', 'a boolean', o.transfer));
+  }
   return {
     concurrency,
     timeout,
     ordered: o.ordered ?? true,
     throwOnTimeout: (o.onTimeout ?? (method === 'map' ? 'throw' : 'skip')) === 'throw',
     signal: o.signal,
+    transfer: o.transfer ?? false,
   };
 }

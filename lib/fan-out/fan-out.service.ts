@@ -1,4 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { availableParallelism } from 'node:os';
 import { Observable } from 'rxjs';
 import {
   CONCURRENCY_OPTIONS,
@@ -17,12 +18,16 @@ import { TaskSupervisor } from '../supervisor/task-supervisor.js';
 import { isTimeoutMs, timeoutMsExpected } from '../supervisor/utils/timeout.util.js';
 import { FanOutRun, type RunHandle, type RunHooks, RunMode } from './fan-out.engine.js';
 import { GROUP_FAILED, SHUTDOWN, invalidOptionMessage } from './fan-out.messages.js';
-import { resolveFanOutOptions } from './fan-out-options.validator.js';
+import { type ResolvedFanOutOptions, resolveFanOutOptions } from './fan-out-options.validator.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
 import type { FanOutFn, FanOutInput, FanOutOptions, Outcome } from './interfaces/fan-out-options.interface.js';
+import { workerSpecOf } from './worker/worker-fn.js';
+import { WorkerPools } from './worker/worker-pools.js';
 
-/** The part of the module options `FanOut` reads. */
-type FanOutSettings = Pick<ResolvedConcurrencyOptions, 'fanOut' | 'shutdownTimeout'>;
+/** The part of the module options `FanOut` reads (`threads` defaults to one per core). */
+type FanOutSettings = Pick<ResolvedConcurrencyOptions, 'shutdownTimeout'> & {
+  fanOut: Omit<ResolvedConcurrencyOptions['fanOut'], 'threads'> & { threads?: number };
+};
 
 const DEFAULTS: FanOutSettings = {
   fanOut: { concurrency: DEFAULT_FAN_OUT_CONCURRENCY, timeout: DEFAULT_TASK_TIMEOUT },
@@ -55,6 +60,8 @@ function checkTasks(method: string, tasks: unknown): asserts tasks is Task<unkno
 @Injectable()
 export class FanOut implements OnApplicationShutdown {
   readonly #defaults: Required<FanOutModuleOptions>;
+  /** The worker-thread pools of `workerFn` functions, one per module, created on first use. */
+  readonly #workers: WorkerPools;
   readonly #shutdownTimeout: number;
   readonly #supervisor: TaskSupervisor;
   /** Every supervisor of the app; without Nest (`new FanOut()`) undefined, and tasks run under a private supervisor. */
@@ -82,7 +89,8 @@ export class FanOut implements OnApplicationShutdown {
     @Optional() registry?: SupervisorRegistry,
   ) {
     const settings = options ?? DEFAULTS;
-    this.#defaults = { ...settings.fanOut };
+    this.#defaults = { ...settings.fanOut, threads: settings.fanOut.threads ?? availableParallelism() };
+    this.#workers = new WorkerPools(this.#defaults.threads);
     this.#shutdownTimeout = settings.shutdownTimeout;
     this.#registry = registry;
     this.#supervisor =
@@ -180,7 +188,8 @@ export class FanOut implements OnApplicationShutdown {
    */
   map<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): Promise<O[]> {
     const options = resolveFanOutOptions('map', inputs, fn, opts, this.#defaults);
-    return new FanOutRun<I, O>(`map-${++this.#seq}`, RunMode.Map, inputs, fn, options, this.#hooks).run() as Promise<
+    const run = this.#fn(fn, opts, options);
+    return new FanOutRun<I, O>(`map-${++this.#seq}`, RunMode.Map, inputs, run, options, this.#hooks).run() as Promise<
       O[]
     >;
   }
@@ -192,7 +201,7 @@ export class FanOut implements OnApplicationShutdown {
       `settle-${++this.#seq}`,
       RunMode.Settle,
       inputs,
-      fn,
+      this.#fn(fn, opts, options),
       options,
       this.#hooks,
     ).run() as Promise<Outcome<I, O>[]>;
@@ -205,9 +214,10 @@ export class FanOut implements OnApplicationShutdown {
    */
   stream<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): AsyncIterable<Outcome<I, O>> {
     const options = resolveFanOutOptions('stream', inputs, fn, opts, this.#defaults);
+    const run = this.#fn(fn, opts, options);
     return {
       [Symbol.asyncIterator]: () =>
-        new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#hooks),
+        new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, run, options, this.#hooks),
     };
   }
 
@@ -218,8 +228,9 @@ export class FanOut implements OnApplicationShutdown {
    */
   stream$<I, O>(inputs: FanOutInput<I>, fn: FanOutFn<I, O>, opts?: FanOutOptions): Observable<Outcome<I, O>> {
     const options = resolveFanOutOptions('stream$', inputs, fn, opts, this.#defaults);
+    const itemFn = this.#fn(fn, opts, options);
     return new Observable<Outcome<I, O>>((subscriber) => {
-      const run = new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, fn, options, this.#hooks);
+      const run = new FanOutRun<I, O>(`stream-${++this.#seq}`, RunMode.Stream, inputs, itemFn, options, this.#hooks);
       const pump = (): void => {
         run.next().then(
           (step) => {
@@ -267,5 +278,19 @@ export class FanOut implements OnApplicationShutdown {
     this.#closed = true;
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     await supervised;
+    // Every call has ended (or was cancelled, which ended its items' threads): no thread may outlive the app.
+    await this.#workers.close();
+  }
+
+  /**
+   * The function the engine runs: `fn` itself, or for a `workerFn` a task on its module's pool. A `workerFn` call that
+   * does not set `concurrency` runs `fanOut.threads` items at once (more would only wait in the pool's queue, where
+   * their timeouts would already run).
+   */
+  #fn<I, O>(fn: FanOutFn<I, O>, opts: FanOutOptions | undefined, options: ResolvedFanOutOptions): FanOutFn<I, O> {
+    const spec = workerSpecOf(fn);
+    if (spec === undefined) return fn;
+    if (opts?.concurrency === undefined) options.concurrency = this.#workers.threads;
+    return this.#workers.fn(spec, options.transfer) as FanOutFn<I, O>;
   }
 }

@@ -17,6 +17,12 @@ export interface FanOutOptions {
   onTimeout?: 'throw' | 'skip';
   /** A parent signal: aborting it aborts every item's signal and the call rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * `workerFn` only: move the input's `ArrayBuffer`s to the worker thread instead of copying them (the input itself,
+   * the elements of an array input or the own values of an object input; a typed array's buffer when the view covers
+   * it whole). The caller can no longer read a moved buffer. Default `false`; no effect on in-process functions.
+   */
+  transfer?: boolean;
 }
 
 /** What the function of `map()` / `settle()` / `stream()` receives for each item. */
