@@ -4,9 +4,13 @@ import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-modul
 import { TaskSupervisor } from './task-supervisor.js';
 
 /**
- * @internal Owns every supervisor of one application: those in the resolved options, plus any injected name missing
- * from them (created with the defaults). `app.close()` (and SIGTERM with `enableShutdownHooks()`) drains them all in
- * parallel, each with its own `shutdownTimeout`.
+ * Owns every supervisor of one application: those in the resolved options, plus any injected name missing from them
+ * (created with the defaults). `app.close()` (and SIGTERM with `enableShutdownHooks()`) drains them all in parallel,
+ * each with its own `shutdownTimeout`.
+ *
+ * Internal: not exported from the package. Yet not tagged internal for `stripInternal`: the constructors of `FanOut` and
+ * `CacheService` take it, and `stripInternal` would leave their declarations importing a class that is not there
+ * (TS2305 for users with `skipLibCheck: false`).
  */
 @Injectable()
 export class SupervisorRegistry implements OnApplicationShutdown {
