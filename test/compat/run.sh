@@ -113,6 +113,11 @@ install_app nest12-esm-vitest
 step "nest12-esm-vitest: tsc, skipLibCheck false, module nodenext"
 npx tsc -p tsconfig.json --noEmit --incremental false --skipLibCheck false
 
+step "nest11-cjs-jest: TypeScript 6 (the nest12 app's), skipLibCheck false, module node18 (new in TypeScript 5.8)"
+# TypeScript 6 deprecates the tsconfig's baseUrl and no longer includes every @types package by default.
+(cd "$work/nest11-cjs-jest" && "$work/nest12-esm-vitest/node_modules/.bin/tsc" -p tsconfig.json --noEmit --incremental false \
+  --skipLibCheck false --module node18 --ignoreDeprecations 6.0 --types node,jest)
+
 step "nest12-esm-vitest: build, boot, poll every pattern"
 npm run build --silent
 boot_and_poll
