@@ -265,11 +265,16 @@ export class DurableSupervisor implements OnApplicationShutdown {
       // Already finished before we listened, or an event lost to a reconnect: read the state (now, then each second).
       const check = async () => {
         try {
+          // The state first: a job read before it completes would carry no return value yet.
+          const state = await queue.getJobState(id);
+          if (state === 'unknown') {
+            return finish({ status: 'rejected', reason: new DurableTaskError(task, id, 'no such child') });
+          }
+          if (state !== 'completed' && state !== 'failed') return;
           const job = await queue.getJob(id);
-          if (!job) return finish({ status: 'rejected', reason: new DurableTaskError(task, id, 'no such child') });
-          const state = await job.getState();
+          if (!job) return;
           if (state === 'completed') finish({ status: 'fulfilled', value: job.returnvalue as R });
-          else if (state === 'failed') onFailed({ failedReason: job.failedReason });
+          else onFailed({ failedReason: job.failedReason });
         } catch {
           // Redis unavailable: the next check or the event will tell
         }
@@ -410,9 +415,13 @@ export class DurableSupervisor implements OnApplicationShutdown {
       name: task,
       attempt,
     });
+    // Read when the event is handled, so a failure may already be counted: attemptsMade + 1 is one too many then,
+    // but attemptsStarted is not yet (the next attempt waits for its backoff); it counts hand-backs and stalls too,
+    // which attemptsMade does not. The smaller of the two is the attempt of the event.
     const attemptOf = async (id: string) => {
       const job = await this.queue(task).getJob(id);
-      return (job?.attemptsMade ?? 0) + 1;
+      if (!job) return 1;
+      return Math.max(1, Math.min(job.attemptsMade + 1, job.attemptsStarted || Infinity));
     };
     on('active', async ({ jobId }) => base(jobId, 'started', await attemptOf(jobId)));
     on('completed', async ({ jobId }) => base(jobId, 'completed', await attemptOf(jobId)));

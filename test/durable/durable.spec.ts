@@ -247,8 +247,15 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
   it('streams the events of the cluster to an instance without workers', async () => {
     const events: SupervisorEvent[] = [];
     const subscription = apiSupervisor.events.subscribe((e) => events.push(e));
-    // Let the event listeners connect before the tasks start.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The listeners connect on first subscription: wait until a probe's completion is seen.
+    await vi.waitFor(
+      async () => {
+        const probe = await apiSupervisor.async('echo', { n: 0 });
+        await probe.await(5000);
+        await vi.waitFor(() => expect(events.some((e) => e.childId === probe.id && e.type === 'completed')).toBe(true));
+      },
+      { timeout: 15_000 },
+    );
     const ok = await apiSupervisor.async('echo', { n: 1 });
     const bad = await apiSupervisor.async('flaky', { failTimes: 10 });
     await ok.await(10_000);
@@ -291,6 +298,14 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
       expect(unhandled).toEqual([]);
     },
   );
+
+  it('resumes running tasks when Redis comes back after an outage', async () => {
+    await server.stop();
+    await server.restart();
+    // The workers reconnect by themselves; a start may fail until the producer has reconnected too.
+    const task = await vi.waitFor(() => apiSupervisor.async('echo', { n: 5 }), { timeout: 15_000, interval: 200 });
+    expect(await task.await(15_000)).toEqual({ doubled: 10, instance: 'worker' });
+  });
 
   it('rejects startChild within storeTimeout while Redis is down, then works again when it is back', async () => {
     const prefix = uniquePrefix();
