@@ -10,9 +10,10 @@ import {
   StreamableFile,
 } from '@nestjs/common';
 import { Readable } from 'node:stream';
-import { FanOut, type Outcome } from 'nestjs-concurrency';
+import { FanOut, type Outcome, workerFn } from 'nestjs-concurrency';
 import { MAX_UPLOAD_BATCH } from '../config/sample-config.js';
 import { BatchLimitPipe } from './batch-limit.pipe.js';
+import { DigestQuery } from './digest-query.dto.js';
 import { DocumentStoreService } from './document-store.service.js';
 import { ExportQuery } from './export-query.dto.js';
 import { UploadDocumentDto } from './upload-document.dto.js';
@@ -24,6 +25,15 @@ const toResult = (o: Outcome<UploadDocumentDto, { name: string; bytes: number }>
   o.status === 'fulfilled'
     ? { name: o.input.name, status: 'uploaded', bytes: o.value.bytes }
     : { name: o.input.name, status: 'failed', error: o.reason instanceof Error ? o.reason.message : String(o.reason) };
+
+/**
+ * The CPU-bound hashing of POST /documents/digest, on FanOut's worker threads. The module is the JavaScript file beside
+ * this one, in the sources and in dist/ alike (an ES module locates it from its own URL; CommonJS would use __dirname).
+ */
+const digest = workerFn<{ content: string; rounds: number }, string>(
+  new URL('./digest.worker.mjs', import.meta.url),
+  'digest',
+);
 
 @Controller('documents')
 export class DocumentsController {
@@ -71,5 +81,27 @@ export class DocumentsController {
       for await (const outcome of outcomes) yield JSON.stringify({ index: outcome.index, ...toResult(outcome) }) + '\n';
     };
     return new StreamableFile(Readable.from(lines()), { type: 'application/x-ndjson' });
+  }
+
+  /**
+   * Hashes each document `rounds` times (sha256) on the worker threads, a thread per core, and answers the digests in
+   * input order. The event loop stays free meanwhile: other requests (GET /health) are answered at once.
+   */
+  @Post('digest')
+  @HttpCode(HttpStatus.OK)
+  async digest(
+    @Query() { rounds }: DigestQuery,
+    @Body(
+      new BatchLimitPipe(MAX_UPLOAD_BATCH),
+      new ParseArrayPipe({ items: UploadDocumentDto, whitelist: true, forbidNonWhitelisted: true }),
+    )
+    documents: UploadDocumentDto[],
+  ): Promise<{ rounds: number; results: { name: string; digest: string }[] }> {
+    const digests = await this.fanOut.map(
+      documents.map((doc) => ({ content: doc.content, rounds })),
+      digest,
+      { timeout: 60_000 },
+    );
+    return { rounds, results: documents.map((doc, i) => ({ name: doc.name, digest: digests[i] })) };
   }
 }

@@ -21,7 +21,7 @@ export interface WorkerFn<I, O> {
   readonly exportName: string;
 }
 
-/** Where a worker function lives. Internal. */
+/** @internal Where a worker function lives. */
 export interface WorkerSpec {
   /** A `file:` URL. */
   readonly module: string;
@@ -65,7 +65,7 @@ export function workerFn<I = unknown, O = unknown>(module: URL | string, exportN
   return fn;
 }
 
-/** The spec of a function made by `workerFn()`, else undefined. Internal. */
+/** @internal The spec of a function made by `workerFn()`, else undefined. */
 export function workerSpecOf(fn: unknown): WorkerSpec | undefined {
   return typeof fn === 'function' ? specs.get(fn) : undefined;
 }
