@@ -70,6 +70,8 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   private readonly locks = new Map<string, Lock>();
   /** Keys whose last background refresh failed: no refresh before `until`; `delay` is the wait that was used. */
   private readonly refreshBackoff = new Map<string, { until: number; delay: number }>();
+  /** Keys whose background refresh runs now (from the decision to start it until cache-manager's `refresh` event). */
+  private readonly refreshing = new Set<string>();
   private pruneBackoffAt = 1024;
   private readonly logger = new Logger('CacheService');
   private lastRefreshLog = 0;
@@ -141,6 +143,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     this.memory.clear();
     this.localTags.clear();
     this.refreshBackoff.clear();
+    this.refreshing.clear();
     this.redis?.close();
     await Promise.all(this.guarded.map((store) => store.disconnect()));
   }
@@ -271,13 +274,22 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * @internal The `refreshThreshold` for a stale-while-revalidate read of `key`: `swr`, or 0 (no refresh: the stale
-   * value is served) while the key waits after a failed refresh.
+   * @internal The `refreshThreshold` of `wrap()` for a stale-while-revalidate read of `key`, called by cache-manager
+   * with the entry it found, when it decides whether to refresh: this decides for it (Infinity: refresh now, 0: no
+   * refresh, the stale value is served). No refresh while one runs for the key, nor while the key waits after a failed
+   * one; the decision to refresh marks the key at once, so a request that follows cannot start a second refresh
+   * before the first one's failure is recorded.
    */
-  refreshThreshold(key: string, swr: number): number {
-    if (this.refreshBackoff.size === 0) return swr;
-    const backoff = this.refreshBackoff.get(key);
-    return backoff !== undefined && backoff.until > Date.now() ? 0 : swr;
+  refreshThreshold(key: string, swr: number): (value: unknown) => number {
+    return (value) => {
+      if (!isEnvelope(value) || typeof value.e !== 'number') return swr; // stored by other code: cache-manager decides
+      const now = Date.now();
+      if (value.e - now >= swr || this.refreshing.has(key)) return 0;
+      const backoff = this.refreshBackoff.get(key);
+      if (backoff !== undefined && backoff.until > now) return 0;
+      this.refreshing.add(key);
+      return Infinity;
+    };
   }
 
   /** @internal `key` was computed afresh: a later refresh of it starts without waiting. */
@@ -287,6 +299,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
 
   /** The end of a background refresh (cache-manager's `refresh` event): a failure makes the key wait. */
   private refreshed(key: string, error: unknown): void {
+    this.refreshing.delete(key);
     if (error === undefined) {
       this.computed(key);
       return;

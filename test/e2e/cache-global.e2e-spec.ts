@@ -92,12 +92,20 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
   });
 
   it('honours @CacheKey and @CacheTTL (ms) of @nestjs/cache-manager', async () => {
-    await request(url).get('/keyed').expect('X-Cache', 'MISS');
-    expect(await app.get(CacheService).get('custom-key')).toEqual({ calls: 1 });
-    await request(url).get('/keyed').expect('X-Cache', 'HIT');
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await request(url).get('/keyed').expect('X-Cache', 'MISS');
-    expect(counter.count('keyed')).toBe(2);
+    // the clock moves only when told: a loaded machine cannot make the 100 ms TTL pass between two requests
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      await request(url).get('/keyed').expect('X-Cache', 'MISS');
+      expect(await app.get(CacheService).get('custom-key')).toEqual({ calls: 1 });
+      vi.setSystemTime(t0 + 90);
+      await request(url).get('/keyed').expect('X-Cache', 'HIT');
+      vi.setSystemTime(t0 + 110);
+      await request(url).get('/keyed').expect('X-Cache', 'MISS');
+      expect(counter.count('keyed')).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('handles a @Cached route once although the interceptor is applied twice', async () => {

@@ -8,6 +8,20 @@ import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs `fn` with a clock that moves only when told (`at(ms)`: ms after the start), so a loaded machine cannot make a
+ * short TTL pass between two requests. Timers stay real.
+ */
+async function withClock(fn: (at: (ms: number) => void) => Promise<void>): Promise<void> {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  const t0 = Date.now();
+  try {
+    await fn((ms) => vi.setSystemTime(t0 + ms));
+  } finally {
+    vi.useRealTimers();
+  }
+}
+
 describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
   let app: INestApplication;
   let counter: CallCounter;
@@ -54,11 +68,14 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
   });
 
   it('computes again once the TTL has passed', async () => {
-    await request(url).get('/short').expect('X-Cache', 'MISS');
-    await request(url).get('/short').expect('X-Cache', 'HIT');
-    await sleep(300); // ttl is 100 ms
-    const res = await request(url).get('/short').expect('X-Cache', 'MISS');
-    expect(res.body).toEqual({ calls: 2 });
+    await withClock(async (at) => {
+      await request(url).get('/short').expect('X-Cache', 'MISS');
+      at(90); // ttl is 100 ms
+      await request(url).get('/short').expect('X-Cache', 'HIT');
+      at(110);
+      const res = await request(url).get('/short').expect('X-Cache', 'MISS');
+      expect(res.body).toEqual({ calls: 2 });
+    });
   });
 
   it('serves STALE at once after the TTL, refreshes once in the background, then serves the new value', async () => {
@@ -208,27 +225,24 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
   });
 
   it('makes one upstream call for 1 s of sequential stale requests while the upstream is down', async () => {
-    await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'MISS');
-    await sleep(200); // ttl 100: stale from now on, for ten minutes
-    const started = Date.now();
-    let requests = 0;
-    while (Date.now() - started < 1000) {
-      const res = await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'STALE');
-      expect(res.body).toEqual({ fresh: true }); // stale-if-error
-      requests++;
-    }
-    expect(requests).toBeGreaterThan(10);
+    await withClock(async (at) => {
+      await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'MISS');
+      // ttl 100: stale from 100 ms on, for ten minutes; one request every 10 ms for a second
+      for (let ms = 200; ms < 1200; ms += 10) {
+        at(ms);
+        const res = await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'STALE');
+        expect(res.body).toEqual({ fresh: true }); // stale-if-error
+      }
+    });
     await vi.waitFor(() => expect(app.get(CacheService).stats().refreshErrors).toBe(1));
     expect(counter.count('upstream-down')).toBe(2); // the first answer and one refresh
   });
 
   it('waits 1 s after a failed refresh, then twice as long after each further failure', async () => {
     const service = app.get(CacheService);
-    vi.useFakeTimers({ toFake: ['Date'] });
-    try {
-      const t0 = Date.now();
+    await withClock(async (setClock) => {
       const stale = async (at: number, refreshes: number) => {
-        vi.setSystemTime(t0 + at);
+        setClock(at);
         await request(url).get('/upstream-down').expect(200).expect('X-Cache', 'STALE');
         await vi.waitFor(() => expect(service.stats().refreshErrors).toBe(refreshes));
         expect(counter.count('upstream-down')).toBe(1 + refreshes);
@@ -249,9 +263,7 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
       await stale(61_500, 7);
       await stale(91_450, 7);
       await stale(91_550, 8);
-    } finally {
-      vi.useRealTimers();
-    }
+    });
   });
 
   it('never caches a StreamableFile', async () => {
@@ -304,10 +316,13 @@ describe.each(HTTP_ADAPTERS)('@Cached memory and outages (%s)', (adapter) => {
 
   it('expires a @CacheTTL(0) route after the module ttl instead of keeping it forever', async () => {
     const { url, counter } = await boot({ ttl: 100 });
-    await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
-    await request(url).get('/ttl-zero').expect('X-Cache', 'HIT');
-    await sleep(300);
-    await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
+    await withClock(async (at) => {
+      await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
+      at(90);
+      await request(url).get('/ttl-zero').expect('X-Cache', 'HIT');
+      at(110);
+      await request(url).get('/ttl-zero').expect('X-Cache', 'MISS');
+    });
     expect(counter.count('ttl-zero')).toBe(2);
   });
 
