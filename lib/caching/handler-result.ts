@@ -1,5 +1,5 @@
 import { StreamableFile } from '@nestjs/common';
-import { Observable, ReplaySubject, type Subscription } from 'rxjs';
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { NotCacheable } from './cache-envelope.js';
 
 /** A body that can be stored and sent again: not `undefined`, and not a stream of any kind. Internal. */
@@ -13,7 +13,7 @@ export function isSingleValue(value: unknown): boolean {
 
 /**
  * The one value `source` (a handler's result) emits before completing. When it emits a second value it is a stream:
- * the promise rejects with `NotCacheable` carrying an Observable that replays what came so far and goes on with the
+ * the promise rejects with `NotCacheable` carrying an Observable that sends what came so far and goes on with the
  * rest (unsubscribing from it ends the source's subscription), so the response is sent as Nest would send it without
  * the cache. Internal.
  */
@@ -21,7 +21,7 @@ export function singleValue(source: Observable<unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let first: unknown;
     let count = 0;
-    let tail: ReplaySubject<unknown> | undefined;
+    let tail: Tail | undefined;
     let subscription: Subscription | undefined;
     let ended = false;
     subscription = source.subscribe({
@@ -31,16 +31,11 @@ export function singleValue(source: Observable<unknown>): Promise<unknown> {
           first = value;
           return;
         }
-        tail = new ReplaySubject<unknown>();
+        tail = new Tail(() => subscription?.unsubscribe());
         tail.next(first);
         tail.next(value);
         first = undefined;
-        reject(
-          new NotCacheable(
-            streamOf(tail, () => subscription?.unsubscribe()),
-            true,
-          ),
-        );
+        reject(new NotCacheable(tail.observable, true));
       },
       error(error: unknown) {
         ended = true;
@@ -57,14 +52,44 @@ export function singleValue(source: Observable<unknown>): Promise<unknown> {
   });
 }
 
-function streamOf(tail: ReplaySubject<unknown>, stop: () => void): Observable<unknown> {
-  return new Observable<unknown>((subscriber) => {
-    const inner = tail.subscribe(subscriber);
+/**
+ * The rest of a handler's stream for its one subscriber (Nest's response): what arrived before it subscribed is held,
+ * then every value is passed straight on (nothing is kept, however long the stream runs).
+ */
+class Tail {
+  private held: unknown[] = [];
+  private sink?: Subscriber<unknown>;
+  private end?: { error: unknown } | 'complete';
+
+  readonly observable = new Observable<unknown>((subscriber) => {
+    const held = this.held;
+    this.held = [];
+    for (const value of held) subscriber.next(value);
+    if (this.end === 'complete') subscriber.complete();
+    else if (this.end !== undefined) subscriber.error(this.end.error);
+    else this.sink = subscriber;
     return () => {
-      inner.unsubscribe();
-      stop();
+      this.sink = undefined;
+      this.stop();
     };
   });
+
+  constructor(private readonly stop: () => void) {}
+
+  next(value: unknown): void {
+    if (this.sink !== undefined) this.sink.next(value);
+    else this.held.push(value);
+  }
+
+  error(error: unknown): void {
+    if (this.sink !== undefined) this.sink.error(error);
+    else this.end = { error };
+  }
+
+  complete(): void {
+    if (this.sink !== undefined) this.sink.complete();
+    else this.end = 'complete';
+  }
 }
 
 /**
