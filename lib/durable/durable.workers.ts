@@ -98,7 +98,11 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       for (const { worker, def } of entries) worker.cancelAllJobs(new HandBack(def.name, 'shutdown') as never);
       // Handing back is one Redis call per attempt; a Redis that does not answer must not hold the shutdown.
       if (!(await within(closing, this.options.durable!.storeTimeout + 1000))) {
-        await Promise.allSettled(entries.map(({ worker }) => worker.disconnect()));
+        // Redis away: BullMQ's close waits for a QUIT that cannot be answered. Cut the connections, wait no more.
+        await within(
+          Promise.allSettled(entries.map(({ worker }) => worker.disconnect())),
+          this.options.durable!.storeTimeout,
+        );
       }
     }
     this.running.clear();

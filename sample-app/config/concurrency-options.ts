@@ -1,7 +1,10 @@
 import { type ConcurrencyModuleOptions, InMemoryJobLock, RedisJobLock } from 'nestjs-concurrency';
 import type { RedisConnections } from './redis-connections.js';
 
-/** In memory by default; with `REDIS_URL`, a two-tier cache (memory + Redis) and a cluster-wide job lock. */
+/**
+ * In memory by default; with `REDIS_URL`, a two-tier cache (memory + Redis), a cluster-wide job lock and durable tasks
+ * (newsletter sends stored in Redis survive a restart and run on any instance).
+ */
 export function concurrencyOptions(redis: RedisConnections | null): ConcurrencyModuleOptions {
   return {
     supervisors: {
@@ -11,5 +14,8 @@ export function concurrencyOptions(redis: RedisConnections | null): ConcurrencyM
     fanOut: { concurrency: 8 },
     jobs: { lock: redis ? new RedisJobLock(redis.lockClient) : new InMemoryJobLock() },
     cache: { ttl: 10_000, maxEntries: 5_000, ...(redis ? { stores: [redis.cacheStore] } : {}) },
+    // A send cut short by a deploy goes back to the queue after 10 s of draining; a crashed instance's send is taken
+    // back by another instance within 10 s.
+    ...(redis ? { durable: { connection: redis.url, prefix: 'sample-app', stalledTimeout: 10_000 } } : {}),
   };
 }

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
 
 /**
- * The Redis clients of the sample app when `REDIS_URL` is set: ioredis for the job lock, @keyv/redis for the cache L2.
+ * The Redis clients of the sample app when `REDIS_URL` is set: ioredis for the job lock, @keyv/redis for the cache L2
+ * (durable tasks open their own BullMQ connections to `url`).
  * Both fail fast while Redis is down (the module's timeouts keep requests and ticks going), and both are closed when
  * the app shuts down.
  */
@@ -13,7 +14,7 @@ export class RedisConnections implements OnApplicationShutdown {
   readonly lockClient: Redis;
   readonly cacheStore: Keyv;
 
-  constructor(url: string) {
+  constructor(readonly url: string) {
     this.lockClient = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
     this.lockClient.on('error', (error: Error) => this.logger.warn(`job lock client: ${error.message}`));
     const adapter = new KeyvRedis(

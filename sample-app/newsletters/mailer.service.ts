@@ -17,4 +17,17 @@ export class MailerService {
     void subject;
     this.sent++;
   }
+
+  /**
+   * `send`, unless this newsletter already went to `to` (from this instance): what makes a durable send that runs
+   * again after a failure or a restart resume instead of mailing everyone twice. A real app keeps this in its database.
+   */
+  async sendOnce(newsletterId: number, to: string, signal: AbortSignal): Promise<void> {
+    const key = `${newsletterId}:${to}`;
+    if (this.delivered.has(key)) return;
+    await this.send(to, `Newsletter #${newsletterId}`, signal);
+    this.delivered.add(key);
+  }
+
+  private readonly delivered = new Set<string>();
 }

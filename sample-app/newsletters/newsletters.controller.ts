@@ -6,10 +6,10 @@ import { NewslettersService, type SendAccepted } from './newsletters.service.js'
 export class NewslettersController {
   constructor(private readonly newsletters: NewslettersService) {}
 
-  /** 202 with the task id at once; watch it with `GET /tasks`. */
+  /** 202 with the task id at once (with `REDIS_URL`: once the send is stored in Redis); watch it with `GET /tasks`. */
   @Post(':id/send')
   @HttpCode(HttpStatus.ACCEPTED)
-  send(@Param() { id }: NewsletterParams): SendAccepted {
+  send(@Param() { id }: NewsletterParams): Promise<SendAccepted> {
     return this.newsletters.send(id);
   }
 }

@@ -1,7 +1,15 @@
 import { Injectable, ServiceUnavailableException } from '@nestjs/common';
-import { InjectSupervisor, MaxChildrenError, SupervisorShutdownError, type TaskSupervisor } from 'nestjs-concurrency';
-import { NEWSLETTER_RECIPIENTS } from '../config/sample-config.js';
+import {
+  DurableSupervisor,
+  DurableUnavailableError,
+  InjectSupervisor,
+  MaxChildrenError,
+  SupervisorShutdownError,
+  type TaskSupervisor,
+} from 'nestjs-concurrency';
+import { NEWSLETTER_RECIPIENTS, SampleConfig } from '../config/sample-config.js';
 import { MailerService } from './mailer.service.js';
+import type { NewsletterSend } from './newsletter-sender.js';
 
 export interface SendAccepted {
   taskId: string;
@@ -13,15 +21,25 @@ export interface SendAccepted {
 export class NewslettersService {
   constructor(
     @InjectSupervisor('emails') private readonly emails: TaskSupervisor,
+    private readonly durable: DurableSupervisor,
     private readonly mailer: MailerService,
+    private readonly config: SampleConfig,
   ) {}
 
-  /** Answers at once; the emails go out in a supervised child that is restarted after a failure (transient). */
-  send(newsletterId: number): SendAccepted {
+  /**
+   * Answers at once. In memory: the emails go out in a supervised child that is restarted after a failure
+   * (transient). With `REDIS_URL`: the send is a durable task stored in Redis, run by any instance, that survives a
+   * restart of this one.
+   */
+  async send(newsletterId: number): Promise<SendAccepted> {
     const recipients = Array.from({ length: NEWSLETTER_RECIPIENTS }, (_, i) => `reader${i + 1}@example.com`);
-    // Progress lives outside the attempt, so a restart resumes after the last email that went out.
-    let next = 0;
     try {
+      if (this.config.redisUrl) {
+        const child = await this.durable.startChild<NewsletterSend>('newsletter.send', { newsletterId, recipients });
+        return { taskId: child.id, supervisor: 'durable', recipients: recipients.length };
+      }
+      // Progress lives outside the attempt, so a restart resumes after the last email that went out.
+      let next = 0;
       const child = this.emails.startChild(
         async ({ signal }) => {
           for (; next < recipients.length; next++) {
@@ -32,7 +50,11 @@ export class NewslettersService {
       );
       return { taskId: child.id, supervisor: this.emails.name, recipients: recipients.length };
     } catch (error) {
-      if (error instanceof MaxChildrenError || error instanceof SupervisorShutdownError) {
+      if (
+        error instanceof MaxChildrenError ||
+        error instanceof SupervisorShutdownError ||
+        error instanceof DurableUnavailableError
+      ) {
         throw new ServiceUnavailableException(error.message);
       }
       throw error;

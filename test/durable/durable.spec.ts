@@ -307,6 +307,26 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     expect(await task.await(15_000)).toEqual({ doubled: 10, instance: 'worker' });
   });
 
+  it('closes an instance with workers within a bounded time while Redis is down', async () => {
+    const prefix = uniquePrefix();
+    const extra = await bootDurable({ connection: server.url, prefix }, [handlersFor('extra')], {
+      shutdownTimeout: 500,
+    });
+    await extra.app
+      .get(DurableSupervisor)
+      .async('echo', { n: 1 })
+      .then((t) => t.await(10_000));
+    extra.app.get(DurableSupervisor).events.subscribe(() => undefined);
+    await server.stop();
+    try {
+      const closing = Date.now();
+      await extra.app.close();
+      expect(Date.now() - closing).toBeLessThan(8000);
+    } finally {
+      await server.restart();
+    }
+  });
+
   it('rejects startChild within storeTimeout while Redis is down, then works again when it is back', async () => {
     const prefix = uniquePrefix();
     const producer = await bootDurable({ connection: server.url, prefix, workers: false, storeTimeout: 500 }, []);
