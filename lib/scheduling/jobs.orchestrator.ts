@@ -4,6 +4,7 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
+  Optional,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { getSupervisorToken } from '../supervisor/utils/get-supervisor-token.util.js';
@@ -14,6 +15,7 @@ import { IntervalScheduledJob } from './jobs/interval-job.js';
 import type { JobHost, JobsSupervisor, ScheduledJob } from './jobs/scheduled-job.js';
 import { TimeoutScheduledJob } from './jobs/timeout-job.js';
 import { JOBS_SUPERVISOR } from '../concurrency.constants.js';
+import { ARM_JOBS_AT_BOOT } from './scheduling.constants.js';
 
 /**
  * Mounts the jobs' timers at bootstrap and stops them all before shutdown, before the `jobs` supervisor drains the
@@ -22,12 +24,15 @@ import { JOBS_SUPERVISOR } from '../concurrency.constants.js';
 @Injectable()
 export class JobsOrchestrator implements JobHost, OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly logger = new Logger('Jobs');
+  /** @internal Set by the testing kit (`ConcurrencyTester`) to hear of every failed run. */
+  onJobFailure: ((job: string, error: unknown) => void) | undefined;
   #closing = false;
 
   constructor(
     @Inject(getSupervisorToken(JOBS_SUPERVISOR)) readonly supervisor: JobsSupervisor,
     readonly schedulerRegistry: SchedulerRegistry,
     private readonly jobRegistry: JobRegistry,
+    @Optional() @Inject(ARM_JOBS_AT_BOOT) private readonly armAtBoot?: boolean,
   ) {}
 
   get closing(): boolean {
@@ -51,6 +56,7 @@ export class JobsOrchestrator implements JobHost, OnApplicationBootstrap, Before
   }
 
   onApplicationBootstrap(): void {
+    if (this.armAtBoot === false) return;
     for (const job of this.jobRegistry.jobs()) job.mount();
   }
 

@@ -8,3 +8,9 @@ export const DEFAULT_LOCK_TTL = 60_000;
 export const DEFAULT_LOCK_TIMEOUT = 1_000;
 /** A lease is extended when this fraction of its TTL has passed and the run still goes. */
 export const LOCK_EXTEND_RATIO = 0.5;
+
+/**
+ * Injection token, internal: `false` leaves every job's timer unarmed at bootstrap (the testing kit's
+ * `ConcurrencyTestingModule`, whose `ConcurrencyTester` runs the ticks on its own clock). Absent: armed.
+ */
+export const ARM_JOBS_AT_BOOT = Symbol('ARM_JOBS_AT_BOOT');

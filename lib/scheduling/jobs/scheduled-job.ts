@@ -34,6 +34,8 @@ export interface JobHost {
   readonly schedulerRegistry: SchedulerRegistry;
   readonly logger: LoggerService;
   readonly closing: boolean;
+  /** The testing kit (`ConcurrencyTester.failures()`) hears of every failed run here. */
+  readonly onJobFailure?: (job: string, error: unknown) => void;
 }
 
 type Lock = NonNullable<JobDefinition['lock']>;
@@ -112,7 +114,12 @@ export abstract class ScheduledJob {
    * A timer tick. Without a lock the method runs synchronously, inside this call. `done` (fixed-delay) is called once
    * the tick is over: its run ended, or it was skipped.
    */
-  protected tick(scheduledAt: Date, done?: () => void): void {
+  protected tick(
+    scheduledAt: Date,
+    done?: () => void,
+    verdict?: (outcome: TaskOutcome<unknown>) => void,
+    lock: Lock | undefined = this.def.lock,
+  ): void {
     if (this.host.closing) return;
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
@@ -122,13 +129,13 @@ export abstract class ScheduledJob {
       done?.();
       return;
     }
-    if (this.def.lock) {
-      void this.#lockedTick(scheduledAt, this.def.lock, done);
+    if (lock) {
+      void this.#lockedTick(scheduledAt, lock, done, verdict);
       return;
     }
     let task: Task<unknown>;
     try {
-      task = this.#start(scheduledAt, undefined);
+      task = this.#start(scheduledAt, undefined, verdict);
     } catch (error) {
       this.#refused(error);
       done?.();
@@ -151,6 +158,22 @@ export abstract class ScheduledJob {
       this.#start(new Date(), undefined, (outcome) =>
         outcome.status === 'fulfilled' ? resolve() : reject(outcome.reason),
       );
+    });
+  }
+
+  /**
+   * @internal The testing kit (`ConcurrencyTester`): one tick named `scheduledAt` through the tick path (overlap guard,
+   * the lock when `locked` and the job has one, supervisor, method). Resolves once the tick is over (the run has
+   * really ended, or the tick was skipped) with the run's outcome (its value is not kept), or undefined when skipped.
+   */
+  runTick(scheduledAt: Date, locked: boolean): Promise<TaskOutcome<unknown> | undefined> {
+    if (this.host.closing) return Promise.reject(new SupervisorShutdownError(this.host.supervisor.name));
+    return new Promise((resolve) => {
+      let outcome: TaskOutcome<unknown> | undefined;
+      const verdict = (o: TaskOutcome<unknown>) => {
+        outcome = o.status === 'fulfilled' ? { status: 'fulfilled', value: undefined } : o;
+      };
+      this.tick(scheduledAt, () => resolve(outcome), verdict, locked ? this.def.lock : undefined);
     });
   }
 
@@ -236,6 +259,7 @@ export abstract class ScheduledJob {
   #failed(error: unknown): void {
     this.failures++;
     this.lastError = error;
+    this.host.onJobFailure?.(this.def.name, error);
     this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
   }
 
@@ -251,7 +275,12 @@ export abstract class ScheduledJob {
    * running lease (no run on two instances at once), then the run. Paused or closing is checked again after every
    * await: a tick that was waiting for the lock must not run once the job is paused or the app closes.
    */
-  async #lockedTick(scheduledAt: Date, lock: Lock, done: (() => void) | undefined): Promise<void> {
+  async #lockedTick(
+    scheduledAt: Date,
+    lock: Lock,
+    done: (() => void) | undefined,
+    verdict: ((outcome: TaskOutcome<unknown>) => void) | undefined,
+  ): Promise<void> {
     const name = this.def.name;
     let lease: JobLease | null = null;
     let runLease: JobLease | null = null;
@@ -290,7 +319,7 @@ export abstract class ScheduledJob {
     try {
       if (this.host.closing) throw new SupervisorShutdownError(this.host.supervisor.name);
       if (this.paused) throw PAUSED;
-      task = this.#start(scheduledAt, lease);
+      task = this.#start(scheduledAt, lease, verdict);
     } catch (error) {
       if (error === PAUSED) this.skipped++;
       else this.#refused(error);
