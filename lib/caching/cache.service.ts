@@ -292,6 +292,11 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     };
   }
 
+  /** @internal The testing kit (`ConcurrencyTester.idle()`): the keys whose background refresh runs now. */
+  refreshingKeys(): string[] {
+    return [...this.refreshing];
+  }
+
   /** @internal `key` was computed afresh: a later refresh of it starts without waiting. */
   computed(key: string): void {
     if (this.refreshBackoff.size !== 0) this.refreshBackoff.delete(key);

@@ -81,6 +81,8 @@ export interface RunHandle {
 export interface RunHooks {
   begin(run: RunHandle): void;
   end(run: RunHandle): void;
+  /** An item failed or timed out (not an item aborted because the run ended). */
+  failed?(run: RunHandle, index: number, reason: unknown): void;
 }
 
 const NO_HOOKS: RunHooks = { begin: noop, end: noop };
@@ -330,6 +332,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     slot.input = undefined;
     this.#active--;
     this.#idle.push(slot);
+    if (!ok) this.#hooks.failed?.(this, index, value);
     switch (this.#mode) {
       case RunMode.Map:
         if (ok) this.#results[index] = value;
@@ -380,6 +383,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#slots[slot.pos] = fresh;
     this.#idle.push(fresh);
     this.#active--;
+    this.#hooks.failed?.(this, index, error);
     if (this.#throwOnTimeout) this.#fail(error, (other) => new TaskAbortedError(other.id, SIBLING_FAILED));
     else if (this.#mode === RunMode.Map) this.#results[index] = undefined;
     else if (this.#mode === RunMode.Settle) this.#results[index] = { status: 'rejected', reason: error, input, index };

@@ -48,6 +48,14 @@ function checkTasks(method: string, tasks: unknown): asserts tasks is Task<unkno
   }
 }
 
+/** @internal What the testing kit (`ConcurrencyTester`) hears of the fan-out calls. */
+export interface FanOutWatcher {
+  /** An item failed or timed out; `id` is its `ItemContext.id`. */
+  failed(id: string, reason: unknown): void;
+  /** No `map`/`settle`/`stream` call runs any more. */
+  idle(): void;
+}
+
 /**
  * Fan-out / fan-in (Elixir's `Task.async` + `await_many` / `yield_many`, and `Task.async_stream`): run many pieces of
  * work at once, bounded, and collect every result. Defaults come from `forRoot({ fanOut: { concurrency, timeout } })`.
@@ -69,6 +77,7 @@ export class FanOut implements OnApplicationShutdown {
   /** `map`/`settle`/`stream` runs that have begun and not ended. */
   readonly #runs = new Set<RunHandle>();
   #onIdle: (() => void) | undefined;
+  #watcher: FanOutWatcher | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   #seq = 0;
@@ -79,8 +88,12 @@ export class FanOut implements OnApplicationShutdown {
       if (this.#closed) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     },
     end: (run) => {
-      if (this.#runs.delete(run) && this.#runs.size === 0) this.#onIdle?.();
+      if (this.#runs.delete(run) && this.#runs.size === 0) {
+        this.#onIdle?.();
+        this.#watcher?.idle();
+      }
     },
+    failed: (run, index, reason) => this.#watcher?.failed(`${run.id}:${index}`, reason),
   };
 
   /** @internal `FanOut` is created by `ConcurrencyModule`: inject it. */
@@ -245,6 +258,16 @@ export class FanOut implements OnApplicationShutdown {
       pump();
       return () => void run.return();
     });
+  }
+
+  /** @internal The testing kit: `watcher` hears of every failed item and of every moment no call runs. */
+  watch(watcher: FanOutWatcher | undefined): void {
+    this.#watcher = watcher;
+  }
+
+  /** @internal The testing kit: the ids of the `map`/`settle`/`stream` calls that run now. */
+  runningCalls(): string[] {
+    return Array.from(this.#runs, (run) => run.id);
   }
 
   /**

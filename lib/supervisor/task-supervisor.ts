@@ -198,6 +198,11 @@ export class TaskSupervisor {
     return (this.closing ??= this.drain(timeoutMs));
   }
 
+  /** @internal The testing kit (`ConcurrencyTester.idle()`): resolves once no child runs or waits to start. */
+  whenIdle(): Promise<void> {
+    return this.waitIdle(Infinity).then(() => undefined);
+  }
+
   // ---- starting ---------------------------------------------------------------------------------------------------
 
   private admit(fn: unknown): void {
