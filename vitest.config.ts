@@ -4,7 +4,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: {
     // Tests import the package by its name, as users do; resolve it to the sources so no build is needed first.
+    // The subpath first: an alias also matches ids that start with its key and a '/'.
     alias: {
+      'nestjs-concurrency/testing': fileURLToPath(new URL('./lib/testing/index.ts', import.meta.url)),
       'nestjs-concurrency': fileURLToPath(new URL('./lib/index.ts', import.meta.url)),
     },
   },

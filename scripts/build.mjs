@@ -2,7 +2,7 @@
 // each with its own declarations (dist/cjs/package.json says "type": "commonjs", so TypeScript reads dist/cjs/*.d.ts
 // as CommonJS types). Then checks what the CommonJS build must not contain.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,3 +41,9 @@ for (const entry of readdirSync(cjs, { recursive: true, withFileTypes: true })) 
   if (/^await\b|^export\b|^import\b/m.test(code)) offences.push(`${file}: ES module syntax at top level`);
 }
 if (offences.length > 0) throw new Error(`The CommonJS build is not CommonJS:\n${offences.join('\n')}`);
+
+// Every file package.json "exports" names (the main entry and the subpaths, e.g. ./testing) is in its build.
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const targets = (value) => (typeof value === 'string' ? [value] : Object.values(value).flatMap(targets));
+const missing = targets(manifest.exports).filter((file) => file.startsWith('./dist/') && !existsSync(join(root, file)));
+if (missing.length > 0) throw new Error(`package.json "exports" names files the build did not emit: ${missing.join(', ')}`);
