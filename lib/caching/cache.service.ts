@@ -134,8 +134,9 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
    * drains, so closing there lost their writes and let `@keyv/redis` reconnect (a socket left open after `close()`).
    */
   async onApplicationShutdown(): Promise<void> {
-    // The same idempotent drains the registry's and FanOut's own hooks await (FanOut's awaits the supervisors too).
-    await Promise.all([
+    // The same idempotent drains the registry's and FanOut's own hooks await (FanOut's awaits the supervisors too);
+    // whatever they end with, the cache is closed after them.
+    await Promise.allSettled([
       ...(this.supervisors?.all().map((supervisor) => supervisor.shutdown()) ?? []),
       this.fanOut?.onApplicationShutdown(),
     ]);
