@@ -30,7 +30,7 @@ const toResult = (o: Outcome<UploadDocumentDto, { name: string; bytes: number }>
  * The CPU-bound hashing of POST /documents/digest, on FanOut's worker threads. The module is the JavaScript file beside
  * this one, in the sources and in dist/ alike (an ES module locates it from its own URL; CommonJS would use __dirname).
  */
-const digest = workerFn<{ content: string; rounds: number }, string>(
+const digestWorker = workerFn<{ content: string; rounds: number }, string>(
   new URL('./digest.worker.mjs', import.meta.url),
   'digest',
 );
@@ -99,7 +99,7 @@ export class DocumentsController {
   ): Promise<{ rounds: number; results: { name: string; digest: string }[] }> {
     const digests = await this.fanOut.map(
       documents.map((doc) => ({ content: doc.content, rounds })),
-      digest,
+      digestWorker,
       { timeout: 60_000 },
     );
     return { rounds, results: documents.map((doc, i) => ({ name: doc.name, digest: digests[i] })) };

@@ -211,8 +211,13 @@ export class WorkerPools {
       minThreads: this.threads,
       maxThreads: this.threads,
     });
-    // piscina emits 'error' for a result that arrives after its item was aborted: without a listener, a crash.
-    pool.on('error', (error: unknown) => this.#logger.warn(`${spec.label}: worker pool: ${errorMessage(error)}`));
+    // piscina emits 'error' for a result that arrives after its item was aborted (harmless: the item is settled
+    // already), and for a thread that fails while idle: without a listener, either would crash the process.
+    pool.on('error', (error: unknown) => {
+      const message = `${spec.label}: worker pool: ${errorMessage(error)}`;
+      if (message.includes('Unexpected message from Worker')) this.#logger.debug(message);
+      else this.#logger.warn(message);
+    });
     pool.on('workerCreate', (handle: object) => {
       const worker = workerOf(handle);
       if (worker === undefined || worker.threadId === -1) return;
