@@ -161,6 +161,13 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
     await vi.waitFor(() => expect(probe.endlessGetTeardowns).toBe(1), { timeout: 5000, interval: 20 });
   });
 
+  it('never stores an async iterable a handler returns', async () => {
+    const first = await request(url).get('/iterable').expect(200).expect('X-Cache', 'BYPASS');
+    const second = await request(url).get('/iterable').expect(200).expect('X-Cache', 'BYPASS');
+    expect(counter.count('iterable')).toBe(2);
+    expect(second.text).not.toBe(first.text);
+  });
+
   it('leaves a @Res() route to its handler: not cached, X-Cache set before it answers, nothing logged', async () => {
     const first = await request(url).get('/res/own').expect(200).expect('X-Cache', 'BYPASS');
     expect(first.body).toEqual({ calls: 1 });
