@@ -1,8 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
-import { getSupervisorToken, type SupervisorEvent, type TaskSupervisor } from 'nestjs-concurrency';
+import { getSupervisorToken, JobRegistry, type SupervisorEvent, type TaskSupervisor } from 'nestjs-concurrency';
+import { ConcurrencyTester, ConcurrencyTestingModule } from 'nestjs-concurrency/testing';
 import request from 'supertest';
+import { NightlyReportJob } from '../../sample-app/jobs/nightly-report.job.js';
 import { DocumentStoreService } from '../../sample-app/documents/document-store.service.js';
 import { MailerService } from '../../sample-app/newsletters/mailer.service.js';
+import { WeatherUpstreamService } from '../../sample-app/weather/weather-upstream.service.js';
 import { WeatherService } from '../../sample-app/weather/weather.service.js';
 import { bootSample, testConfig } from '../fixtures/sample-app.js';
 import { HTTP_ADAPTERS } from './utils/bootstrap-app.js';
@@ -19,10 +22,13 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 1
 describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
   let app: INestApplication;
   let http: ReturnType<typeof request>;
+  let tester: ConcurrencyTester;
 
   beforeAll(async () => {
-    app = await bootSample(adapter);
+    // The testing kit: idle() awaits the background work, and the jobs run on its clock (advance), not on timers.
+    app = await bootSample(adapter, testConfig(), [ConcurrencyTestingModule.forApp()]);
     http = request(app.getHttpServer());
+    tester = app.get(ConcurrencyTester);
   });
 
   afterAll(async () => {
@@ -43,10 +49,9 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
       expect(tasks.body).toContainEqual(
         expect.objectContaining({ id: res.body.taskId, supervisor: 'emails', name: 'newsletter-3' }),
       );
-      await eventually(() => mailer.sent - before === 20);
-      await eventually(async () =>
-        (await http.get('/tasks')).body.every((t: { id: string }) => t.id !== res.body.taskId),
-      );
+      await tester.idle();
+      expect(mailer.sent - before).toBe(20);
+      expect((await http.get('/tasks')).body.map((t: { id: string }) => t.id)).not.toContain(res.body.taskId);
     });
 
     it('restarts a failed send (transient) and resumes after the last email that went out', async () => {
@@ -64,9 +69,15 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
         recipients.push(to);
       });
       try {
+        tester.failures(); // only this test's failures from here on
         const { body } = await http.post('/newsletters/5/send').expect(202);
-        await eventually(() => events.some((e) => e.childId === body.taskId && e.type === 'completed'));
-        expect(events.filter((e) => e.childId === body.taskId).map((e) => e.type)).toContain('restarted');
+        await tester.idle();
+        expect(events.filter((e) => e.childId === body.taskId).map((e) => e.type)).toEqual(
+          expect.arrayContaining(['failed', 'restarted', 'completed']),
+        );
+        expect(tester.failures()).toEqual([
+          { kind: 'task', name: 'newsletter-5', error: new Error('simulated outage') },
+        ]);
         expect(recipients).toHaveLength(20);
         expect(new Set(recipients).size).toBe(20);
       } finally {
@@ -111,9 +122,18 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
         { name: 'fail-b.txt', content: 'beta' },
         { name: 'c.txt', content: 'gamma' },
       ];
+      tester.failures(); // only this test's failures from here on
       const res = await http.post('/documents/upload').send(docs).expect(200);
       expect(res.body.uploaded).toBe(2);
       expect(res.body.failed).toBe(1);
+      // the kit saw the item fail inside settle(), which answers it as an outcome
+      expect(tester.failures()).toEqual([
+        {
+          kind: 'fan-out',
+          name: expect.stringMatching(/^settle-\d+:1$/),
+          error: new Error('store refused "fail-b.txt"'),
+        },
+      ]);
       expect(res.body.results).toEqual([
         { name: 'a.txt', status: 'uploaded', bytes: 5 },
         { name: 'fail-b.txt', status: 'failed', error: 'store refused "fail-b.txt"' },
@@ -260,6 +280,34 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
     it('pauses and resumes a job', async () => {
       expect((await http.post('/jobs/refresh-temperatures/pause').expect(200)).body.paused).toBe(true);
       expect((await http.post('/jobs/refresh-temperatures/resume').expect(200)).body.paused).toBe(false);
+    });
+
+    it('refresh-temperatures warms the readings 1 s after boot: the next GET needs no upstream call', async () => {
+      const fetch = vi.spyOn(app.get(WeatherUpstreamService), 'fetch');
+      try {
+        await tester.advance(1000); // its initialDelay
+        expect(fetch.mock.calls.map(([city]) => city)).toEqual(['paris']);
+        await http.get('/weather/paris').expect(200);
+        expect(fetch).toHaveBeenCalledTimes(1);
+      } finally {
+        fetch.mockRestore();
+      }
+    });
+
+    it('writes the nightly report at 03:00 UTC, once a day', async () => {
+      const registry = app.get(JobRegistry);
+      registry.pause('refresh-temperatures'); // every 30 s: not the subject here
+      try {
+        const written = app.get(NightlyReportJob).written;
+        const before = written.length;
+        tester.failures(); // only this test's failures from here on
+        await tester.advance(24 * 60 * 60 * 1000);
+        expect(written).toHaveLength(before + 1);
+        expect(written.at(-1)?.at).toMatch(/T03:00:00\.000Z$/);
+        expect(tester.failures()).toEqual([]);
+      } finally {
+        registry.resume('refresh-temperatures');
+      }
     });
 
     it('answers 404 naming the known jobs for an unknown one', async () => {

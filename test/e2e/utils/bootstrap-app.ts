@@ -1,4 +1,4 @@
-import type { INestApplication, Type } from '@nestjs/common';
+import type { INestApplication, ModuleMetadata, Type } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
@@ -9,15 +9,17 @@ export const HTTP_ADAPTERS: HttpAdapterName[] = ['express', 'fastify'];
 /**
  * Boots a Nest application for an e2e spec on the given HTTP adapter (as `nestjs/terminus`'s
  * `bootstrapTestingModule().withHttp(adapter)`), so every spec runs on Express and on Fastify.
- * `configure` adjusts the testing module (overrides); `setup` the application before `init()` (pipes, ...).
+ * `configure` adjusts the testing module (overrides); `setup` the application before `init()` (pipes, ...); `imports`
+ * go beside `module` (e.g. `ConcurrencyTestingModule.forApp()`).
  */
 export async function bootstrapApp(
   adapter: HttpAdapterName,
   module: Type,
   configure?: (builder: TestingModuleBuilder) => TestingModuleBuilder,
   setup?: (app: INestApplication) => void,
+  imports: NonNullable<ModuleMetadata['imports']> = [],
 ): Promise<INestApplication> {
-  let builder = Test.createTestingModule({ imports: [module] });
+  let builder = Test.createTestingModule({ imports: [module, ...imports] });
   if (configure) builder = configure(builder);
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), {
