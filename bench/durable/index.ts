@@ -11,6 +11,7 @@
  *     how many ran twice (at least once: the tasks the killed process had started are run again).
  *
  * Needs redis-server on the PATH (started here on a free port, without persistence) or REDIS_URL.
+ * DURABLE_PARTS=throughput,latency,kill picks parts (default: all); DURABLE_TASKS, DURABLE_LATENCY_TASKS, BENCH_ROUNDS.
  */
 import 'reflect-metadata';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -244,8 +245,18 @@ async function killedWorker(url: string): Promise<{ completed: number; twice: nu
   return { completed, twice, ms };
 }
 
+const parts = new Set((process.env.DURABLE_PARTS ?? 'throughput,latency,kill').split(','));
 const { url, stop } = await startRedis();
 try {
+  if (parts.has('throughput')) await throughputs();
+  if (parts.has('latency')) await latency();
+  if (parts.has('kill')) await kill();
+  printPeakRss();
+} finally {
+  stop();
+}
+
+async function throughputs() {
   const rawVsOurs = await compare(
     `throughput, ${TASKS} no-op tasks, concurrency ${CONCURRENCY}`,
     'tasks/s',
@@ -262,7 +273,9 @@ try {
   );
   goal('throughput >= 0.9x raw BullMQ', rawVsOurs.ratio >= 0.9, `${rawVsOurs.ratio.toFixed(2)}x`);
   console.log(`(ours vs @nestjs/bullmq: ${nestVsOurs.ratio.toFixed(2)}x)`);
+}
 
+async function latency() {
   const lat: Record<Flavour, { p50: number[]; p99: number[] }> = {
     raw: { p50: [], p99: [] },
     nestjs: { p50: [], p99: [] },
@@ -279,21 +292,20 @@ try {
   for (const flavour of ['raw', 'nestjs', 'ours'] as const) {
     console.log(
       `start-to-handler latency, ${LATENCY_TASKS} tasks one at a time, ${flavour}: p50 ${m(flavour, 'p50').toFixed(2)} ms, p99 ${m(flavour, 'p99').toFixed(2)} ms` +
-        `  (medians of ${ROUNDS} rounds; p50 runs [${lat[flavour].p50.map((v) => v.toFixed(2)).join(', ')}])`,
+        `  (medians of ${ROUNDS} rounds; p50 runs [${lat[flavour].p50.map((v) => v.toFixed(2)).join(', ')}], p99 runs [${lat[flavour].p99.map((v) => v.toFixed(2)).join(', ')}])`,
     );
   }
   const p50 = m('ours', 'p50') / m('raw', 'p50');
   const p99 = m('ours', 'p99') / m('raw', 'p99');
   goal('latency p50 <= 1.2x raw BullMQ', p50 <= 1.2, `${p50.toFixed(2)}x`);
   goal('latency p99 <= 1.2x raw BullMQ', p99 <= 1.2, `${p99.toFixed(2)}x`);
+}
 
+async function kill() {
   const killed = await killedWorker(url);
   console.log(
     `${KILL_TASKS} tasks, 2 worker processes, one SIGKILLed half-way: ${killed.completed} completed, ` +
       `${killed.twice} ran twice, ${(killed.ms / 1000).toFixed(1)} s in all`,
   );
   goal(`all ${KILL_TASKS} completed with one worker SIGKILLed`, killed.completed === KILL_TASKS, `${killed.completed}`);
-  printPeakRss();
-} finally {
-  stop();
 }
