@@ -156,6 +156,38 @@ describe('ConcurrencyTester.advance()', () => {
     await app.close();
   });
 
+  it('fires a cron in its time zone (across a DST change) or at its UTC offset', async () => {
+    @Injectable()
+    class Zoned {
+      constructor(private readonly log: Log) {}
+      @Cron('0 30 2 * * *', { name: 'new-york', timeZone: 'America/New_York' })
+      newYork(ctx: JobContext): void {
+        this.log.ticks.push(['new-york', ctx.scheduledAt.toISOString()]);
+      }
+      @Cron('0 0 9 * * *', { name: 'plus-two', utcOffset: 120 })
+      plusTwo(ctx: JobContext): void {
+        this.log.ticks.push(['plus-two', ctx.scheduledAt.toISOString()]);
+      }
+    }
+    // 2030-03-09 12:00Z: New York springs forward on 2030-03-10 at 02:00 local (no 02:30 that day).
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2030-03-09T12:00:00.000Z') });
+    const { app, tester } = await bootKit([Log, Zoned]);
+    vi.useRealTimers();
+    await tester.advance(3 * 24 * 60 * 60 * 1000);
+    const ticks = app.get(Log).ticks;
+    expect(ticks.filter(([name]) => name === 'plus-two').map(([, at]) => at)).toEqual([
+      '2030-03-10T07:00:00.000Z',
+      '2030-03-11T07:00:00.000Z',
+      '2030-03-12T07:00:00.000Z',
+    ]);
+    expect(ticks.filter(([name]) => name === 'new-york').map(([, at]) => at)).toEqual([
+      '2030-03-10T07:00:00.000Z', // 02:30 does not exist that day: cron fires at 03:00 EDT, as its CronJob does
+      '2030-03-11T06:30:00.000Z', // 02:30 EDT
+      '2030-03-12T06:30:00.000Z',
+    ]);
+    await app.close();
+  });
+
   it('settles each run before the next tick starts, even when runs take real time', async () => {
     @Injectable()
     class Slow {

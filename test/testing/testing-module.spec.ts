@@ -144,6 +144,13 @@ describe('ConcurrencyTestingModule', () => {
     await app.close();
   });
 
+  it('forApp() without a ConcurrencyModule in the app fails boot saying what to import', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [ConcurrencyTestingModule.forApp()] }).compile();
+    await expect(moduleRef.createNestApplication({ logger: false }).init()).rejects.toThrow(
+      /found no ConcurrencyModule.*ConcurrencyTestingModule\.forRoot\(\)/,
+    );
+  });
+
   it("forApp() adds the kit to an app whose own module imports ConcurrencyModule, with that module's options", async () => {
     @Injectable()
     class Worker {
