@@ -11,3 +11,4 @@ export * from './fan-out/index.js';
 export * from './scheduling/index.js';
 export * from './caching/index.js';
 export * from './durable/index.js';
+export * from './observability/index.js';

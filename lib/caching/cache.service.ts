@@ -22,6 +22,7 @@ import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
+import { createCacheCounters } from '../observability/cache-counters.js';
 import { RedisLink } from './redis-link.js';
 import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
 import { errorMessage, errorStack } from '../utils/describe.js';
@@ -58,7 +59,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** @internal Sequence of computations on this instance. */
   seq = 0;
   /** @internal Mutable counters behind `stats()`. */
-  readonly counters: CacheStats = { hits: 0, misses: 0, stale: 0, coalesced: 0, errors: 0, refreshErrors: 0 };
+  readonly counters: CacheStats = createCacheCounters();
 
   /** @internal This instance's tag memberships (its L1 entries), outside the LRU. */
   readonly localTags = new MemoryTagIndex();

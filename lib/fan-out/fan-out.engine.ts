@@ -75,6 +75,19 @@ const noop = () => {};
 export interface RunHandle {
   readonly id: string;
   cancel(error: unknown, why: string): void;
+  /** Counts for observability (the dashboard reads them on its timer; `call-ended` messages carry them). */
+  progress(): RunProgress;
+}
+
+/** @internal How far a run is: items taken from the input, settled, failed (timeouts included), timed out. */
+export interface RunProgress {
+  startedAt: number;
+  started: number;
+  settled: number;
+  failed: number;
+  timedOut: number;
+  /** The number of inputs when they are an array, else undefined (an iterable's length is unknown). */
+  total: number | undefined;
 }
 
 /** The owner's view of a run's life: `begin` when it starts pulling input (a stream: its first `next()`), `end` once. */
@@ -82,7 +95,7 @@ export interface RunHooks {
   begin(run: RunHandle): void;
   end(run: RunHandle): void;
   /** An item failed or timed out (not an item aborted because the run ended). */
-  failed?(run: RunHandle, index: number, reason: unknown): void;
+  failed?(run: RunHandle, index: number, reason: unknown, timedOut?: boolean): void;
 }
 
 const NO_HOOKS: RunHooks = { begin: noop, end: noop };
@@ -136,6 +149,11 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   #active = 0;
   #started = false;
   #finished = false;
+  // counts for observability: plain increments
+  #begunAt = 0;
+  #settled = 0;
+  #failed = 0;
+  #timedOut = 0;
 
   // timeouts: one interval per run while items run
   readonly #grain: number;
@@ -204,8 +222,22 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
 
   // ---- the pull loop --------------------------------------------------------------------------------------------
 
+  /** @internal */
+  progress(): RunProgress {
+    const total = this.#array?.length;
+    return {
+      startedAt: this.#begunAt,
+      started: this.#array === undefined ? this.#settled + this.#active : this.#next,
+      settled: this.#settled,
+      failed: this.#failed,
+      timedOut: this.#timedOut,
+      total,
+    };
+  }
+
   #begin(): void {
     this.#started = true;
+    this.#begunAt = Date.now();
     this.#hooks.begin(this);
     if (this.#finished) return; // cancelled by the owner (after application shutdown)
     const signal = this.#signal;
@@ -332,7 +364,11 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     slot.input = undefined;
     this.#active--;
     this.#idle.push(slot);
-    if (!ok) this.#hooks.failed?.(this, index, value);
+    this.#settled++;
+    if (!ok) {
+      this.#failed++;
+      this.#hooks.failed?.(this, index, value);
+    }
     switch (this.#mode) {
       case RunMode.Map:
         if (ok) this.#results[index] = value;
@@ -383,7 +419,10 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#slots[slot.pos] = fresh;
     this.#idle.push(fresh);
     this.#active--;
-    this.#hooks.failed?.(this, index, error);
+    this.#settled++;
+    this.#failed++;
+    this.#timedOut++;
+    this.#hooks.failed?.(this, index, error, true);
     if (this.#throwOnTimeout) this.#fail(error, (other) => new TaskAbortedError(other.id, SIBLING_FAILED));
     else if (this.#mode === RunMode.Map) this.#results[index] = undefined;
     else if (this.#mode === RunMode.Settle) this.#results[index] = { status: 'rejected', reason: error, input, index };

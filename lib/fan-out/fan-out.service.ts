@@ -16,7 +16,9 @@ import { Task } from '../supervisor/task.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { TaskSupervisor } from '../supervisor/task-supervisor.js';
 import { isTimeoutMs, timeoutMsExpected } from '../supervisor/utils/timeout.util.js';
-import { FanOutRun, type RunHandle, type RunHooks, RunMode } from './fan-out.engine.js';
+import { FanOutRun, type RunHandle, type RunHooks, RunMode, type RunProgress } from './fan-out.engine.js';
+import { fanOutChannel } from '../observability/channels.js';
+import type { FanOutMessage } from '../observability/interfaces/channel-messages.interface.js';
 import { GROUP_FAILED, SHUTDOWN, invalidOptionMessage } from './fan-out.messages.js';
 import { type ResolvedFanOutOptions, resolveFanOutOptions } from './fan-out-options.validator.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
@@ -33,6 +35,20 @@ const DEFAULTS: FanOutSettings = {
   fanOut: { concurrency: DEFAULT_FAN_OUT_CONCURRENCY, timeout: DEFAULT_TASK_TIMEOUT },
   shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
 };
+
+/** Only called while `fanOutChannel` has subscribers. */
+function publishCallEnded(run: RunHandle): void {
+  const p = run.progress();
+  const message: FanOutMessage = {
+    type: 'call-ended',
+    call: run.id,
+    items: p.settled,
+    failures: p.failed,
+    timeouts: p.timedOut,
+    durationMs: p.startedAt === 0 ? 0 : Date.now() - p.startedAt,
+  };
+  fanOutChannel.publish(message);
+}
 
 function checkTimeout(method: string, timeoutMs: unknown): void {
   if (isTimeoutMs(timeoutMs)) return;
@@ -85,15 +101,25 @@ export class FanOut implements OnApplicationShutdown {
   readonly #hooks: RunHooks = {
     begin: (run) => {
       this.#runs.add(run);
+      if (fanOutChannel.hasSubscribers) {
+        fanOutChannel.publish({ type: 'call-started', call: run.id } satisfies FanOutMessage);
+      }
       if (this.#closed) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     },
     end: (run) => {
+      if (fanOutChannel.hasSubscribers) publishCallEnded(run);
       if (this.#runs.delete(run) && this.#runs.size === 0) {
         this.#onIdle?.();
         this.#watcher?.idle();
       }
     },
-    failed: (run, index, reason) => this.#watcher?.failed(`${run.id}:${index}`, reason),
+    failed: (run, index, reason, timedOut) => {
+      if (fanOutChannel.hasSubscribers) {
+        const type = timedOut === true ? 'item-timeout' : 'item-failed';
+        fanOutChannel.publish({ type, call: run.id, index, error: reason } satisfies FanOutMessage);
+      }
+      this.#watcher?.failed(`${run.id}:${index}`, reason);
+    },
   };
 
   /** @internal `FanOut` is created by `ConcurrencyModule`: inject it. */
@@ -263,6 +289,11 @@ export class FanOut implements OnApplicationShutdown {
   /** @internal The testing kit: `watcher` hears of every failed item and of every moment no call runs. */
   watch(watcher: FanOutWatcher | undefined): void {
     this.#watcher = watcher;
+  }
+
+  /** @internal The dashboard: the calls that run now, with their counts. */
+  runningCallsProgress(): Array<RunProgress & { id: string }> {
+    return Array.from(this.#runs, (run) => ({ id: run.id, ...run.progress() }));
   }
 
   /** @internal The testing kit: the ids of the `map`/`settle`/`stream` calls that run now. */

@@ -24,6 +24,7 @@ import { Task } from './task.js';
 import { isThenable } from './utils/is-thenable.util.js';
 import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.util.js';
 import { errorStack } from '../utils/describe.js';
+import { supervisorChannel } from '../observability/channels.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
 type Entry = Fn<unknown> | Child | null | undefined;
@@ -89,6 +90,11 @@ export class TaskSupervisor {
   /** `observed` is the "someone subscribes" check; after `complete()` a late subscriber completes at once. */
   private readonly subject = new Subject<SupervisorEvent>();
   private idleWaiters: (() => void)[] | undefined;
+  /**
+   * @internal Totals since boot, read by the dashboard on its timer: plain increments, so watching costs nothing per
+   * child.
+   */
+  readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0 };
 
   /** @internal Supervisors are created by `ConcurrencyModule` (one per configured or injected name). */
   constructor(name: string, options: SupervisorOptions = {}) {
@@ -282,7 +288,8 @@ export class TaskSupervisor {
     }
     this.tail = child;
     this.running++;
-    if (this.subject.observed) this.emit('started', child);
+    this.counts.started++;
+    if (this.subject.observed || supervisorChannel.hasSubscribers) this.emit('started', child);
     if (child.spec.timeout !== Infinity) {
       (child.ext ??= {}).timer = setTimeout(this.onTimeout, child.spec.timeout, child);
     }
@@ -331,13 +338,18 @@ export class TaskSupervisor {
       if (kind === OK) ext.resolve(value);
       else ext.reject!(value);
     }
+    const watched = this.subject.observed || supervisorChannel.hasSubscribers;
     if (stopped) {
-      if (this.subject.observed) this.emit('terminated', child);
+      this.counts.terminated++;
+      if (watched) this.emit('terminated', child);
     } else if (kind === OK) {
-      if (this.subject.observed) this.emit('completed', child);
+      this.counts.completed++;
+      if (watched) this.emit('completed', child);
       if (child.spec.restart === PERMANENT && !this.closed) this.restart(child, undefined);
     } else {
-      if (this.subject.observed) this.emit(kind === TIMED_OUT ? 'timeout' : 'failed', child, value);
+      if (kind === TIMED_OUT) this.counts.timedOut++;
+      else this.counts.failed++;
+      if (watched) this.emit(kind === TIMED_OUT ? 'timeout' : 'failed', child, value);
       if (ext?.resolve === undefined) this.logFailure(child, kind, value);
       if (child.spec.restart !== TEMPORARY && !this.closed) this.restart(child, value);
     }
@@ -369,7 +381,7 @@ export class TaskSupervisor {
     const recent = (child.ext?.restartTimes ?? []).filter((t) => t > since);
     const lastError = error ?? child.ext?.lastError;
     if (recent.length >= this.options.maxRestarts) {
-      if (this.subject.observed) this.emit('max-restarts', child, lastError);
+      if (this.subject.observed || supervisorChannel.hasSubscribers) this.emit('max-restarts', child, lastError);
       this.logger.error(
         MAX_RESTARTS(this.name, child.id, child.spec.name, this.options.maxRestarts, this.options.maxSeconds),
         errorStack(lastError),
@@ -379,7 +391,8 @@ export class TaskSupervisor {
     recent.push(now);
     const next = new Child(this.prefix, child.seq, child.fn, child.spec, child.attempt + 1);
     next.ext = { restartTimes: recent, lastError };
-    if (this.subject.observed) this.emit('restarted', next);
+    this.counts.restarted++;
+    if (this.subject.observed || supervisorChannel.hasSubscribers) this.emit('restarted', next);
     this.enqueue(next, next.seq);
   }
 
@@ -398,7 +411,8 @@ export class TaskSupervisor {
       event.durationMs = Date.now() - child.startedAt;
     }
     if (error !== undefined) event.error = error;
-    this.subject.next(event);
+    if (this.subject.observed) this.subject.next(event);
+    if (supervisorChannel.hasSubscribers) supervisorChannel.publish(event);
   }
 
   // ---- stopping ---------------------------------------------------------------------------------------------------

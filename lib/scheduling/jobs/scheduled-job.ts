@@ -21,6 +21,8 @@ import {
   RUN_LEASE_LOST,
 } from '../scheduling.messages.js';
 import { errorMessage, errorStack } from '../../utils/describe.js';
+import { jobChannel } from '../../observability/channels.js';
+import type { JobMessage } from '../../observability/interfaces/channel-messages.interface.js';
 
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
 export interface JobsSupervisor {
@@ -123,6 +125,7 @@ export abstract class ScheduledJob {
     if (this.host.closing) return;
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
+      if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       // Skips can be frequent: build the message only when debug logs are on.
       if (Logger.isLevelEnabled('debug'))
         this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt), 'Jobs');
@@ -152,6 +155,7 @@ export abstract class ScheduledJob {
     if (this.host.closing) return Promise.reject(new SupervisorShutdownError(this.host.supervisor.name));
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
+      if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       return Promise.reject(new JobRunningError(this.def.name));
     }
     return new Promise((resolve, reject) => {
@@ -195,6 +199,7 @@ export abstract class ScheduledJob {
     let async = false;
     this.running++;
     this.runs++;
+    if (jobChannel.hasSubscribers) this.#publish('started');
     let task: Task<unknown>;
     try {
       task = this.host.supervisor.startNow((ctx) => {
@@ -231,7 +236,7 @@ export abstract class ScheduledJob {
         timer = undefined;
         const error = new TaskTimeoutError(timeout, name);
         task.abort(error);
-        this.#failed(error);
+        this.#failed(error, startedAt);
         verdict?.({ status: 'rejected', reason: error });
       }, timeout);
     }
@@ -240,12 +245,22 @@ export abstract class ScheduledJob {
       const timedOut = async && timeout !== undefined && timer === undefined; // failed at its timeout already
       if (timer !== undefined) clearTimeout(timer);
       if (!timedOut) {
-        if (outcome.status === 'rejected') this.#failed(outcome.reason);
+        if (outcome.status === 'rejected') this.#failed(outcome.reason, startedAt);
+        else if (jobChannel.hasSubscribers) this.#publish('completed', undefined, Date.now() - startedAt);
         verdict?.(outcome);
       }
       this.runSettled();
     });
     return task;
+  }
+
+  /** Only called while `jobChannel` has subscribers. */
+  #publish(type: JobMessage['type'], reason?: JobMessage['reason'], durationMs?: number, error?: unknown): void {
+    const message: JobMessage = { type, job: this.def.name, kind: this.kind };
+    if (reason !== undefined) message.reason = reason;
+    if (durationMs !== undefined) message.durationMs = durationMs;
+    if (error !== undefined) message.error = error;
+    jobChannel.publish(message);
   }
 
   /** A run has really ended (its method settled), whoever started it: a tick or `trigger()`. */
@@ -256,8 +271,9 @@ export abstract class ScheduledJob {
     this.lastDurationMs = Date.now() - startedAt;
   }
 
-  #failed(error: unknown): void {
+  #failed(error: unknown, startedAt: number): void {
     this.failures++;
+    if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
     this.host.onJobFailure?.(this.def.name, error);
     this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
@@ -266,6 +282,7 @@ export abstract class ScheduledJob {
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
   #refused(error: unknown): void {
     this.skipped++;
+    if (jobChannel.hasSubscribers) this.#publish('skipped', 'refused');
     if (error instanceof SupervisorShutdownError) return;
     this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`, 'Jobs');
   }
@@ -296,6 +313,7 @@ export abstract class ScheduledJob {
         if (!runLease) {
           // The tick is this instance's, but a run of the job is going on another instance.
           this.skipped++;
+          if (jobChannel.hasSubscribers) this.#publish('skipped', 'cluster-overlap');
           if (Logger.isLevelEnabled('debug'))
             this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt), 'Jobs');
           return done?.();
@@ -305,6 +323,10 @@ export abstract class ScheduledJob {
       // Unknown whether we hold the tick or the run: skip it rather than risk running it twice.
       this.skipped++;
       this.lockFailures++;
+      if (jobChannel.hasSubscribers) {
+        this.#publish('lock-failed', undefined, undefined, error);
+        this.#publish('skipped', 'lock-failed');
+      }
       this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error), 'Jobs');
       if (lease) this.#release(lease, lock);
       return done?.();
@@ -313,6 +335,7 @@ export abstract class ScheduledJob {
     }
     if (!lease) {
       this.skipped++; // another instance has this tick
+      if (jobChannel.hasSubscribers) this.#publish('skipped', 'other-instance');
       return done?.();
     }
     let task: Task<unknown>;
@@ -321,8 +344,10 @@ export abstract class ScheduledJob {
       if (this.paused) throw PAUSED;
       task = this.#start(scheduledAt, lease, verdict);
     } catch (error) {
-      if (error === PAUSED) this.skipped++;
-      else this.#refused(error);
+      if (error === PAUSED) {
+        this.skipped++;
+        if (jobChannel.hasSubscribers) this.#publish('skipped', 'paused');
+      } else this.#refused(error);
       // Not run here: give the tick (and the run) back, so another instance may still take it.
       this.#release(lease, lock);
       if (runLease) this.#release(runLease, lock);
