@@ -24,7 +24,7 @@ import {
   TERMINATE_CHANNEL,
   UNKNOWN_HANDLER_ATTEMPTS,
 } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, rawClient } from './durable.loader.js';
+import { type BullMQModule, connectionOptions, keepErrorListener, rawClient } from './durable.loader.js';
 import {
   INVALID_CHILD_OPTION,
   INVALID_PAYLOAD,
@@ -337,6 +337,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         prefix: durable.prefix,
       });
       queue.on('error', (error) => this.logError(`queue ${task}`, error));
+      keepErrorListener(queue);
       this.queues.set(task, queue);
     }
     return queue;
@@ -394,6 +395,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
     });
     this.queueEvents.set(task, events);
     events.on('error', (error) => this.logError(`events of ${task}`, error));
+    keepErrorListener(events);
     const on = (kind: string, map: (args: Record<string, string>) => Promise<SupervisorEvent | undefined>) =>
       events.on(kind as 'active', (args: unknown) => {
         if (!this.subject.observed) return;

@@ -47,3 +47,18 @@ export interface RawRedis {
 export async function rawClient(owner: { backend: unknown }): Promise<RawRedis> {
   return (await (owner.backend as { client: Promise<unknown> }).client) as RawRedis;
 }
+
+/**
+ * @internal Keeps an `'error'` listener on the raw connections of a BullMQ Queue, Worker or QueueEvents for good:
+ * BullMQ removes its own while closing, and ioredis prints "Unhandled error event" for each reconnect attempt that
+ * fails after that (a close during a Redis outage). The errors before are reported by BullMQ's `'error'` event.
+ */
+export function keepErrorListener(owner: { backend: unknown }): void {
+  const backend = owner.backend as { client: Promise<unknown>; blockingClient?: Promise<unknown> };
+  for (const client of [backend.client, backend.blockingClient]) {
+    client?.then(
+      (c) => (c as RawRedis).on('error', () => undefined),
+      () => undefined,
+    );
+  }
+}

@@ -17,7 +17,7 @@ import { withTimeout } from '../utils/with-timeout.js';
 import { DurableContext } from './durable-context.js';
 import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
 import { DURABLE_BULLMQ, DURABLE_EVENT, MAX_STALLS, TASKS_KEY, TERMINATE_CHANNEL } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, type RawRedis, rawClient } from './durable.loader.js';
+import { type BullMQModule, connectionOptions, keepErrorListener, type RawRedis, rawClient } from './durable.loader.js';
 import { HANDLER_FAILED, RESULT_NOT_JSON, SHUTDOWN_HANDBACK } from './durable.messages.js';
 import { findNonJson } from './utils/json-check.util.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
@@ -78,6 +78,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
         },
       );
       entry.worker.on('error', (error) => this.logError(`worker ${def.name}`, error));
+      keepErrorListener(entry.worker);
       rawClient(entry.worker).then(
         (client) => (entry.client = client),
         () => undefined,
