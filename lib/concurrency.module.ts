@@ -13,6 +13,7 @@ import { createFanOutProviders } from './fan-out/fan-out.providers.js';
 import type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
 import { createSchedulingImports, createSchedulingProviders } from './scheduling/scheduling.providers.js';
 import { createSupervisorProviders } from './supervisor/supervisor.providers.js';
+import { createObservabilityProviders } from './observability/observability.providers.js';
 
 /**
  * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
@@ -43,6 +44,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       ...createCachingProviders(),
       // Durable tasks only when asked for (forRootAsync: not known yet, idle without it): no Redis, no bullmq else.
       ...(raw === undefined || raw.durable !== undefined ? createDurableProviders() : []),
+      ...createObservabilityProviders(),
     ];
     const imports = createSchedulingImports();
     return {

@@ -1,0 +1,203 @@
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
+import { CONCURRENCY_CHANNELS, METER_NAME } from './observability.constants.js';
+import type {
+  CacheMessage,
+  FanOutMessage,
+  JobMessage,
+  SupervisorMessage,
+} from './interfaces/channel-messages.interface.js';
+import { loadOpenTelemetryApi } from './otel.loader.js';
+
+/** Seconds: OpenTelemetry's unit for durations (`s`), from the ms the messages carry. */
+const seconds = (ms: number | undefined): number => (ms ?? 0) / 1000;
+
+/** Buckets for task and job durations in seconds, from 1 ms to 5 minutes. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * @internal The instruments, created from one meter, fed by the module's own diagnostics channels. Names follow
+ * OpenTelemetry's conventions: a `concurrency.` namespace, dot-separated, durations as histograms in seconds, counts
+ * with a `{unit}` annotation, the detail in attributes.
+ */
+export class ConcurrencyInstruments {
+  private readonly taskStarts: Counter;
+  private readonly taskFailures: Counter;
+  private readonly taskRestarts: Counter;
+  private readonly taskDuration: Histogram;
+  private readonly jobRuns: Counter;
+  private readonly jobDuration: Histogram;
+  private readonly jobSkips: Counter;
+  private readonly jobLockFailures: Counter;
+  private readonly fanOutItems: Counter;
+  private readonly fanOutTimeouts: Counter;
+  private readonly cacheLookups: Counter;
+  private readonly cacheErrors: Counter;
+
+  constructor(meter: Meter) {
+    const advice = { explicitBucketBoundaries: DURATION_BUCKETS };
+    this.taskStarts = meter.createCounter('concurrency.task.starts', {
+      description: 'Supervised task attempts started.',
+      unit: '{task}',
+    });
+    this.taskFailures = meter.createCounter('concurrency.task.failures', {
+      description: 'Supervised task attempts that failed (threw, rejected or timed out).',
+      unit: '{task}',
+    });
+    this.taskRestarts = meter.createCounter('concurrency.task.restarts', {
+      description: 'Supervised tasks restarted by their restart policy.',
+      unit: '{restart}',
+    });
+    this.taskDuration = meter.createHistogram('concurrency.task.duration', {
+      description: 'How long supervised task attempts ran, by outcome.',
+      unit: 's',
+      advice,
+    });
+    this.jobRuns = meter.createCounter('concurrency.job.runs', {
+      description: 'Scheduled job runs, by outcome.',
+      unit: '{run}',
+    });
+    this.jobDuration = meter.createHistogram('concurrency.job.duration', {
+      description: 'How long scheduled job runs took, by outcome.',
+      unit: 's',
+      advice,
+    });
+    this.jobSkips = meter.createCounter('concurrency.job.skips', {
+      description: 'Scheduled job ticks skipped, by reason.',
+      unit: '{tick}',
+    });
+    this.jobLockFailures = meter.createCounter('concurrency.job.lock.failures', {
+      description: 'Job lock calls that failed or timed out (the tick is skipped).',
+      unit: '{failure}',
+    });
+    this.fanOutItems = meter.createCounter('concurrency.fan_out.items', {
+      description: 'Fan-out items settled (map, settle, stream), by outcome.',
+      unit: '{item}',
+    });
+    this.fanOutTimeouts = meter.createCounter('concurrency.fan_out.timeouts', {
+      description: 'Fan-out items that timed out.',
+      unit: '{item}',
+    });
+    this.cacheLookups = meter.createCounter('concurrency.cache.lookups', {
+      description: 'Cache reads, by result: hit, miss, stale or coalesced.',
+      unit: '{lookup}',
+    });
+    this.cacheErrors = meter.createCounter('concurrency.cache.errors', {
+      description: 'Cache store errors and failed background refreshes.',
+      unit: '{error}',
+    });
+  }
+
+  readonly onSupervisor = (message: unknown): void => {
+    const m = message as SupervisorMessage;
+    const attributes: Attributes = { 'concurrency.supervisor': m.supervisor };
+    switch (m.type) {
+      case 'started':
+        this.taskStarts.add(1, attributes);
+        return;
+      case 'restarted':
+        this.taskRestarts.add(1, attributes);
+        return;
+      case 'max-restarts':
+        return;
+      case 'failed':
+      case 'timeout':
+        this.taskFailures.add(1, { ...attributes, 'error.type': m.type === 'timeout' ? 'timeout' : 'error' });
+      // falls through
+      default:
+        this.taskDuration.record(seconds(m.durationMs), { ...attributes, 'concurrency.outcome': m.type });
+    }
+  };
+
+  readonly onJob = (message: unknown): void => {
+    const m = message as JobMessage;
+    const attributes: Attributes = { 'concurrency.job': m.job, 'concurrency.job.kind': m.kind };
+    switch (m.type) {
+      case 'completed':
+      case 'failed':
+        attributes['concurrency.outcome'] = m.type;
+        this.jobRuns.add(1, attributes);
+        this.jobDuration.record(seconds(m.durationMs), attributes);
+        return;
+      case 'skipped':
+        attributes['concurrency.job.skip_reason'] = m.reason ?? 'unknown';
+        this.jobSkips.add(1, attributes);
+        return;
+      case 'lock-failed':
+        this.jobLockFailures.add(1, attributes);
+        return;
+      default:
+    }
+  };
+
+  readonly onFanOut = (message: unknown): void => {
+    const m = message as FanOutMessage;
+    if (m.type !== 'call-ended') return;
+    const failures = m.failures ?? 0;
+    const timeouts = m.timeouts ?? 0;
+    const fulfilled = (m.items ?? 0) - failures;
+    if (fulfilled > 0) this.fanOutItems.add(fulfilled, { 'concurrency.outcome': 'fulfilled' });
+    if (failures - timeouts > 0) this.fanOutItems.add(failures - timeouts, { 'concurrency.outcome': 'rejected' });
+    if (timeouts > 0) {
+      this.fanOutItems.add(timeouts, { 'concurrency.outcome': 'timeout' });
+      this.fanOutTimeouts.add(timeouts);
+    }
+  };
+
+  readonly onCache = (message: unknown): void => {
+    const m = message as CacheMessage;
+    if (m.type === 'error' || m.type === 'refresh-error') {
+      this.cacheErrors.add(1, { 'error.type': m.type === 'error' ? 'store' : 'refresh' });
+    } else this.cacheLookups.add(1, { 'concurrency.cache.result': m.type });
+  };
+}
+
+/** One subscription per process, shared by every application that uses the module (no event counted twice). */
+let shared: { users: number; instruments: ConcurrencyInstruments } | undefined;
+
+const ROUTES: Array<[string, keyof ConcurrencyInstruments]> = [
+  [CONCURRENCY_CHANNELS.supervisor, 'onSupervisor'],
+  [CONCURRENCY_CHANNELS.job, 'onJob'],
+  [CONCURRENCY_CHANNELS.fanOut, 'onFanOut'],
+  [CONCURRENCY_CHANNELS.cache, 'onCache'],
+];
+
+/**
+ * @internal OpenTelemetry metrics through `@opentelemetry/api`: at boot, when the package is installed and the
+ * application has registered a meter provider (an SDK), the module subscribes to its diagnostics channels and feeds
+ * the instruments. Without either, nothing subscribes and the channels stay free.
+ */
+@Injectable()
+export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
+  private active = false;
+
+  async onModuleInit(): Promise<void> {
+    if (shared !== undefined) {
+      shared.users++;
+      this.active = true;
+      return;
+    }
+    const api = await loadOpenTelemetryApi();
+    if (api === undefined) return;
+    const meter = api.metrics.getMeter(METER_NAME);
+    // No SDK registered: the global provider hands out no-op meters; subscribing would only cost.
+    if (meter.constructor === api.createNoopMeter().constructor) return;
+    if (shared !== undefined) {
+      (shared as { users: number }).users++; // another application subscribed while this one loaded the api
+    } else {
+      const instruments = new ConcurrencyInstruments(meter);
+      for (const [name, handler] of ROUTES) subscribe(name, instruments[handler] as (message: unknown) => void);
+      shared = { users: 1, instruments };
+    }
+    this.active = true;
+  }
+
+  onApplicationShutdown(): void {
+    if (!this.active || shared === undefined) return;
+    this.active = false;
+    if (--shared.users > 0) return;
+    for (const [name, handler] of ROUTES) unsubscribe(name, shared.instruments[handler] as (message: unknown) => void);
+    shared = undefined;
+  }
+}

@@ -1,0 +1,156 @@
+import { Injectable, Logger, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { metrics } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type MetricData,
+} from '@opentelemetry/sdk-metrics';
+import { channel } from 'node:diagnostics_channel';
+import {
+  CacheService,
+  ConcurrencyModule,
+  CONCURRENCY_CHANNELS,
+  FanOut,
+  Interval,
+  JobRegistry,
+  TaskSupervisor,
+  InjectSupervisor,
+} from 'nestjs-concurrency';
+
+@Injectable()
+class Work {
+  constructor(@InjectSupervisor() readonly supervisor: TaskSupervisor) {}
+  @Interval(60_000, { name: 'report' })
+  report() {
+    throw new Error('report failed');
+  }
+}
+
+@Module({ imports: [ConcurrencyModule.forRoot()], providers: [Work] })
+class AppModule {}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('OpenTelemetry metrics', () => {
+  let exporter: InMemoryMetricExporter;
+  let reader: PeriodicExportingMetricReader;
+
+  /** The metrics exported so far, by name. */
+  async function collect(): Promise<Map<string, MetricData>> {
+    await reader.forceFlush();
+    const byName = new Map<string, MetricData>();
+    for (const batch of exporter.getMetrics()) {
+      for (const scope of batch.scopeMetrics)
+        for (const metric of scope.metrics) byName.set(metric.descriptor.name, metric);
+    }
+    return byName;
+  }
+
+  /** The sum of a counter's data points whose attributes include `attrs`. */
+  function sum(metric: MetricData | undefined, attrs: Record<string, unknown> = {}): number {
+    let total = 0;
+    for (const point of metric?.dataPoints ?? []) {
+      if (Object.entries(attrs).every(([k, v]) => point.attributes[k] === v)) total += point.value as number;
+    }
+    return total;
+  }
+
+  beforeEach(() => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => {});
+    exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+  });
+
+  afterEach(async () => {
+    metrics.disable();
+    await reader.shutdown();
+    vi.restoreAllMocks();
+  });
+
+  it('counts task starts and failures and records their durations in seconds, per supervisor', async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const sup = app.get(Work).supervisor;
+    sup.startChild(() => 'ok');
+    sup.startChild(() => 'ok');
+    sup.startChild(() => {
+      throw new Error('boom');
+    });
+    await until(() => sup.counts.completed + sup.counts.failed === 3, 'three children settled');
+    const data = await collect();
+    await app.close();
+
+    expect(sum(data.get('concurrency.task.starts'), { 'concurrency.supervisor': 'default' })).toBe(3);
+    expect(sum(data.get('concurrency.task.failures'), { 'concurrency.supervisor': 'default' })).toBe(1);
+    const duration = data.get('concurrency.task.duration')!;
+    expect(duration.descriptor.unit).toBe('s');
+    const points = duration.dataPoints.filter((p) => p.attributes['concurrency.supervisor'] === 'default');
+    const count = (outcome: string) =>
+      points
+        .filter((p) => p.attributes['concurrency.outcome'] === outcome)
+        .reduce((n, p) => n + (p.value as { count: number }).count, 0);
+    expect(count('completed')).toBe(2);
+    expect(count('failed')).toBe(1);
+  });
+
+  it('counts job runs by outcome, skips by reason, fan-out items and timeouts, cache lookups by result', async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const jobs = app.get(JobRegistry);
+    await expect(jobs.trigger('report')).rejects.toThrow('report failed');
+    await app
+      .get(FanOut)
+      .settle(
+        [1, 2, 3],
+        (n, ctx) => (n === 3 ? new Promise((resolve) => ctx.signal.addEventListener('abort', resolve)) : n),
+        { timeout: 30 },
+      );
+    const cache = app.get(CacheService);
+    await cache.getOrStore('k', () => 1);
+    await cache.getOrStore('k', () => 2);
+    const data = await collect();
+    await app.close();
+
+    expect(
+      sum(data.get('concurrency.job.runs'), { 'concurrency.job': 'report', 'concurrency.outcome': 'failed' }),
+    ).toBe(1);
+    expect(data.get('concurrency.job.duration')?.descriptor.unit).toBe('s');
+    expect(sum(data.get('concurrency.fan_out.items'), { 'concurrency.outcome': 'fulfilled' })).toBe(2);
+    expect(sum(data.get('concurrency.fan_out.items'), { 'concurrency.outcome': 'timeout' })).toBe(1);
+    expect(sum(data.get('concurrency.fan_out.timeouts'))).toBe(1);
+    expect(sum(data.get('concurrency.cache.lookups'), { 'concurrency.cache.result': 'miss' })).toBe(1);
+    expect(sum(data.get('concurrency.cache.lookups'), { 'concurrency.cache.result': 'hit' })).toBe(1);
+  });
+
+  it('counts each event once with two applications in the process, and unsubscribes when the last one closes', async () => {
+    const one = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const two = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const sup = one.get(Work).supervisor;
+    sup.startChild(() => undefined);
+    await until(() => sup.counts.completed === 1, 'the child settled');
+    const data = await collect();
+    await one.close();
+    expect(channel(CONCURRENCY_CHANNELS.supervisor).hasSubscribers).toBe(true);
+    await two.close();
+    expect(sum(data.get('concurrency.task.starts'))).toBe(1);
+    expect(channel(CONCURRENCY_CHANNELS.supervisor).hasSubscribers).toBe(false);
+  });
+
+  it('subscribes to nothing while no SDK is registered (the API is a no-op)', async () => {
+    metrics.disable();
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    try {
+      for (const name of Object.values(CONCURRENCY_CHANNELS)) expect(channel(name).hasSubscribers).toBe(false);
+    } finally {
+      await app.close();
+    }
+  });
+});
