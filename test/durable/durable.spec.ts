@@ -6,8 +6,10 @@ import {
   InvalidPayloadError,
   type SupervisorEvent,
   TaskHandler,
+  TaskTimeoutError,
   UnknownTaskError,
 } from 'nestjs-concurrency';
+import { Queue } from 'bullmq';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootDurable, type DurableApp, uniquePrefix } from './helpers.js';
 
@@ -82,6 +84,7 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
   let api: DurableApp; // workers: false, an API-only node
   let worker: DurableApp;
   let apiSupervisor: DurableSupervisor;
+  let prefix: string;
 
   beforeAll(async () => {
     server = await RedisServer.start();
@@ -91,7 +94,7 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
   });
   beforeEach(async () => {
     seen.length = 0;
-    const prefix = uniquePrefix();
+    prefix = uniquePrefix();
     api = await bootDurable({ connection: server.url, prefix, workers: false }, [handlersFor('api')]);
     worker = await bootDurable({ connection: server.url, prefix }, [handlersFor('worker')]);
     apiSupervisor = api.app.get(DurableSupervisor);
@@ -116,6 +119,35 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     const children = await worker.app.get(DurableSupervisor).children();
     expect(children.map((c) => c.id)).toContain(ref.id);
     release();
+  });
+
+  it('yields null while the task runs and its outcome once it has finished, on any instance', async () => {
+    const release = gate('yield');
+    const task = await apiSupervisor.async('held', { key: 'yield' });
+    expect(await task.yield(200)).toBeNull();
+    release();
+    expect(await task.yield(10_000)).toEqual({ status: 'fulfilled', value: 'released' });
+  });
+
+  it('terminates the task when await() times out, as Task.await does', async () => {
+    gate('await-timeout');
+    const task = await apiSupervisor.async('held', { key: 'await-timeout' });
+    await vi.waitFor(() => expect(seen.map((s) => s.id)).toContain(task.id), { timeout: 10_000 });
+    await expect(task.await(300)).rejects.toThrow(TaskTimeoutError);
+    expect((await apiSupervisor.children()).map((c) => c.id)).not.toContain(task.id);
+    expect(seen.filter((s) => s.id === task.id)).toHaveLength(1);
+  });
+
+  it('stores ctx.progress on the task, where BullMQ tools read it', async () => {
+    const release = gate('progress');
+    const ref = await apiSupervisor.startChild('held', { key: 'progress' });
+    const queue = new Queue('held', { connection: { url: server.url }, prefix });
+    try {
+      await vi.waitFor(async () => expect((await queue.getJob(ref.id))?.progress).toBe(50), { timeout: 10_000 });
+    } finally {
+      release();
+      await queue.close();
+    }
   });
 
   it('restarts a transient task after failures, with ctx.attempt counting up, until it succeeds', async () => {
