@@ -15,7 +15,7 @@ const CPU = new URL('./workers/cpu.worker.mjs', import.meta.url);
 const CJS = new URL('./workers/cjs.worker.cjs', import.meta.url);
 
 type Where = { input: unknown; index: number; threadId: number };
-type Spun = { ms: number; index: number; threadId: number };
+type Spun = { ms: number; index: number; threadId: number; end: number };
 
 const double = workerFn<number, number>(CPU);
 const where = workerFn<unknown, Where>(CPU, 'where');
@@ -215,11 +215,18 @@ describe('FanOut on worker threads (workerFn)', () => {
   });
 
   it('runs fanOut.threads items at once when the call does not set concurrency', async () => {
-    const started = Date.now();
-    // 4 items of 300 ms on 2 threads: about 600 ms; with one item at a time it would be 1200 ms.
-    const results = await fan.map([300, 300, 300, 300], spin);
+    // The k-th input (from 0) may be pulled only once k - 2 items have ended: 2 threads, so 2 items in flight.
+    const pulledAt: number[] = [];
+    function* inputs() {
+      for (let i = 0; i < 6; i++) {
+        pulledAt.push(Date.now());
+        yield 100;
+      }
+    }
+    const results = await fan.map(inputs(), spin);
+    const ends = results.map((r) => r.end).sort((a, b) => a - b);
+    for (let k = 2; k < 6; k++) expect(pulledAt[k]).toBeGreaterThanOrEqual(ends[k - 2]);
     expect(new Set(results.map((r) => r.threadId)).size).toBe(2);
-    expect(Date.now() - started).toBeLessThan(1150);
   });
 
   it('moves ArrayBuffers to the worker with transfer: true, and copies them without', async () => {

@@ -19,7 +19,7 @@ export function where(input, ctx) {
 
 export function spin(ms, ctx) {
   spinFor(ms);
-  return { ms, index: ctx.index, threadId };
+  return { ms, index: ctx.index, threadId, end: Date.now() };
 }
 
 /** Never returns: only ending the thread stops it. */
