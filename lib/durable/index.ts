@@ -1,4 +1,11 @@
-export * from './interfaces/durable-options.interface.js';
+export type {
+  DurableChildInfo,
+  DurableChildOptions,
+  DurableChildRef,
+  DurableModuleOptions,
+  DurableTaskContext,
+  TaskHandlerOptions,
+} from './interfaces/durable-options.interface.js';
 export { TaskHandler } from './decorators/task-handler.decorator.js';
 export { DurableSupervisor } from './durable-supervisor.js';
 export { DurableTask } from './durable-task.js';
