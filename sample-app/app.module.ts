@@ -4,7 +4,7 @@ import { concurrencyOptions } from './config/concurrency-options.js';
 import { RedisConnections } from './config/redis-connections.js';
 import { SampleConfigModule } from './config/sample-config.module.js';
 import { DocumentsModule } from './documents/documents.module.js';
-import { HealthController } from './health/health.controller.js';
+import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { NewslettersModule } from './newsletters/newsletters.module.js';
 import { TasksController } from './tasks/tasks.controller.js';
@@ -18,7 +18,8 @@ import { WeatherModule } from './weather/weather.module.js';
     DocumentsModule,
     WeatherModule,
     JobsModule,
+    HealthModule,
   ],
-  controllers: [HealthController, TasksController],
+  controllers: [TasksController],
 })
 export class AppModule {}

@@ -311,6 +311,16 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return id;
   }
 
+  /**
+   * @internal `ConcurrencyHealthIndicator`: resolves once Redis answers a PING on the producer connection, rejects
+   * with `DurableUnavailableError` after `durable.storeTimeout`.
+   */
+  ping(): Promise<void> {
+    return this.store(CONTROL_QUEUE, async () => {
+      await (await this.controlClient()).ping();
+    });
+  }
+
   /** A Redis call bounded by `durable.storeTimeout`; any failure becomes a `DurableUnavailableError`. */
   private async store<T>(task: string, call: () => Promise<T>): Promise<T> {
     const ms = this.options.durable!.storeTimeout;

@@ -33,6 +33,7 @@ export function connectionOptions(connection: string | object, extra: object): B
 
 /** @internal The Redis commands durable tasks send themselves (BullMQ's client forwards them to ioredis). */
 export interface RawRedis {
+  ping(): Promise<unknown>;
   sadd(key: string, ...members: string[]): Promise<number>;
   smembers(key: string): Promise<string[]>;
   publish(channel: string, message: string): Promise<number>;

@@ -5,3 +5,5 @@ export type {
   JobMessage,
   SupervisorMessage,
 } from './interfaces/channel-messages.interface.js';
+export { ConcurrencyHealthIndicator } from './concurrency-health.indicator.js';
+export type { ConcurrencyHealthDetails, ConcurrencyHealthResult, HealthPart } from './interfaces/health.interface.js';

@@ -66,7 +66,7 @@ describe.each(HTTP_ADAPTERS)('sample app: POST /documents/digest on worker threa
     const latencies: number[] = [];
     while (!finished) {
       const sent = Date.now();
-      await http.get('/health').expect(200, { status: 'ok' });
+      await http.get('/health').expect(200);
       // Only checks answered while the digest still ran, once it surely started, count.
       if (!finished && sent - started > 300) latencies.push(Date.now() - sent);
       await new Promise((resolve) => setTimeout(resolve, 50));

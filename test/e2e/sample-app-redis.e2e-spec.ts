@@ -60,10 +60,14 @@ describe.skipIf(!redisAvailable)('sample app with REDIS_URL (real redis-server)'
     expect([...tokens].sort((x, y) => x! - y!)).toEqual(tokens);
   });
 
-  it('keeps answering 200 when Redis goes away', async () => {
+  it('keeps answering 200 when Redis goes away, while GET /health says 503 naming the Redis parts', async () => {
+    await request(b.getHttpServer()).get('/health').expect(200);
     await redis.stop();
     const res = await request(a.getHttpServer()).get('/weather/vienna').expect(200);
     expect(res.body.city).toBe('vienna');
-    await request(b.getHttpServer()).get('/health').expect(200);
+    const health = await request(b.getHttpServer()).get('/health').expect(503);
+    expect(health.body.error.concurrency.failed).toEqual(
+      expect.arrayContaining(['jobs.lock', 'cache.stores[0]', 'durable']),
+    );
   });
 });

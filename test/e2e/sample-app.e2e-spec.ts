@@ -36,7 +36,8 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
   });
 
   it('answers 200 on GET /health', async () => {
-    await http.get('/health').expect(200, { status: 'ok' });
+    const res = await http.get('/health').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', details: { concurrency: { status: 'up' } } });
   });
 
   describe('fire and forget: newsletters and tasks', () => {

@@ -77,6 +77,11 @@ export class RedisJobLock implements JobLock {
     };
   }
 
+  /** Resolves once Redis answers a trivial script (`ConcurrencyHealthIndicator` calls it, bounded by a timeout). */
+  async ping(): Promise<void> {
+    await this.#call('ping', this.client.eval('return 1', 0));
+  }
+
   #call(operation: string, reply: Promise<unknown>): Promise<unknown> {
     const timeout = this.#timeout;
     if (timeout === undefined) return reply;
