@@ -26,13 +26,15 @@ import {
   DEFAULT_STALLED_TIMEOUT,
 } from './durable/durable.constants.js';
 import type { ResolvedDurableOptions } from './durable/interfaces/durable-options.interface.js';
+import { DEFAULT_SINGLE_FLIGHT_WAIT } from './caching/caching.constants.js';
+import { isRedisStore } from './caching/redis-link.js';
 
 const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout', 'threads'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
-  cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout'],
+  cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
 } as const;
 
@@ -202,6 +204,19 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
   const stores = rawStores.map((store, i) =>
     cacheStore(Array.isArray(cache.stores) ? `cache.stores[${i}]` : 'cache.stores', store),
   );
+  // 'cluster' needs Redis to hold the leases and carry the "value stored" messages: a @keyv/redis store (as the
+  // tag index and the evictions use it), detected by its adapter (getClient() and a client that can duplicate()).
+  const redisL2 = stores.some(isRedisStore);
+  const singleFlight = cache.singleFlight ?? (redisL2 ? 'cluster' : 'instance');
+  if (singleFlight !== 'instance' && singleFlight !== 'cluster') {
+    fail('cache.singleFlight', `'instance' or 'cluster'`, singleFlight);
+  }
+  if (singleFlight === 'cluster' && !redisL2) {
+    throw new ConcurrencyOptionsError(
+      'cache.singleFlight',
+      `Invalid ConcurrencyModule option "cache.singleFlight": 'cluster' needs a @keyv/redis store in cache.stores (e.g. new Keyv({ store: new KeyvRedis(url) })), where the instances share their leases; none was given. Add one, or use 'instance'.`,
+    );
+  }
 
   return {
     supervisors,
@@ -231,6 +246,13 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       }),
       stores,
       storeTimeout: number('cache.storeTimeout', cache.storeTimeout, DEFAULT_STORE_TIMEOUT, {
+        min: 0,
+        exclusive: true,
+        max: MAX_TIMEOUT_MS,
+      }),
+      singleFlight,
+      // Finite: it is also the lease's lifetime in Redis (PX).
+      singleFlightWait: number('cache.singleFlightWait', cache.singleFlightWait, DEFAULT_SINGLE_FLIGHT_WAIT, {
         min: 0,
         exclusive: true,
         max: MAX_TIMEOUT_MS,

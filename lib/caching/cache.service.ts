@@ -23,9 +23,13 @@ import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
 import { createCacheCounters } from '../observability/cache-counters.js';
-import { RedisLink } from './redis-link.js';
+import { ClusterFlight, type FlightCall, isA, LeaderValue, RefreshedElsewhere } from './cluster-flight.js';
+import { type FlightMessage, isRedisStore, RedisLink } from './redis-link.js';
 import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
 import { errorMessage, errorStack } from '../utils/describe.js';
+
+/** A miss takes any value another instance stored. */
+const acceptAny = (): boolean => true;
 
 /** A TTL a cache entry may have: a finite number of ms > 0 (Keyv reads 0 as "never expires"). */
 export function isValidTtl(ttl: unknown): ttl is number {
@@ -60,6 +64,8 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   seq = 0;
   /** @internal Mutable counters behind `stats()`. */
   readonly counters: CacheStats = createCacheCounters();
+  /** `forRoot({ cache: { singleFlight } })` as resolved: who shares one computation of a key. */
+  readonly singleFlight: 'instance' | 'cluster';
 
   /** @internal This instance's tag memberships (its L1 entries), outside the LRU. */
   readonly localTags = new MemoryTagIndex();
@@ -68,6 +74,14 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** Tag memberships shared with the other instances: Redis sorted sets, else a value in the first L2 store. */
   private readonly sharedTags?: TagIndex;
   private readonly redis?: RedisLink;
+  /** The in-memory L1 as a cache-manager store. */
+  private readonly l1: Keyv;
+  /** The cluster single flight (leases in Redis), with `singleFlight: 'cluster'`. */
+  private readonly flight?: ClusterFlight;
+  /** Background refreshes running here under a cluster lease, released when the refresh ends. */
+  private readonly refreshCalls = new Map<string, FlightCall>();
+  /** Keys another instance refreshes now (it holds their lease): no refresh here before `until`, or its release. */
+  private readonly remoteRefresh = new Map<string, number>();
   private readonly locks = new Map<string, Lock>();
   /** Keys whose last background refresh failed: no refresh before `until`; `delay` is the wait that was used. */
   private readonly refreshBackoff = new Map<string, { until: number; delay: number }>();
@@ -83,7 +97,8 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     @Optional() private readonly supervisors?: SupervisorRegistry,
     @Optional() private readonly fanOut?: FanOut,
   ) {
-    const { ttl, maxEntries, stores, storeTimeout } = options.cache;
+    const { ttl, maxEntries, stores, storeTimeout, singleFlight, singleFlightWait } = options.cache;
+    this.singleFlight = singleFlight;
     this.defaultTtl = ttl;
     const l1Adapter = new KeyvCacheableMemory({
       lruSize: maxEntries,
@@ -96,6 +111,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     const l1 = new Keyv({ store: l1Adapter, namespace: '' });
     l1.serialize = undefined;
     l1.deserialize = undefined;
+    this.l1 = l1;
     this.guarded = stores.map(
       (store, i) =>
         new GuardedStore(
@@ -119,7 +135,20 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
       () => this.counters.errors++,
     );
     if (this.redis !== undefined) this.sharedTags = this.redis;
-    else if (this.guarded.length > 0) {
+    const redisStore = this.guarded.find((store) => isRedisStore(store.keyv));
+    if (singleFlight === 'cluster' && this.redis !== undefined && redisStore !== undefined) {
+      const flight = new ClusterFlight(
+        this.redis,
+        singleFlightWait,
+        (key) => redisStore.get(key),
+        () => this.counters.clusterFallbacks++,
+      );
+      this.flight = flight;
+      this.redis.listenToFlights(
+        (message) => this.flightReleased(message),
+        () => flight.wakeAll(),
+      );
+    } else if (this.guarded.length > 0) {
       this.sharedTags = new StoreTagIndex(this.guarded[0], TAG_KEY_PREFIX, (key, fn) => this.isolated(key, fn));
     }
     this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => this.refreshed(key, error));
@@ -146,7 +175,9 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     this.localTags.clear();
     this.refreshBackoff.clear();
     this.refreshing.clear();
+    this.remoteRefresh.clear();
     this.redis?.close();
+    this.flight?.wakeAll();
     await Promise.all(this.guarded.map((store) => store.disconnect()));
   }
 
@@ -178,14 +209,26 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     checkTtl('CacheService.getOrStore()', ttl);
     const start = this.seq;
     let ran = false;
-    const value = await this.cache.wrap<unknown>(
-      key,
-      async () => {
-        ran = true;
-        return this.envelope(await fn(), ttl);
-      },
-      remainingTtl(ttl),
-    );
+    let call: FlightCall | undefined;
+    let value: unknown;
+    try {
+      value = await this.cache.wrap<unknown>(
+        key,
+        async () => {
+          ran = true;
+          const compute = async () => this.envelope(await fn(), ttl);
+          if (this.flight === undefined) return compute();
+          call = { refresh: false, accepts: acceptAny };
+          return this.computeOnce(key, compute, call);
+        },
+        remainingTtl(ttl),
+      );
+    } catch (error) {
+      if (isA(error, LeaderValue)) return this.followed(key, error).__ncBody as T;
+      throw error;
+    } finally {
+      if (call !== undefined) this.flight?.release(key, call);
+    }
     if (!isEnvelope(value)) {
       this.counters.hits++;
       return value as T;
@@ -236,7 +279,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     await this.evictKeys([...keys]);
   }
 
-  /** Counters since boot: hits, misses, stale, coalesced, errors, refreshErrors. */
+  /** Counters since boot: hits, misses, stale, coalesced, errors, refreshErrors, clusterFollowers, clusterFallbacks. */
   stats(): CacheStats {
     return { ...this.counters };
   }
@@ -282,16 +325,78 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
    * one; the decision to refresh marks the key at once, so a request that follows cannot start a second refresh
    * before the first one's failure is recorded.
    */
-  refreshThreshold(key: string, swr: number): (value: unknown) => number {
+  refreshThreshold(key: string, swr: number, onRefresh?: () => void): (value: unknown) => number {
     return (value) => {
       if (!isEnvelope(value) || typeof value.e !== 'number') return swr; // stored by other code: cache-manager decides
       const now = Date.now();
       if (value.e - now >= swr || this.refreshing.has(key)) return 0;
       const backoff = this.refreshBackoff.get(key);
       if (backoff !== undefined && backoff.until > now) return 0;
+      if (this.remoteRefresh.size !== 0) {
+        const until = this.remoteRefresh.get(key);
+        if (until !== undefined && until > now) return 0;
+        this.remoteRefresh.delete(key);
+      }
       this.refreshing.add(key);
+      onRefresh?.();
       return Infinity;
     };
+  }
+
+  /** @internal Whether a computation goes through the cluster single flight (`singleFlight: 'cluster'`). */
+  get clustered(): boolean {
+    return this.flight !== undefined;
+  }
+
+  /**
+   * @internal `compute` once per key across the instances (`singleFlight: 'cluster'`), inside `wrap()`'s function:
+   * under the key's lease, or the value another instance computed (thrown as `LeaderValue`: serve it with
+   * `followed()`). The caller releases a miss's lease with `releaseLease()` once `wrap()` settled (the value stored);
+   * a background refresh's is released when the refresh ends.
+   */
+  computeOnce(key: string, compute: () => Promise<CacheEnvelope>, call: FlightCall): Promise<CacheEnvelope> {
+    const flight = this.flight as ClusterFlight;
+    if (call.refresh) this.refreshCalls.set(key, call);
+    return flight.run(key, compute, call);
+  }
+
+  /** @internal Releases the lease a miss's call holds, if any (after `wrap()` stored its value, or failed). */
+  releaseLease(key: string, call: FlightCall): void {
+    this.flight?.release(key, call);
+  }
+
+  /**
+   * @internal A request served with the value another instance computed while it waited: counted, and the value kept
+   * in this instance's L1 (once for all the requests that joined) for the rest of its lifetime.
+   */
+  followed(key: string, leader: LeaderValue): CacheEnvelope {
+    this.counters.clusterFollowers++;
+    this.adopt(key, leader);
+    return leader.envelope;
+  }
+
+  private adopt(key: string, leader: LeaderValue): void {
+    if (leader.adopted) return;
+    leader.adopted = true;
+    const { envelope } = leader;
+    const left = Math.ceil(envelope.e - Date.now());
+    if (left > 0) this.l1.set(key, envelope, left).catch(() => undefined);
+  }
+
+  /**
+   * A lease was released on some instance: wake this instance's waiters; when another instance stored a value, this
+   * instance's L1 copy of the key (a stale one whose refresh ran there) is dropped, so the next read gets the new one.
+   */
+  private flightReleased(message: FlightMessage): void {
+    this.flight?.released(message);
+    if (message.o === this.origin) return;
+    if (this.remoteRefresh.size !== 0) this.remoteRefresh.delete(message.k);
+    if (message.s === undefined) return;
+    const item = this.memory.get<{ value: unknown }>(message.k);
+    const value = item?.value;
+    if (value !== undefined && !(isEnvelope(value) && value.o === message.o && value.s === message.s)) {
+      this.memory.delete(message.k);
+    }
   }
 
   /** @internal The testing kit (`ConcurrencyTester.idle()`): the keys whose background refresh runs now. */
@@ -307,6 +412,30 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** The end of a background refresh (cache-manager's `refresh` event): a failure makes the key wait. */
   private refreshed(key: string, error: unknown): void {
     this.refreshing.delete(key);
+    if (this.refreshCalls.size !== 0) {
+      const call = this.refreshCalls.get(key);
+      if (call !== undefined) {
+        this.refreshCalls.delete(key);
+        this.flight?.release(key, call);
+      }
+    }
+    if (error !== undefined && this.flight !== undefined) {
+      if (isA(error, RefreshedElsewhere)) {
+        // Another instance refreshes the key: the stale value is served until its release message drops it from L1.
+        const now = Date.now();
+        if (this.remoteRefresh.size >= 1024) {
+          for (const [k, until] of this.remoteRefresh) if (until <= now) this.remoteRefresh.delete(k);
+        }
+        this.remoteRefresh.set(key, now + this.flight.wait);
+        return;
+      }
+      if (isA(error, LeaderValue)) {
+        // Another instance had refreshed it already: its value, from Redis, replaces the stale one here.
+        this.adopt(key, error);
+        this.computed(key);
+        return;
+      }
+    }
     if (error === undefined) {
       this.computed(key);
       return;

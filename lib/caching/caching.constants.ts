@@ -23,3 +23,9 @@ export const L1_CHECK_INTERVAL = 1000;
 export const DEFAULT_ISOLATED_TIMEOUT = 5000;
 /** How long past its entry's expiry a shared tag membership is kept (first written before the handler's result). */
 export const TAG_GRACE = 30_000;
+/** Redis pub/sub channel (after the store's namespace) telling that a key's lease was released, and if it was stored. */
+export const FLIGHT_CHANNEL = 'nestjs-concurrency:cache:flight';
+/** Prefix (after the store's namespace) of the Redis keys that hold a key's lease in the cluster single flight. */
+export const LEASE_KEY_PREFIX = 'nestjs-concurrency:lease:';
+/** Default `cache.singleFlightWait`: how long a request waits for another instance's computation of its key. */
+export const DEFAULT_SINGLE_FLIGHT_WAIT = 5000;

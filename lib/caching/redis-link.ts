@@ -1,6 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { Keyv } from 'keyv';
-import { EVICT_CHANNEL, STORE_RETRY_AFTER, TAG_KEY_PREFIX } from './caching.constants.js';
+import {
+  EVICT_CHANNEL,
+  FLIGHT_CHANNEL,
+  LEASE_KEY_PREFIX,
+  STORE_RETRY_AFTER,
+  TAG_KEY_PREFIX,
+} from './caching.constants.js';
 import {
   EVICT_PUBLISH_FAILED,
   EVICT_SUBSCRIBE_FAILED,
@@ -18,6 +24,11 @@ interface RedisLikeClient {
   publish(channel: string, message: string): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  set(
+    key: string,
+    value: string,
+    options: { condition: 'NX'; expiration: { type: 'PX'; value: number } },
+  ): Promise<string | null>;
   on(event: 'error', listener: (error: unknown) => void): unknown;
   destroy?: () => void;
   disconnect?: () => Promise<void>;
@@ -42,6 +53,21 @@ function redisAdapterOf(keyv: Keyv): KeyvRedisLike | undefined {
 }
 
 /**
+ * Whether `keyv` is a `@keyv/redis` store (its adapter has `getClient()` and a client that can `duplicate()`, for the
+ * subscriber): the cache then keeps tags, evictions and the cluster single flight on that Redis. Internal.
+ */
+export function isRedisStore(keyv: Keyv): boolean {
+  return redisAdapterOf(keyv) !== undefined;
+}
+
+/** A "lease released" message: the key, the releasing instance, and the stored computation's sequence if any. */
+export interface FlightMessage {
+  o: string;
+  k: string;
+  s?: number;
+}
+
+/**
  * A tag is a sorted set: member = cache key, score = the time (ms) until which that entry may live. Adding prunes
  * members past their time and makes the set itself expire with its last member: no lost members across instances
  * (one atomic script, no read-modify-write), no growth beyond the entries alive.
@@ -50,6 +76,14 @@ const TAG_ADD = `redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1`;
+
+/**
+ * Releases a key's lease if the caller still owns it (compare-and-set on its random token, never a blind DEL), and
+ * tells every instance that it was released (the waiters read the stored value, or take the lease), in one call.
+ */
+const LEASE_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+redis.call('publish', ARGV[2], ARGV[3])
 return 1`;
 
 /** Takes every member of a tag and deletes the set, atomically. */
@@ -69,6 +103,9 @@ export class RedisLink {
   private readonly breaker = new Breaker(STORE_RETRY_AFTER);
   private readonly logger = new Logger('CacheService');
   private readonly tagPrefix: string;
+  private readonly leasePrefix: string;
+  private readonly flightChannel: string;
+  private flight?: { onMessage: (message: FlightMessage) => void; onLost: () => void };
 
   private constructor(
     private readonly adapter: KeyvRedisLike,
@@ -77,7 +114,10 @@ export class RedisLink {
     private readonly onRemote: (keys: string[]) => void,
     private readonly onError: (error: unknown) => void,
   ) {
-    this.tagPrefix = `${adapter.namespace ? `${adapter.namespace}:` : ''}${TAG_KEY_PREFIX}`;
+    const namespace = adapter.namespace ? `${adapter.namespace}:` : '';
+    this.tagPrefix = namespace + TAG_KEY_PREFIX;
+    this.leasePrefix = namespace + LEASE_KEY_PREFIX;
+    this.flightChannel = namespace + FLIGHT_CHANNEL;
   }
 
   static for(
@@ -94,22 +134,44 @@ export class RedisLink {
     return undefined;
   }
 
+  /**
+   * Before `start()`: also listen to the released leases of the cluster single flight. `onLost`: the subscriber's
+   * connection failed (its waiters stop waiting for a message that may never come).
+   */
+  listenToFlights(onMessage: (message: FlightMessage) => void, onLost: () => void): void {
+    this.flight = { onMessage, onLost };
+  }
+
   /** Subscribes in the background: a Redis that is down at boot does not delay or fail boot. */
   start(): void {
     const subscriber = this.adapter.client.duplicate();
     this.subscriber = subscriber;
-    subscriber.on('error', () => undefined); // reconnects are retried by the client; failures are counted on use
+    const flight = this.flight;
+    // Reconnects are retried by the client; failures are counted on use. A waiter for a released lease stops waiting.
+    subscriber.on('error', () => flight?.onLost());
     subscriber
       .connect()
       .then(() =>
-        subscriber.subscribe(EVICT_CHANNEL, (message) => {
-          try {
-            const { o, k } = JSON.parse(message) as { o: string; k: string[] };
-            if (o !== this.origin && Array.isArray(k)) this.onRemote(k);
-          } catch {
-            // not one of ours
-          }
-        }),
+        Promise.all([
+          subscriber.subscribe(EVICT_CHANNEL, (message) => {
+            try {
+              const { o, k } = JSON.parse(message) as { o: string; k: string[] };
+              if (o !== this.origin && Array.isArray(k)) this.onRemote(k);
+            } catch {
+              // not one of ours
+            }
+          }),
+          flight &&
+            subscriber.subscribe(this.flightChannel, (message) => {
+              let parsed: FlightMessage;
+              try {
+                parsed = JSON.parse(message) as FlightMessage;
+              } catch {
+                return; // not one of ours
+              }
+              if (typeof parsed?.k === 'string') flight.onMessage(parsed);
+            }),
+        ]),
       )
       .catch((error: unknown) => {
         if (this.closed) return;
@@ -144,6 +206,36 @@ export class RedisLink {
       client.eval(TAG_TAKE, { keys: [this.tagPrefix + tag], arguments: [] }),
     );
     return Array.isArray(members) ? members.map(String) : [];
+  }
+
+  /**
+   * Takes the lease of `key` for `ttl` ms with a random `token` (SET NX PX): true if taken, false if another holder has
+   * it. Rejects when Redis fails or is slower than the store timeout (counted), or was failing a moment ago.
+   */
+  async claim(key: string, token: string, ttl: number): Promise<boolean> {
+    const reply = await this.run('lease', (client) =>
+      client.set(this.leasePrefix + key, token, { condition: 'NX', expiration: { type: 'PX', value: Math.ceil(ttl) } }),
+    );
+    return reply === 'OK';
+  }
+
+  /**
+   * Releases the lease of `key` if `token` still owns it, and publishes the release (`stored`: the sequence of the
+   * value just stored, if any). Never rejects: on failure the lease expires by itself, and the waiters stop waiting then.
+   */
+  async release(key: string, token: string, stored: number | undefined): Promise<void> {
+    const message: FlightMessage =
+      stored === undefined ? { o: this.origin, k: key } : { o: this.origin, k: key, s: stored };
+    try {
+      await this.run('lease release', (client) =>
+        client.eval(LEASE_RELEASE, {
+          keys: [this.leasePrefix + key],
+          arguments: [token, this.flightChannel, JSON.stringify(message)],
+        }),
+      );
+    } catch {
+      // counted by run(); the lease's own expiry ends it
+    }
   }
 
   close(): void {

@@ -9,6 +9,7 @@ import { isEnvelope, isNotCacheable, NotCacheable, remainingTtl } from './cache-
 import { sortQuery } from './cache-key.js';
 import { isSingleValue, responseOpen, singleValue, statusOf } from './handler-result.js';
 import { CacheService, isValidTtl } from './cache.service.js';
+import { type FlightCall, isA, LeaderValue } from './cluster-flight.js';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
 import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
 import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
@@ -19,6 +20,9 @@ import { errorMessage, errorStack } from '../utils/describe.js';
  * route (APP_INTERCEPTOR plus @Cached) passes through. A WeakSet keeps the context's shape unchanged.
  */
 const handled = new WeakSet<object>();
+
+/** A miss takes any value another instance stored for its key. */
+const acceptAny = (): boolean => true;
 
 type KeyPart = string | ((context: ExecutionContext) => string);
 
@@ -215,39 +219,60 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     const lifetime = ttl + route.swr;
     const start = service.seq;
     let ran = false;
+    let refresh = false;
+    let call: FlightCall | undefined;
     let retagged: Promise<void> | undefined;
     let raw: { value: unknown; expires?: number };
+    const compute = async () => {
+      // The shared tag write runs while the handler does (a member recorded before its entry is harmless),
+      // so neither this request nor the ones waiting on it wait for it on top of the handler.
+      const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
+      const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
+      const body = await singleValue(next.handle());
+      if (tagged !== undefined) await tagged;
+      if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(context.getArgByIndex(1)), body)) {
+        throw new NotCacheable(body);
+      }
+      const envelope = service.envelope(body, lifetime);
+      if (tags !== undefined) {
+        service.tagLocal(key, tags, envelope.e);
+        // Written again now: an eviction of the tag by another instance while the handler ran deleted the
+        // first membership, and the entry stored next would belong to no shared tag until its TTL. Not awaited
+        // here (it runs alongside the store of the entry; tagShared never rejects): the leader awaits it below.
+        retagged = service.tagShared(key, tags, envelope.e + TAG_GRACE);
+      }
+      return envelope;
+    };
     try {
       raw = (await service.cache.wrap<unknown>(
         key,
         async () => {
           ran = true;
-          // The shared tag write runs while the handler does (a member recorded before its entry is harmless),
-          // so neither this request nor the ones waiting on it wait for it on top of the handler.
-          const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
-          const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
-          const body = await singleValue(next.handle());
-          if (tagged !== undefined) await tagged;
-          if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(context.getArgByIndex(1)), body)) {
-            throw new NotCacheable(body);
-          }
-          const envelope = service.envelope(body, lifetime);
-          if (tags !== undefined) {
-            service.tagLocal(key, tags, envelope.e);
-            // Written again now: an eviction of the tag by another instance while the handler ran deleted the
-            // first membership, and the entry stored next would belong to no shared tag until its TTL. Not awaited
-            // here (it runs alongside the store of the entry; tagShared never rejects): the leader awaits it below.
-            retagged = service.tagShared(key, tags, envelope.e + TAG_GRACE);
-          }
-          return envelope;
+          if (!service.clustered) return compute();
+          // One computation across the instances: a miss takes any value stored meanwhile, a refresh a fresh one.
+          call = { refresh, accepts: refresh ? (found) => found.e - Date.now() >= route.swr : acceptAny };
+          return service.computeOnce(key, compute, call);
         },
         {
           ttl: remainingTtl(lifetime),
-          refreshThreshold: route.swr > 0 ? service.refreshThreshold(key, route.swr) : undefined,
+          refreshThreshold:
+            route.swr > 0 ? service.refreshThreshold(key, route.swr, () => (refresh = true)) : undefined,
           raw: true,
         },
       )) as unknown as { value: unknown; expires?: number };
     } catch (error) {
+      if (isA(error, LeaderValue)) {
+        // Computed by another instance while this request waited (it ran nothing here).
+        const envelope = service.followed(key, error);
+        if (route.tags.length > 0)
+          service.tagLocal(
+            key,
+            route.tags.map((tag) => resolve(tag, context)),
+            envelope.e,
+          );
+        this.setCacheHeader(context, 'MISS');
+        return of(envelope.__ncBody);
+      }
       // An error response says how it was served too (thrown by the handler, or by the one this request waited on).
       this.setCacheHeader(context, 'BYPASS');
       if (!isNotCacheable(error)) throw error;
@@ -255,6 +280,9 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       // call runs the handler itself.
       if (!ran) return next.handle();
       return error.stream ? (error.value as Observable<unknown>) : of(error.value);
+    } finally {
+      // A miss's lease, once its value is stored (or its computation failed); a refresh's is released when it ends.
+      if (call !== undefined && !refresh) service.releaseLease(key, call);
     }
     const envelope = raw.value;
     if (!isEnvelope(envelope)) {

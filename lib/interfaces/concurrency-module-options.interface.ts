@@ -39,7 +39,14 @@ export interface ResolvedConcurrencyOptions {
     intervals: boolean;
     timeouts: boolean;
   };
-  cache: { ttl: number; maxEntries: number; stores: Keyv[]; storeTimeout: number };
+  cache: {
+    ttl: number;
+    maxEntries: number;
+    stores: Keyv[];
+    storeTimeout: number;
+    singleFlight: 'instance' | 'cluster';
+    singleFlightWait: number;
+  };
   shutdownTimeout: number;
   /** Undefined unless `durable` is given. */
   durable?: ResolvedDurableOptions;

@@ -23,6 +23,9 @@ export function createCacheCounters(): CacheStats {
   let errors = 0;
   let refreshErrors = 0;
   return {
+    // Cluster single flight (issue 15): plain counters, not published.
+    clusterFollowers: 0,
+    clusterFallbacks: 0,
     get hits() {
       return hits;
     },

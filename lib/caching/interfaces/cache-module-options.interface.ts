@@ -13,4 +13,16 @@ export interface CacheModuleOptions {
   stores?: Keyv | KeyvStoreAdapter | Array<Keyv | KeyvStoreAdapter>;
   /** Timeout of every store call in ms; a slow or failing store means a miss, never a failed request. Default 500. */
   storeTimeout?: number;
+  /**
+   * Who shares one computation of a missing (or stale) key. `'instance'`: the requests of this instance (one
+   * computation per key per instance). `'cluster'`: every instance sharing the Redis L2 (one computation per key for
+   * all of them: the first takes a lease on the key in Redis, the others wait for its value). Default `'cluster'` when
+   * one of `stores` is a `@keyv/redis` store, else `'instance'`; `'cluster'` without one fails boot.
+   */
+  singleFlight?: 'instance' | 'cluster';
+  /**
+   * With `singleFlight: 'cluster'`, how long a request waits for another instance's computation of its key before
+   * computing it itself, in ms. Also the lifetime of a key's lease if its holder dies. Default 5000.
+   */
+  singleFlightWait?: number;
 }

@@ -43,6 +43,17 @@ export interface CacheStats {
    * After each, the key waits 1 s, doubling up to 30 s, before it is refreshed again.
    */
   refreshErrors: number;
+  /**
+   * With `singleFlight: 'cluster'`: requests answered with the value another instance computed while they waited
+   * (not counted in `misses` nor `coalesced`), every request that joined this instance's wait included.
+   */
+  clusterFollowers: number;
+  /**
+   * With `singleFlight: 'cluster'`: computations this instance ran itself because the coordination failed (Redis down,
+   * slow or failing a moment ago) or no value came within `singleFlightWait` (the leader died, hung or failed). Their
+   * requests count as `misses` too.
+   */
+  clusterFallbacks: number;
 }
 
 export interface IsolatedOptions {

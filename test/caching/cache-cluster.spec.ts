@@ -1,0 +1,249 @@
+import type KeyvRedis from '@keyv/redis';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { Keyv } from 'keyv';
+import { CacheService, type CacheStats, ConcurrencyModule } from 'nestjs-concurrency';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Gate } from '../fixtures/cache-app.js';
+import { redisStore } from '../fixtures/cache-redis.js';
+import { RedisServer, redisAvailable } from '../utils/redis-server.js';
+
+const INSTANCES = 4;
+const CONCURRENT = 250;
+
+interface Instance {
+  module: TestingModule;
+  cache: CacheService;
+  store: Keyv;
+}
+
+function total(instances: Instance[], counter: keyof CacheStats): number {
+  return instances.reduce((sum, i) => sum + i.cache.stats()[counter], 0);
+}
+
+/** Calls `getOrStore(key)` `CONCURRENT` times at once on every instance; `fn(i)` is instance i's computation. */
+function burst<T>(instances: Instance[], key: string, fn: (i: number) => () => Promise<T>): Promise<T[]> {
+  return Promise.all(
+    instances.flatMap((instance, i) =>
+      Array.from({ length: CONCURRENT }, () => instance.cache.getOrStore(key, fn(i), 60_000)),
+    ),
+  );
+}
+
+describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a real Redis)', () => {
+  let redis: RedisServer;
+  let instances: Instance[] = [];
+  const storeTimeout = 300;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  async function boot(cache: Record<string, unknown> = {}, count = INSTANCES): Promise<Instance[]> {
+    const booted = await Promise.all(
+      Array.from({ length: count }, async () => {
+        const store = redisStore(redis.url);
+        const module = await Test.createTestingModule({
+          imports: [ConcurrencyModule.forRoot({ cache: { stores: [store], storeTimeout, ...cache } })],
+        }).compile();
+        await module.init();
+        return { module, cache: module.get(CacheService), store };
+      }),
+    );
+    instances.push(...booted);
+    if (cache.singleFlight === 'instance') return booted;
+    // The release messages travel on each instance's subscriber: wait until every one listens.
+    const client = await (booted[0].store.store as KeyvRedis<unknown>).getClient();
+    await vi.waitFor(
+      async () => {
+        const subscribers = (await client.pubSubNumSub('cache-e2e:nestjs-concurrency:cache:flight')) as Record<
+          string,
+          number
+        >;
+        expect(Object.values(subscribers)[0]).toBeGreaterThanOrEqual(instances.length);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    return booted;
+  }
+
+  beforeEach(async () => {
+    unhandled.length = 0;
+    process.on('unhandledRejection', onUnhandled);
+    redis = await RedisServer.start();
+  });
+
+  afterEach(async () => {
+    for (const instance of instances.splice(0)) await instance.module.close();
+    await redis?.stop();
+    process.off('unhandledRejection', onUnhandled);
+  });
+
+  it('is the default with a @keyv/redis store, and computes a cold key once for 4 instances x 250 calls', async () => {
+    const all = await boot();
+    expect(all.map((i) => i.cache.singleFlight)).toEqual(['cluster', 'cluster', 'cluster', 'cluster']);
+    let computations = 0;
+    const values = await burst(all, 'cold', (i) => async () => {
+      computations++;
+      await delay(50); // the slow upstream
+      return { from: i };
+    });
+    expect(computations).toBe(1);
+    expect(new Set(values.map((v) => JSON.stringify(v))).size).toBe(1);
+    expect(total(all, 'misses')).toBe(1);
+    expect(total(all, 'clusterFallbacks')).toBe(0);
+    // every call is counted once: the leader's, those that joined it, and the other instances' (followers or hits)
+    expect(total(all, 'misses') + total(all, 'coalesced') + total(all, 'clusterFollowers') + total(all, 'hits')).toBe(
+      INSTANCES * CONCURRENT,
+    );
+    expect(total(all, 'clusterFollowers')).toBeGreaterThan(0);
+    // the lease is gone once the value is stored
+    const client = await (all[0].store.store as KeyvRedis<unknown>).getClient();
+    await vi.waitFor(async () => expect(await client.keys('*lease*')).toEqual([]), { timeout: 2000, interval: 20 });
+  });
+
+  it("computes once per instance with singleFlight: 'instance'", async () => {
+    const all = await boot({ singleFlight: 'instance' });
+    let computations = 0;
+    await burst(all, 'cold', (i) => async () => {
+      computations++;
+      await delay(50);
+      return { from: i };
+    });
+    expect(computations).toBe(INSTANCES);
+    expect(total(all, 'clusterFollowers')).toBe(0);
+  });
+
+  it('lets the followers of a hung leader compute themselves once the bounded wait is over', async () => {
+    const wait = 400;
+    const [leader, ...followers] = await boot({ singleFlightWait: wait });
+    const gate = new Gate();
+    const hung = leader.cache.getOrStore('hung', async () => {
+      await gate.pass(); // holds the lease until the end of the test
+      return 'leader';
+    });
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    const started = performance.now();
+    const answers = await Promise.all(
+      followers.map((f, i) =>
+        Promise.all(
+          Array.from({ length: CONCURRENT }, () =>
+            f.cache.getOrStore('hung', async () => {
+              await delay(50);
+              return `follower ${i}`;
+            }),
+          ),
+        ).then((values) => ({ values, at: performance.now() - started })),
+      ),
+    );
+    for (const [i, { values, at }] of answers.entries()) {
+      expect(new Set(values)).toEqual(new Set([`follower ${i}`]));
+      expect(at).toBeGreaterThanOrEqual(wait - 5); // they did wait for the leader...
+      expect(at).toBeLessThan(wait + 50 + 1500); // ...no longer than the bounded wait plus their own computation
+    }
+    expect(followers.map((f) => f.cache.stats().clusterFallbacks)).toEqual([1, 1, 1]);
+    expect(followers.map((f) => f.cache.stats().misses)).toEqual([1, 1, 1]);
+    gate.open();
+    expect(await hung).toBe('leader');
+  });
+
+  it('hands the key to one follower when the leader fails, and the others get its value', async () => {
+    const [leader, ...followers] = await boot();
+    const gate = new Gate();
+    const failed = leader.cache.getOrStore('fails', async () => {
+      await gate.pass();
+      throw new Error('upstream down');
+    });
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    let computations = 0;
+    const waiting = burst(followers, 'fails', (i) => async () => {
+      computations++;
+      await delay(50);
+      return `follower ${i}`;
+    });
+    // every follower instance waits on the lease (none computes while the leader runs)
+    await vi.waitFor(
+      async () => {
+        const client = await (leader.store.store as KeyvRedis<unknown>).getClient();
+        expect(await client.keys('*lease*')).toHaveLength(1);
+      },
+      { timeout: 5000, interval: 10 },
+    );
+    expect(computations).toBe(0);
+    gate.open();
+    await expect(failed).rejects.toThrow('upstream down');
+    const values = await waiting;
+    expect(computations).toBe(1);
+    expect(new Set(values).size).toBe(1);
+    expect(total(followers, 'clusterFallbacks')).toBe(0);
+  });
+
+  it('answers every call when Redis stops mid-burst: at most one computation per instance', async () => {
+    const all = await boot({ singleFlightWait: 10_000 });
+    const gate = new Gate();
+    const computations = all.map(() => 0);
+    const calls = burst(all, 'outage', (i) => async () => {
+      computations[i]++;
+      await gate.pass();
+      return { from: i };
+    });
+    // one leader computes (held at the gate), the other instances wait for it on Redis
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    await redis.stop();
+    // the waiters do not wait out singleFlightWait (10 s): they compute themselves, then the gate lets all finish
+    await vi.waitFor(() => expect(gate.waiting).toBe(INSTANCES), { timeout: 4 * storeTimeout + 3000, interval: 10 });
+    gate.open();
+    const values = await calls;
+    expect(values).toHaveLength(INSTANCES * CONCURRENT);
+    expect(Math.max(...computations)).toBe(1);
+    expect(total(all, 'clusterFallbacks')).toBe(INSTANCES - 1);
+    // a new key with Redis down: computed here, within the store timeout
+    const started = performance.now();
+    expect(await all[1].cache.getOrStore('after', async () => 'local')).toBe('local');
+    expect(performance.now() - started).toBeLessThan(storeTimeout * 3 + 1000);
+    await delay(0);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('never touches the lease on a warm hit (from the L1 or from Redis)', async () => {
+    const all = await boot();
+    await all[0].cache.getOrStore('warm', async () => 'value');
+    const client = await (all[0].store.store as KeyvRedis<unknown>).getClient();
+    await vi.waitFor(async () => expect(await client.keys('*lease*')).toEqual([]), { timeout: 2000, interval: 20 });
+    await client.configResetStat();
+    const values = await burst(all, 'warm', () => async () => 'recomputed');
+    expect(new Set(values)).toEqual(new Set(['value']));
+    const stats = await client.info('commandstats');
+    expect(stats).not.toMatch(/cmdstat_set:/); // no SET NX of a lease
+    expect(stats).not.toMatch(/cmdstat_eval/); // no release
+    expect(total(all, 'hits')).toBe(INSTANCES * CONCURRENT);
+  });
+});
+
+describe('cache.singleFlight at boot', () => {
+  async function boot(cache: Record<string, unknown>) {
+    const module = await Test.createTestingModule({ imports: [ConcurrencyModule.forRoot({ cache })] }).compile();
+    await module.init();
+    return module;
+  }
+
+  it("is 'instance' without a Redis L2", async () => {
+    const module = await boot({});
+    expect(module.get(CacheService).singleFlight).toBe('instance');
+    await module.close();
+  });
+
+  it("refuses 'cluster' without a @keyv/redis store, naming the option", async () => {
+    await expect(boot({ singleFlight: 'cluster' })).rejects.toThrow(
+      /"cache\.singleFlight": 'cluster' needs a @keyv\/redis store in cache\.stores/,
+    );
+  });
+
+  it('refuses an unknown mode and a wait that is not a finite number of ms > 0, naming the option', async () => {
+    await expect(boot({ singleFlight: 'global' })).rejects.toThrow(
+      /"cache\.singleFlight": expected 'instance' or 'cluster', got "global"/,
+    );
+    for (const wait of [0, -1, Infinity, '100', 2 ** 31]) {
+      await expect(boot({ singleFlightWait: wait })).rejects.toThrow(
+        /"cache\.singleFlightWait": expected a number > 0/,
+      );
+    }
+  });
+});
