@@ -56,6 +56,44 @@ const scenarios = [
       report([a !== b && a.FanOut !== b.FanOut, typeof b.ConcurrencyModule]);`,
     expect: (out) => JSON.stringify(out) === JSON.stringify([true, 'function']),
   },
+  {
+    name: 'require() of the testing subpath gets the CommonJS build, sharing its classes with the package',
+    code: `
+      require('reflect-metadata');
+      const main = require('nestjs-concurrency');
+      const kit = require('nestjs-concurrency/testing');
+      const cjs = require.resolve('nestjs-concurrency/testing').replaceAll('\\\\', '/').endsWith('/dist/cjs/testing/index.js');
+      const types = Reflect.getMetadata('design:paramtypes', kit.ConcurrencyTester) ?? [];
+      report([cjs, types.includes(main.FanOut), types.includes(main.JobRegistry), typeof kit.ConcurrencyTestingModule.forRoot]);`,
+    expect: (out) => JSON.stringify(out) === JSON.stringify([true, true, true, 'function']),
+  },
+  {
+    name: 'import of the testing subpath gets the ES module build, sharing its classes with the package',
+    code: `
+      await import('reflect-metadata');
+      const main = await import('nestjs-concurrency');
+      const kit = await import('nestjs-concurrency/testing');
+      const esm = import.meta.resolve('nestjs-concurrency/testing').endsWith('/dist/testing/index.js');
+      const types = Reflect.getMetadata('design:paramtypes', kit.ConcurrencyTester) ?? [];
+      report([esm, types.includes(main.FanOut), types.includes(main.JobRegistry), typeof kit.ConcurrencyTestingModule.forRoot]);`,
+    expect: (out) => JSON.stringify(out) === JSON.stringify([true, true, true, 'function']),
+  },
+  {
+    name: 'the testing subpath of the other build is refused: import of the package, then require() of its testing entry',
+    code: `
+      await import('nestjs-concurrency');
+      let outcome;
+      try { require('nestjs-concurrency/testing'); outcome = 'loaded'; } catch (error) { outcome = 'refused: ' + error.message; }
+      report([outcome]);`,
+    expect: ([outcome]) => outcome.startsWith(refusal('CommonJS', 'ES module')),
+  },
+  {
+    name: 'the testing entry alone counts as a load: import of it, then require() of the package is refused',
+    code: `
+      const kit = await import('nestjs-concurrency/testing');
+      report([typeof kit.ConcurrencyTester, await attempt('require')]);`,
+    expect: ([type, second]) => type === 'function' && second.startsWith(refusal('CommonJS', 'ES module')),
+  },
 ];
 
 let failed = 0;
