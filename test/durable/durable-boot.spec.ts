@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Injectable, Scope } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
@@ -103,5 +106,23 @@ describe('durable: off unless configured', () => {
     await app.init();
     await expect(app.get(DurableSupervisor).startChild('x', {})).rejects.toThrow('durable: { connection');
     await app.close();
+  });
+});
+
+describe('durable: bullmq stays optional', () => {
+  it('is imported by lib/ only as types, and loaded by one dynamic import when durable is given', () => {
+    const lib = fileURLToPath(new URL('../../lib/', import.meta.url));
+    const offenders: string[] = [];
+    const loaders: string[] = [];
+    for (const file of readdirSync(lib, { recursive: true }) as string[]) {
+      if (!file.endsWith('.ts')) continue;
+      const source = readFileSync(join(lib, file), 'utf8');
+      for (const line of source.split('\n')) {
+        if (/from 'bullmq'/.test(line) && !/^import type /.test(line)) offenders.push(`${file}: ${line}`);
+        if (/import\('bullmq'\)/.test(line)) loaders.push(file);
+      }
+    }
+    expect(offenders).toEqual([]);
+    expect(loaders).toEqual([join('durable', 'durable.loader.ts')]);
   });
 });
