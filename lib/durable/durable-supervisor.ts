@@ -60,6 +60,7 @@ interface WorkerEventData {
   attempt: number;
   durationMs?: number;
   error?: string;
+  final?: true;
 }
 
 /**
@@ -439,7 +440,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
     on('completed', async ({ jobId }) => base(jobId, 'completed', await attemptOf(jobId)));
     on(DURABLE_EVENT, async ({ jobId, data }) => {
       const parsed = JSON.parse(data) as WorkerEventData;
-      if (parsed.type !== 'restarted' && parsed.type !== 'max-restarts') this.reported.add(jobId);
+      if (parsed.final) this.reported.add(jobId);
       const event = base(jobId, parsed.type, parsed.attempt);
       if (parsed.durationMs !== undefined) event.durationMs = parsed.durationMs;
       if (parsed.error !== undefined) event.error = revive(parsed);

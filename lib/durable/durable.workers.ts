@@ -206,7 +206,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const durationMs = Date.now() - startedAt;
     if (reason instanceof TaskAbortedError) {
       this.logger.warn(`Durable task "${def.name}" (${id}) was terminated at attempt ${attempt}.`);
-      this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message }]);
+      this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }]);
       return new bullmq.UnrecoverableError(reason.message);
     }
     const timedOut = reason instanceof TaskTimeoutError;
@@ -218,7 +218,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
     this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final), errorStack(error));
-    const events: WorkerEvent[] = [{ type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message }];
+    const events: WorkerEvent[] = [
+      { type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message, ...(final ? { final } : {}) },
+    ];
     if (!final) events.push({ type: 'restarted', attempt: attempt + 1 });
     else if (attempt > 1) events.push({ type: 'max-restarts', attempt, error: message });
     this.report(entry, id, events);
@@ -252,6 +254,8 @@ interface WorkerEvent {
   attempt: number;
   durationMs?: number;
   error?: string;
+  /** The task's last attempt failed: BullMQ's own `failed` event follows, which observers then skip. */
+  final?: true;
 }
 
 /** true if `work` settled within `ms`. */
