@@ -28,14 +28,18 @@ import {
 import type { ResolvedDurableOptions } from './durable/interfaces/durable-options.interface.js';
 import { DEFAULT_SINGLE_FLIGHT_WAIT } from './caching/caching.constants.js';
 import { isRedisStore } from './caching/redis-link.js';
+import type { ResolvedDashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
+import { DASHBOARD_PATH, dashboardPath } from './observability/dashboard/dashboard-path.js';
+import { DASHBOARD_GUARD_MISSING } from './observability/observability.messages.js';
 
 const KEYS = {
-  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable'],
+  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout', 'threads'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
+  dashboard: ['path', 'guard', 'readOnly'],
 } as const;
 
 function fail(option: string, expected: string, got: unknown): never {
@@ -115,6 +119,28 @@ function cacheStore(option: string, value: unknown): Keyv {
     fail(option, 'a Keyv instance with on() and off() (its store errors are counted from its "error" event)', value);
   }
   return keyv;
+}
+
+/** `dashboard`: undefined when not given (no route is registered then). */
+function dashboardOptions(value: unknown): ResolvedDashboardOptions | undefined {
+  if (value === undefined) return undefined;
+  const dashboard = section('dashboard', value, KEYS.dashboard);
+  const { path, guard, readOnly } = dashboard;
+  if (path !== undefined && (typeof path !== 'string' || !DASHBOARD_PATH.test(path))) {
+    fail('dashboard.path', 'a URL path of letters, digits, _, -, . and / (e.g. "_concurrency")', path);
+  }
+  if (guard === undefined) {
+    throw new ConcurrencyOptionsError('dashboard.guard', DASHBOARD_GUARD_MISSING);
+  }
+  if (guard !== false && typeof guard !== 'function') {
+    fail('dashboard.guard', 'a guard class (implements CanActivate), or false for an open dashboard', guard);
+  }
+  if (readOnly !== undefined && typeof readOnly !== 'boolean') fail('dashboard.readOnly', 'true or false', readOnly);
+  return {
+    path: dashboardPath(path),
+    guard: guard as ResolvedDashboardOptions['guard'],
+    readOnly: readOnly === true,
+  };
 }
 
 /** `durable`: undefined when not given (then nothing durable starts and bullmq is never loaded). */
@@ -260,5 +286,6 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
     },
     shutdownTimeout,
     durable: durableOptions(top.durable),
+    dashboard: dashboardOptions(top.dashboard),
   };
 }

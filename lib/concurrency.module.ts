@@ -13,7 +13,12 @@ import { createFanOutProviders } from './fan-out/fan-out.providers.js';
 import type { ConcurrencyModuleOptions } from './interfaces/concurrency-module-options.interface.js';
 import { createSchedulingImports, createSchedulingProviders } from './scheduling/scheduling.providers.js';
 import { createSupervisorProviders } from './supervisor/supervisor.providers.js';
-import { createObservabilityProviders } from './observability/observability.providers.js';
+import {
+  createDashboardControllers,
+  createObservabilityProviders,
+  withDashboard,
+} from './observability/observability.providers.js';
+import type { DashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
 
 /**
  * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
@@ -26,15 +31,28 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
     return ConcurrencyModule.assemble(super.forRoot(options), options);
   }
 
-  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
-    return ConcurrencyModule.assemble(super.forRootAsync(options), undefined);
+  /**
+   * Options from a factory. `dashboard` goes here, next to `useFactory`, not in what the factory returns: its routes
+   * are fixed when the module is defined.
+   */
+  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE & { dashboard?: DashboardOptions }): DynamicModule {
+    const { dashboard, ...rest } = options;
+    return ConcurrencyModule.assemble(super.forRootAsync(rest), undefined, dashboard);
   }
 
-  private static assemble(base: DynamicModule, raw: ConcurrencyModuleOptions | undefined): DynamicModule {
+  private static assemble(
+    base: DynamicModule,
+    raw: ConcurrencyModuleOptions | undefined,
+    asyncDashboard?: DashboardOptions,
+  ): DynamicModule {
+    const dashboard = raw === undefined ? asyncDashboard : raw.dashboard;
     const resolved: Provider = {
       provide: CONCURRENCY_OPTIONS,
       inject: [RAW_OPTIONS_TOKEN],
-      useFactory: resolveConcurrencyOptions,
+      useFactory:
+        raw === undefined
+          ? (options: unknown) => resolveConcurrencyOptions(withDashboard(options, asyncDashboard))
+          : resolveConcurrencyOptions,
     };
     const providers = [
       resolved,
@@ -44,7 +62,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       ...createCachingProviders(),
       // Durable tasks only when asked for (forRootAsync: not known yet, idle without it): no Redis, no bullmq else.
       ...(raw === undefined || raw.durable !== undefined ? createDurableProviders() : []),
-      ...createObservabilityProviders(),
+      ...createObservabilityProviders(dashboard !== undefined),
     ];
     const imports = createSchedulingImports();
     return {
@@ -52,6 +70,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       global: true,
       imports: [...(base.imports ?? []), ...imports],
       providers: [...(base.providers ?? []), ...providers],
+      controllers: [...(base.controllers ?? []), ...createDashboardControllers(dashboard)],
       exports: [...(base.exports ?? []), ...providers, ...imports],
     };
   }

@@ -20,7 +20,8 @@ writeFileSync(join(cjs, 'package.json'), '{\n  "type": "commonjs"\n}\n');
 
 // Files tsc does not emit: the worker-thread entry of FanOut (plain CommonJS, the same file for both builds, found
 // beside the module that starts the pools).
-for (const file of ['fan-out/worker/fan-out.worker.cjs']) {
+// The dashboard's page (one self-contained HTML file), read beside the module that serves it.
+for (const file of ['fan-out/worker/fan-out.worker.cjs', 'observability/dashboard/dashboard.html']) {
   for (const build of ['dist', 'dist/cjs']) copyFileSync(join(root, 'lib', file), join(root, build, file));
 }
 

@@ -5,6 +5,10 @@ import type { FanOutModuleOptions } from '../fan-out/interfaces/fan-out-module-o
 import type { JobLock } from '../scheduling/interfaces/job-lock.interface.js';
 import type { JobsModuleOptions } from '../scheduling/interfaces/jobs-module-options.interface.js';
 import type { SupervisorOptions } from '../supervisor/interfaces/supervisor-options.interface.js';
+import type {
+  DashboardOptions,
+  ResolvedDashboardOptions,
+} from '../observability/interfaces/dashboard-options.interface.js';
 
 export interface ConcurrencyModuleOptions {
   /** Named supervisors; `'default'` and `'jobs'` (where scheduled jobs run) always exist. */
@@ -16,6 +20,12 @@ export interface ConcurrencyModuleOptions {
   shutdownTimeout?: number;
   /** Durable tasks on BullMQ (`@TaskHandler`, `DurableSupervisor`). Off unless given; needs Redis and `bullmq`. */
   durable?: DurableModuleOptions;
+  /**
+   * The live dashboard (supervisors, jobs, fan-out, cache, durable queues), served by the module. Off unless given;
+   * needs a `guard` (or `guard: false`). With `forRootAsync`, give it next to `useFactory`: its routes are fixed
+   * when the module is defined.
+   */
+  dashboard?: DashboardOptions;
 }
 
 /**
@@ -50,4 +60,6 @@ export interface ResolvedConcurrencyOptions {
   shutdownTimeout: number;
   /** Undefined unless `durable` is given. */
   durable?: ResolvedDurableOptions;
+  /** Undefined unless `dashboard` is given. */
+  dashboard?: ResolvedDashboardOptions;
 }

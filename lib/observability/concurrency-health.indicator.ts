@@ -62,7 +62,7 @@ export class ConcurrencyHealthIndicator implements OnModuleDestroy {
     @Optional() private readonly durable?: DurableSupervisor,
   ) {}
 
-  /** @internal The earliest close hook: health reads down while the application drains. */
+  /** The earliest close hook: health reads down from here on, while the application drains. */
   onModuleDestroy(): void {
     this.#closing = true;
   }

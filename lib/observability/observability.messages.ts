@@ -5,3 +5,10 @@ export const PROBE_FAILED = (error: unknown) => `failed: ${errorMessage(error)}`
 export const JOB_OVERDUE = (job: string, ranMs: number, timeoutMs: number) =>
   `job ${describeValue(job)} has been running for ${ranMs} ms, past its ${timeoutMs} ms timeout`;
 export const SHUTTING_DOWN = 'the application is shutting down';
+export const DASHBOARD_GUARD_MISSING =
+  'Invalid ConcurrencyModule option "dashboard.guard": the dashboard shows every task and job and can terminate and run them, so it needs a guard. Give dashboard: { guard: YourAuthGuard } (a CanActivate class), or guard: false to serve it without one (local development only).';
+export const DASHBOARD_IN_FACTORY =
+  'Invalid ConcurrencyModule option "dashboard": useFactory / createConcurrencyOptions() returned it, but the dashboard\'s routes are fixed when the module is defined. Give it to forRootAsync() itself: ConcurrencyModule.forRootAsync({ useFactory, dashboard: { guard } }).';
+export const READ_ONLY = 'The dashboard is read-only (dashboard.readOnly): actions are refused.';
+export const ACTION_HEADER_MISSING = (header: string) =>
+  `Dashboard actions need the ${header} header (a cross-site form cannot send it).`;

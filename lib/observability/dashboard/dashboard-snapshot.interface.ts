@@ -1,0 +1,38 @@
+/** @internal What the dashboard page receives, once per second over SSE: counts and names, no payloads, no stacks. */
+export interface DashboardSnapshot {
+  at: number;
+  readOnly: boolean;
+  supervisors: Array<{
+    name: string;
+    counts: {
+      started: number;
+      completed: number;
+      failed: number;
+      timedOut: number;
+      terminated: number;
+      restarted: number;
+    };
+    /** Live children (at most `CHILDREN_SHOWN`), and how many there are in all. */
+    total: number;
+    children: Array<{ id: string; name: string | null; status: string; ageMs: number | null; attempt: number }>;
+  }>;
+  jobs: Array<{
+    name: string;
+    kind: string;
+    schedule: string | number;
+    running: number;
+    runs: number;
+    failures: number;
+    skipped: number;
+    paused: boolean;
+    lastRunAt: number | null;
+    lastDurationMs: number | null;
+    nextRunAt: number | null;
+    /** The last error's message only. */
+    lastError: string | null;
+  }>;
+  fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;
+  cache: { hits: number; misses: number; stale: number; coalesced: number; errors: number; entries: number };
+  /** Null when `durable` is not configured; `error` when Redis did not answer. */
+  durable: { queues: Array<{ task: string; waiting: number; running: number }>; error?: string } | null;
+}

@@ -1,0 +1,119 @@
+import {
+  type CanActivate,
+  Controller,
+  ForbiddenException,
+  Get,
+  Header,
+  Headers,
+  HttpCode,
+  Inject,
+  NotFoundException,
+  Param,
+  Post,
+  Sse,
+  type Type,
+  UseGuards,
+} from '@nestjs/common';
+import type { Observable } from 'rxjs';
+import { JobRegistry } from '../../scheduling/job.registry.js';
+import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
+import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
+import { describeValue } from '../../utils/describe.js';
+import { ACTION_HEADER_MISSING, READ_ONLY } from '../observability.messages.js';
+import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
+import { DashboardService } from './dashboard.service.js';
+import { dashboardPage, PAGE_CSP } from './dashboard.page.js';
+
+/** The header every action needs: a cross-site form cannot send a custom header, and fetch() needs CORS for it. */
+export const ACTION_HEADER = 'x-concurrency-dashboard';
+
+/**
+ * @internal The dashboard's routes under `path`, behind `guard`: the page, a JSON snapshot, the SSE stream, and the
+ * actions (POST, with `ACTION_HEADER`, refused when read-only). Built per application: the path and guard come from
+ * the options.
+ */
+export function createDashboardController(path: string, guard: Type<CanActivate> | false): Type {
+  @Controller(path)
+  @UseGuards(...(guard === false ? [] : [guard]))
+  class ConcurrencyDashboardController {
+    constructor(
+      @Inject(DashboardService) private readonly dashboard: DashboardService,
+      @Inject(SupervisorRegistry) private readonly supervisors: SupervisorRegistry,
+      @Inject(JobRegistry) private readonly jobs: JobRegistry,
+    ) {}
+
+    @Get()
+    @Header('Content-Type', 'text/html; charset=utf-8')
+    @Header('Content-Security-Policy', PAGE_CSP)
+    @Header('Cache-Control', 'no-store')
+    @Header('X-Content-Type-Options', 'nosniff')
+    page(): string {
+      return dashboardPage(path, this.dashboard.readOnly);
+    }
+
+    @Get('snapshot')
+    @Header('Cache-Control', 'no-store')
+    snapshot(): Promise<DashboardSnapshot> {
+      return this.dashboard.snapshot();
+    }
+
+    @Sse('events')
+    events(): Observable<{ data: DashboardSnapshot }> {
+      return this.dashboard.stream();
+    }
+
+    @Post('supervisors/:supervisor/children/:id/terminate')
+    @HttpCode(200)
+    async terminate(
+      @Param('supervisor') name: string,
+      @Param('id') id: string,
+      @Headers(ACTION_HEADER) header: string | undefined,
+    ): Promise<{ terminated: boolean }> {
+      this.allow(header);
+      const supervisor = this.supervisors.all().find((s) => s.name === name);
+      if (!supervisor) throw new NotFoundException(`No supervisor ${describeValue(name)}.`);
+      return { terminated: await supervisor.terminateChild(id) };
+    }
+
+    @Post('jobs/:name/run')
+    @HttpCode(202)
+    run(@Param('name') name: string, @Headers(ACTION_HEADER) header: string | undefined): { started: true } {
+      this.allow(header);
+      // The run is started at once (its count goes up now); its outcome shows in the job's row, not in this answer.
+      this.job(name, () => void this.jobs.trigger(name).catch(() => undefined));
+      return { started: true };
+    }
+
+    @Post('jobs/:name/pause')
+    @HttpCode(200)
+    pause(@Param('name') name: string, @Headers(ACTION_HEADER) header: string | undefined): { paused: true } {
+      this.allow(header);
+      this.job(name, () => this.jobs.pause(name));
+      return { paused: true };
+    }
+
+    @Post('jobs/:name/resume')
+    @HttpCode(200)
+    resume(@Param('name') name: string, @Headers(ACTION_HEADER) header: string | undefined): { paused: false } {
+      this.allow(header);
+      this.job(name, () => this.jobs.resume(name));
+      return { paused: false };
+    }
+
+    private allow(header: string | undefined): void {
+      if (this.dashboard.readOnly) throw new ForbiddenException(READ_ONLY);
+      if (header === undefined || header === '') throw new ForbiddenException(ACTION_HEADER_MISSING(ACTION_HEADER));
+    }
+
+    private job(name: string, action: () => void): void {
+      try {
+        this.jobs.get(name);
+      } catch (error) {
+        if (error instanceof UnknownJobError) throw new NotFoundException(`No job ${describeValue(name)}.`);
+        throw error;
+      }
+      action();
+    }
+  }
+  return ConcurrencyDashboardController;
+}

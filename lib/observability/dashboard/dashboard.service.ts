@@ -1,0 +1,137 @@
+import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
+import { type Observable, Subject, map, switchMap, takeUntil, timer } from 'rxjs';
+import { CacheService } from '../../caching/cache.service.js';
+import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
+import { DurableSupervisor } from '../../durable/durable-supervisor.js';
+import { FanOut } from '../../fan-out/fan-out.service.js';
+import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
+import { JobRegistry } from '../../scheduling/job.registry.js';
+import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
+import { errorMessage } from '../../utils/describe.js';
+import { withTimeout } from '../../utils/with-timeout.js';
+import { NO_ANSWER } from '../observability.messages.js';
+import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
+
+/** Children listed per supervisor; the total is always given. */
+const CHILDREN_SHOWN = 100;
+/** How often the page gets a snapshot (ms). */
+export const SNAPSHOT_EVERY_MS = 1000;
+
+const time = (date: Date | null | undefined): number | null => (date ? date.getTime() : null);
+
+/**
+ * @internal The dashboard's data: a snapshot read from the supervisors' totals, `children()`, `JobRegistry.list()`,
+ * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Nothing is
+ * recorded per task for the page.
+ */
+@Injectable()
+export class DashboardService implements OnModuleDestroy {
+  readonly #closed = new Subject<void>();
+
+  constructor(
+    @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
+    private readonly supervisors: SupervisorRegistry,
+    private readonly jobs: JobRegistry,
+    private readonly fanOut: FanOut,
+    private readonly cache: CacheService,
+    @Optional() private readonly durable?: DurableSupervisor,
+  ) {}
+
+  get readOnly(): boolean {
+    return this.options.dashboard?.readOnly ?? true;
+  }
+
+  /** One snapshot a second, from now until the client leaves or the application closes. */
+  stream(): Observable<{ data: DashboardSnapshot }> {
+    return timer(0, SNAPSHOT_EVERY_MS).pipe(
+      switchMap(() => this.snapshot()),
+      map((data) => ({ data })),
+      takeUntil(this.#closed),
+    );
+  }
+
+  async snapshot(): Promise<DashboardSnapshot> {
+    const now = Date.now();
+    const supervisors = this.supervisors.all().map((sup) => {
+      const children = sup.children();
+      return {
+        name: sup.name,
+        counts: { ...sup.counts },
+        total: children.length,
+        children: children.slice(0, CHILDREN_SHOWN).map((c) => ({
+          id: c.id,
+          name: c.name ?? null,
+          status: c.status,
+          ageMs: c.startedAt ? now - c.startedAt.getTime() : null,
+          attempt: c.restarts + 1,
+        })),
+      };
+    });
+    const jobs = this.jobs.list().map((job) => ({
+      name: job.name,
+      kind: job.kind,
+      schedule: job.schedule,
+      running: job.running,
+      runs: job.runs,
+      failures: job.failures,
+      skipped: job.skipped,
+      paused: job.paused,
+      lastRunAt: time(job.lastRunAt),
+      lastDurationMs: job.lastDurationMs,
+      nextRunAt: time(job.nextRunAt),
+      lastError: job.lastError === null || job.lastError === undefined ? null : errorMessage(job.lastError),
+    }));
+    const fanOut = this.fanOut.runningCallsProgress().map((call) => ({
+      id: call.id,
+      settled: call.settled,
+      total: call.total ?? null,
+      failed: call.failed,
+      timedOut: call.timedOut,
+      ageMs: call.startedAt === 0 ? 0 : now - call.startedAt,
+    }));
+    const stats = this.cache.stats();
+    const cache = {
+      hits: stats.hits,
+      misses: stats.misses,
+      stale: stats.stale,
+      coalesced: stats.coalesced,
+      errors: stats.errors,
+      entries: (this.cache.memory as { size?: number }).size ?? 0,
+    };
+    return {
+      at: now,
+      readOnly: this.readOnly,
+      supervisors,
+      jobs,
+      fanOut,
+      cache,
+      durable: await this.durableQueues(),
+    };
+  }
+
+  private async durableQueues(): Promise<DashboardSnapshot['durable']> {
+    const durable = this.durable;
+    const options = this.options.durable;
+    if (durable === undefined || options === undefined) return null;
+    try {
+      const ms = options.storeTimeout * 2;
+      const children = await withTimeout(durable.children(), ms, () => new Error(NO_ANSWER(ms)));
+      const byTask = new Map<string, { task: string; waiting: number; running: number }>();
+      for (const child of children) {
+        let queue = byTask.get(child.task);
+        if (!queue) byTask.set(child.task, (queue = { task: child.task, waiting: 0, running: 0 }));
+        if (child.status === 'running') queue.running++;
+        else queue.waiting++;
+      }
+      return { queues: [...byTask.values()] };
+    } catch (error) {
+      return { queues: [], error: errorMessage(error) };
+    }
+  }
+
+  /** Ends every open event stream: an SSE connection must not hold `app.close()` up. */
+  onModuleDestroy(): void {
+    this.#closed.next();
+    this.#closed.complete();
+  }
+}

@@ -1,0 +1,124 @@
+import { type CanActivate, Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import request from 'supertest';
+import {
+  ConcurrencyModule,
+  type ConcurrencyModuleOptions,
+  ConcurrencyOptionsError,
+  Interval,
+  JobRegistry,
+} from 'nestjs-concurrency';
+
+@Injectable()
+class AllowAll implements CanActivate {
+  canActivate() {
+    return true;
+  }
+}
+
+async function bootError(module: ReturnType<typeof ConcurrencyModule.forRoot>): Promise<Error> {
+  @Module({ imports: [module] })
+  class AppModule {}
+  try {
+    const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+    await app.close();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the application to fail to boot');
+}
+
+async function boot(module: ReturnType<typeof ConcurrencyModule.forRoot>) {
+  @Module({ imports: [module] })
+  class AppModule {}
+  const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+  await app.init();
+  return app;
+}
+
+describe('the dashboard option', () => {
+  it('fails boot naming dashboard.guard when no guard is given', async () => {
+    const error = await bootError(ConcurrencyModule.forRoot({ dashboard: {} }));
+    expect(error).toBeInstanceOf(ConcurrencyOptionsError);
+    expect((error as ConcurrencyOptionsError).option).toBe('dashboard.guard');
+    expect(error.message).toContain('guard: false');
+  });
+
+  it.each([
+    ['dashboard.path', { path: 'a/../b', guard: false }],
+    ['dashboard.path', { path: 42, guard: false }],
+    ['dashboard.guard', { guard: 'admin' }],
+    ['dashboard.readOnly', { guard: false, readOnly: 'yes' }],
+    ['dashboard.theme', { guard: false, theme: 'dark' }],
+  ])('fails boot naming %s for a bad value', async (option, dashboard) => {
+    const error = await bootError(ConcurrencyModule.forRoot({ dashboard } as unknown as ConcurrencyModuleOptions));
+    expect((error as ConcurrencyOptionsError).option).toBe(option);
+    expect(error.message).toContain(option);
+  });
+
+  it('fails boot when forRootAsync useFactory returns dashboard (its routes are fixed at definition)', async () => {
+    const error = await bootError(
+      ConcurrencyModule.forRootAsync({ useFactory: () => ({ dashboard: { guard: false } }) }),
+    );
+    expect((error as ConcurrencyOptionsError).option).toBe('dashboard');
+    expect(error.message).toContain('forRootAsync({ useFactory, dashboard');
+  });
+
+  it('serves nothing unless dashboard is given', async () => {
+    const app = await boot(ConcurrencyModule.forRoot());
+    try {
+      await request(app.getHttpServer()).get('/_concurrency').expect(404);
+      await request(app.getHttpServer()).get('/_concurrency/snapshot').expect(404);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('serves the page and a snapshot at the configured path, given next to forRootAsync useFactory', async () => {
+    const app = await boot(
+      ConcurrencyModule.forRootAsync({
+        useFactory: () => ({}),
+        dashboard: { path: '/ops/concurrency/', guard: AllowAll },
+      }),
+    );
+    try {
+      const page = await request(app.getHttpServer()).get('/ops/concurrency').expect(200);
+      expect(page.headers['content-type']).toContain('text/html');
+      expect(page.headers['content-security-policy']).toContain("connect-src 'self'");
+      expect(page.text).toContain('"base":"/ops/concurrency"');
+      const snapshot = await request(app.getHttpServer()).get('/ops/concurrency/snapshot').expect(200);
+      expect(snapshot.body.supervisors.map((s: { name: string }) => s.name)).toEqual(
+        expect.arrayContaining(['default', 'jobs']),
+      );
+      expect(snapshot.body.readOnly).toBe(false);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('shows a failed job by its error message, never its stack', async () => {
+    @Injectable()
+    class Failing {
+      @Interval(3_600_000, { name: 'failing' })
+      run() {
+        throw new Error('database unreachable');
+      }
+    }
+    @Module({ imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })], providers: [Failing] })
+    class AppModule {}
+    const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+    await app.init();
+    try {
+      await app
+        .get(JobRegistry)
+        .trigger('failing')
+        .catch(() => undefined);
+      const res = await request(app.getHttpServer()).get('/_concurrency/snapshot').expect(200);
+      expect(res.body.jobs[0]).toMatchObject({ name: 'failing', failures: 1, lastError: 'database unreachable' });
+      expect(res.text).not.toContain('dashboard-options.spec');
+      expect(res.text).not.toMatch(/\n\s+at /);
+    } finally {
+      await app.close();
+    }
+  });
+});
