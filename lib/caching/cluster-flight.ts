@@ -75,7 +75,7 @@ export class ClusterFlight {
    * releases it with `release(key, call)` once the value is stored (or the computation failed).
    */
   async run(key: string, compute: () => Promise<CacheEnvelope>, call: FlightCall): Promise<CacheEnvelope> {
-    const deadline = Date.now() + this.wait;
+    const deadline = performance.now() + this.wait; // monotonic: a wall clock that jumps (or is faked) is no bound
     for (;;) {
       // Listening before claiming: a release published between the claim and the wait is not missed.
       const woken = this.listen(key);
@@ -105,12 +105,12 @@ export class ClusterFlight {
         woken.cancel();
         throw new RefreshedElsewhere();
       }
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       const released = left > 0 && (await woken.within(left));
       const found = await this.read(key);
       if (isEnvelope(found) && call.accepts(found)) throw new LeaderValue(found);
       // Released without a value (the leader failed): take the lease if still in time; else compute here.
-      if (!released || Date.now() >= deadline) return this.fallBack(compute);
+      if (!released || performance.now() >= deadline) return this.fallBack(compute);
     }
   }
 

@@ -227,11 +227,16 @@ export class RedisLink {
     const message: FlightMessage =
       stored === undefined ? { o: this.origin, k: key } : { o: this.origin, k: key, s: stored };
     try {
-      await this.run('lease release', (client) =>
-        client.eval(LEASE_RELEASE, {
-          keys: [this.leasePrefix + key],
-          arguments: [token, this.flightChannel, JSON.stringify(message)],
-        }),
+      // Tried even while the breaker is open (a failure a moment ago): a lease left to expire keeps the other
+      // instances waiting, and their stale copies in place, until then.
+      await this.run(
+        'lease release',
+        (client) =>
+          client.eval(LEASE_RELEASE, {
+            keys: [this.leasePrefix + key],
+            arguments: [token, this.flightChannel, JSON.stringify(message)],
+          }),
+        true,
       );
     } catch {
       // counted by run(); the lease's own expiry ends it
@@ -251,10 +256,10 @@ export class RedisLink {
     }
   }
 
-  private async run<T>(what: string, command: (client: RedisLikeClient) => Promise<T>): Promise<T> {
+  private async run<T>(what: string, command: (client: RedisLikeClient) => Promise<T>, always = false): Promise<T> {
     // After close(), the stores are disconnected: a command would reconnect the client.
     if (this.closed) throw new RedisSkipped(REDIS_CLOSED(what));
-    if (this.breaker.open) {
+    if (this.breaker.open && !always) {
       const error = new RedisSkipped(REDIS_SKIPPED(what, STORE_RETRY_AFTER));
       this.onError(error);
       throw error;
