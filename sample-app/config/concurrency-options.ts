@@ -13,7 +13,13 @@ export function concurrencyOptions(redis: RedisConnections | null): ConcurrencyM
     },
     fanOut: { concurrency: 8 },
     jobs: { lock: redis ? new RedisJobLock(redis.lockClient) : new InMemoryJobLock() },
-    cache: { ttl: 10_000, maxEntries: 5_000, ...(redis ? { stores: [redis.cacheStore] } : {}) },
+    // With Redis, a cold or stale key is computed once across the instances (singleFlight 'cluster', the default with
+    // a @keyv/redis store, spelled out here): GET /weather/:city calls the slow upstream once for all of them.
+    cache: {
+      ttl: 10_000,
+      maxEntries: 5_000,
+      ...(redis ? { stores: [redis.cacheStore], singleFlight: 'cluster' as const, singleFlightWait: 3000 } : {}),
+    },
     // A send cut short by a deploy goes back to the queue after 10 s of draining; a crashed instance's send is taken
     // back by another instance within 10 s.
     ...(redis ? { durable: { connection: redis.url, prefix: 'sample-app', stalledTimeout: 10_000 } } : {}),
