@@ -14,9 +14,17 @@ import type { SupervisorEvent } from '../supervisor/interfaces/child.interface.j
 import { isThenable } from '../supervisor/utils/is-thenable.util.js';
 import { errorMessage, errorStack, safeString } from '../utils/describe.js';
 import { withTimeout } from '../utils/with-timeout.js';
+import { durableChannel } from '../observability/channels.js';
 import { DurableContext } from './durable-context.js';
 import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
-import { DURABLE_BULLMQ, DURABLE_EVENT, MAX_STALLS, TASKS_KEY, TERMINATE_CHANNEL } from './durable.constants.js';
+import {
+  DURABLE_BULLMQ,
+  DURABLE_EVENT,
+  DURABLE_SUPERVISOR,
+  MAX_STALLS,
+  TASKS_KEY,
+  TERMINATE_CHANNEL,
+} from './durable.constants.js';
 import { type BullMQModule, connectionOptions, keepErrorListener, type RawRedis, rawClient } from './durable.loader.js';
 import { HANDLER_FAILED, RESULT_NOT_JSON, SHUTDOWN_HANDBACK } from './durable.messages.js';
 import { findNonJson } from './utils/json-check.util.js';
@@ -159,6 +167,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
             def.timeout,
           );
     const startedAt = Date.now();
+    if (durableChannel.hasSubscribers) durableChannel.publish(localEvent(def.name, ctx.id, 'started', ctx.attempt));
     try {
       if (signal.aborted) throw signal.reason;
       let value = (def.instance as Record<string, (p: unknown, c: DurableContext) => unknown>)[def.methodName](
@@ -169,6 +178,11 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       if (value !== undefined) {
         const bad = findNonJson(value, 'result');
         if (bad) throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, bad.path, bad.what));
+      }
+      if (durableChannel.hasSubscribers) {
+        const event = localEvent(def.name, ctx.id, 'completed', ctx.attempt);
+        event.durationMs = Date.now() - startedAt;
+        durableChannel.publish(event);
       }
       return value;
     } catch (thrown) {
@@ -206,7 +220,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const durationMs = Date.now() - startedAt;
     if (reason instanceof TaskAbortedError) {
       this.logger.warn(`Durable task "${def.name}" (${id}) was terminated at attempt ${attempt}.`);
-      this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }]);
+      this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }], reason);
       return new bullmq.UnrecoverableError(reason.message);
     }
     const timedOut = reason instanceof TaskTimeoutError;
@@ -223,7 +237,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     ];
     if (!final) events.push({ type: 'restarted', attempt: attempt + 1 });
     else if (attempt > 1) events.push({ type: 'max-restarts', attempt, error: message });
-    this.report(entry, id, events);
+    this.report(entry, id, events, error);
     const out = final ? new bullmq.UnrecoverableError(message) : new Error(message);
     const stack = errorStack(error);
     if (stack) out.stack = stack;
@@ -231,7 +245,15 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   }
 
   /** Adds the events to the queue's event stream (what `DurableSupervisor.events` reads on every instance). */
-  private report(entry: Running, id: string, events: WorkerEvent[]): void {
+  private report(entry: Running, id: string, events: WorkerEvent[], cause: unknown): void {
+    if (durableChannel.hasSubscribers) {
+      for (const { type, attempt, durationMs, error } of events) {
+        const event = localEvent(entry.def.name, id, type, attempt);
+        if (durationMs !== undefined) event.durationMs = durationMs;
+        if (error !== undefined) event.error = cause;
+        durableChannel.publish(event);
+      }
+    }
     const client = entry.client;
     if (!client) return;
     const key = entry.worker.keys.events;
@@ -256,6 +278,11 @@ interface WorkerEvent {
   error?: string;
   /** The task's last attempt failed: BullMQ's own `failed` event follows, which observers then skip. */
   final?: true;
+}
+
+/** A message on `nestjs-concurrency:durable`: an attempt run on this instance, as a `SupervisorEvent`. */
+function localEvent(task: string, childId: string, type: SupervisorEvent['type'], attempt: number): SupervisorEvent {
+  return { type, supervisor: DURABLE_SUPERVISOR, childId, name: task, attempt };
 }
 
 /** true if `work` settled within `ms`. */

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel';
 import { Injectable } from '@nestjs/common';
 import {
   type DurableTaskContext,
@@ -313,6 +314,29 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     const failed = events.find((e) => e.childId === bad.id && e.type === 'failed');
     expect(failed).toMatchObject({ supervisor: 'durable', name: 'flaky' });
     expect((failed!.error as Error).message).toBe('boom 1');
+  });
+
+  it('publishes the attempts run on this instance on the nestjs-concurrency:durable diagnostics channel', async () => {
+    const messages: SupervisorEvent[] = [];
+    const listener = (message: unknown) => messages.push(message as SupervisorEvent);
+    diagnostics.subscribe('nestjs-concurrency:durable', listener);
+    try {
+      const task = await apiSupervisor.async('flaky', { failTimes: 1 });
+      await task.await(10_000);
+      const mine = messages.filter((m) => m.childId === task.id);
+      expect(mine.map((m) => `${m.type}:${m.attempt}`)).toEqual([
+        'started:1',
+        'failed:1',
+        'restarted:2',
+        'started:2',
+        'completed:2',
+      ]);
+      expect(mine[1]).toMatchObject({ supervisor: 'durable', name: 'flaky' });
+      expect((mine[1].error as Error).message).toBe('boom 1');
+      expect(mine[4].durationMs).toEqual(expect.any(Number));
+    } finally {
+      diagnostics.unsubscribe('nestjs-concurrency:durable', listener);
+    }
   });
 
   it.each(['symbol', 'null-proto', 'throwing-toString'])(
