@@ -143,8 +143,20 @@ export class TaskSupervisor {
 
   /** The live children: running, terminating, or accepted and waiting for their tick. Settled children are gone. */
   children(): ChildInfo[] {
+    return this.listChildren(Infinity);
+  }
+
+  /**
+   * @internal The dashboard: at most `limit` live children (running first) and how many there are in all, without
+   * walking or copying the rest.
+   */
+  childrenPreview(limit: number): { total: number; children: ChildInfo[] } {
+    return { total: this.running + this.queued, children: this.listChildren(limit) };
+  }
+
+  private listChildren(limit: number): ChildInfo[] {
     const out: ChildInfo[] = [];
-    for (let c = this.head; c !== undefined; c = c.next) {
+    for (let c = this.head; c !== undefined && out.length < limit; c = c.next) {
       out.push({
         id: c.id,
         name: c.spec.name,
@@ -154,7 +166,7 @@ export class TaskSupervisor {
       });
     }
     const q = this.queue;
-    for (let i = this.queueHead; i < q.length; i += 2) {
+    for (let i = this.queueHead; i < q.length && out.length < limit; i += 2) {
       const e = q[i];
       if (!e) continue;
       const child = e instanceof Child ? e : undefined;

@@ -5,7 +5,9 @@ import {
   ConcurrencyModule,
   type ConcurrencyModuleOptions,
   ConcurrencyOptionsError,
+  getSupervisorToken,
   Interval,
+  type TaskSupervisor,
   JobRegistry,
 } from 'nestjs-concurrency';
 
@@ -118,6 +120,24 @@ describe('the dashboard option', () => {
       expect(res.text).not.toContain('dashboard-options.spec');
       expect(res.text).not.toMatch(/\n\s+at /);
     } finally {
+      await app.close();
+    }
+  });
+
+  it('lists at most 100 children of a supervisor, with the total', async () => {
+    const app = await boot(ConcurrencyModule.forRoot({ dashboard: { guard: false } }));
+    let release!: () => void;
+    const parked = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const sup = app.get<TaskSupervisor>(getSupervisorToken('default'));
+      for (let i = 0; i < 150; i++) sup.startChild(() => parked, { name: `parked-${i}` });
+      const res = await request(app.getHttpServer()).get('/_concurrency/snapshot').expect(200);
+      const entry = res.body.supervisors.find((s: { name: string }) => s.name === 'default');
+      expect(entry.total).toBe(150);
+      expect(entry.children).toHaveLength(100);
+      expect(entry.children[0]).toMatchObject({ name: 'parked-0', attempt: 1 });
+    } finally {
+      release();
       await app.close();
     }
   });

@@ -53,12 +53,12 @@ export class DashboardService implements OnModuleDestroy {
   async snapshot(): Promise<DashboardSnapshot> {
     const now = Date.now();
     const supervisors = this.supervisors.all().map((sup) => {
-      const children = sup.children();
+      const { total, children } = sup.childrenPreview(CHILDREN_SHOWN);
       return {
         name: sup.name,
         counts: { ...sup.counts },
-        total: children.length,
-        children: children.slice(0, CHILDREN_SHOWN).map((c) => ({
+        total,
+        children: children.map((c) => ({
           id: c.id,
           name: c.name ?? null,
           status: c.status,
