@@ -2,7 +2,7 @@
 # Proves the packed package works for a Nest 11 CommonJS + Jest app and a Nest 12 ES module + vitest app, as their
 # users install it: npm pack, a plain `npm install` of the tarball (no --legacy-peer-deps) into a temporary copy of
 # each app under test/compat/, a typecheck with skipLibCheck: false, a build, a boot polled over HTTP (smoke.mjs),
-# the app's own e2e test, and the dual-package check (dual-load.mjs). Then the library's unit suite on Nest 11.
+# the app's own e2e test, and the dual-package check (dual-load.mjs). Then the library's specs on Nest 11.
 #
 #   bash test/compat/run.sh            everything
 #   COMPAT_SKIP_NEST11_SUITE=1 ...     without the library's suite on Nest 11
@@ -54,7 +54,7 @@ install_app() {
 # COMPAT_PACK_BUILT=1 packs the dist/ that is there (CI has just built it) instead of building again in prepack.
 pack_flags=(--silent --pack-destination "$work")
 [ "${COMPAT_PACK_BUILT:-}" = "1" ] && pack_flags+=(--ignore-scripts)
-step "npm pack ${pack_flags[*]:2}"
+step "npm pack ${pack_flags[*]:3}"
 tarball="$work/$(cd "$repo" && npm pack "${pack_flags[@]}" | tail -n 1)"
 tar -tzf "$tarball" >"$work/files.txt"
 for file in dist/index.js dist/index.d.ts dist/cjs/index.js dist/cjs/index.d.ts dist/cjs/package.json \
