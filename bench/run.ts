@@ -8,7 +8,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ALL = ['supervisor', 'fan-out', 'fan-out/threads', 'scheduling', 'cache', 'cache/cluster', 'durable', 'observability'];
+const ALL = [
+  'supervisor',
+  'fan-out',
+  'fan-out/threads',
+  'scheduling',
+  'cache',
+  'cache/cluster',
+  'durable',
+  'observability',
+];
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : ALL;
 
