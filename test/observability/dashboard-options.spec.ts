@@ -1,5 +1,8 @@
 import { type CanActivate, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { get } from 'node:http';
 import request from 'supertest';
 import {
   ConcurrencyModule,
@@ -141,4 +144,34 @@ describe('the dashboard option', () => {
       await app.close();
     }
   });
+
+  it.each(['express', 'fastify'] as const)(
+    'closes while a page is connected to the event stream (%s)',
+    async (adapter) => {
+      @Module({ imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })] })
+      class AppModule {}
+      const app = await NestFactory.create(
+        AppModule,
+        adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+        { logger: false, abortOnError: false },
+      );
+      await app.listen(0, '127.0.0.1');
+      const { port } = app.getHttpServer().address() as { port: number };
+      let ended = false;
+      const firstEvent = new Promise<string>((resolve, reject) => {
+        get({ host: '127.0.0.1', port, path: '/_concurrency/events' }, (res) => {
+          res.setEncoding('utf8');
+          let text = '';
+          res.on('data', (chunk: string) => {
+            text += chunk;
+            if (text.includes('\n\n')) resolve(text);
+          });
+          res.on('end', () => (ended = true));
+        }).on('error', reject);
+      });
+      expect(await firstEvent).toContain('"supervisors"');
+      await app.close();
+      await vi.waitFor(() => expect(ended).toBe(true), { timeout: 5000 });
+    },
+  );
 });
