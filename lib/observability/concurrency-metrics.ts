@@ -161,6 +161,8 @@ const ROUTES: Array<[string, keyof ConcurrencyInstruments]> = [
   [CONCURRENCY_CHANNELS.job, 'onJob'],
   [CONCURRENCY_CHANNELS.fanOut, 'onFanOut'],
   [CONCURRENCY_CHANNELS.cache, 'onCache'],
+  // Durable attempts run on this instance: the same instruments, under concurrency.supervisor = 'durable'.
+  [CONCURRENCY_CHANNELS.durable, 'onSupervisor'],
 ];
 
 /**

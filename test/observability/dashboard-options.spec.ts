@@ -8,6 +8,7 @@ import {
   ConcurrencyModule,
   type ConcurrencyModuleOptions,
   ConcurrencyOptionsError,
+  FanOut,
   getSupervisorToken,
   Interval,
   type TaskSupervisor,
@@ -174,4 +175,27 @@ describe('the dashboard option', () => {
       await vi.waitFor(() => expect(ended).toBe(true), { timeout: 5000 });
     },
   );
+
+  it('shows a fan-out call in flight with done / total and failures', async () => {
+    const app = await boot(ConcurrencyModule.forRoot({ dashboard: { guard: false } }));
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const call = app.get(FanOut).settle([1, 2, 3, 4], async (n) => {
+        if (n === 2) throw new Error('two');
+        if (n === 4) await blocked;
+        return n;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const res = await request(app.getHttpServer()).get('/_concurrency/snapshot').expect(200);
+      expect(res.body.fanOut).toEqual([expect.objectContaining({ settled: 3, total: 4, failed: 1, timedOut: 0 })]);
+      release();
+      await call;
+      const after = await request(app.getHttpServer()).get('/_concurrency/snapshot').expect(200);
+      expect(after.body.fanOut).toEqual([]);
+    } finally {
+      release();
+      await app.close();
+    }
+  });
 });

@@ -153,4 +153,23 @@ describe('OpenTelemetry metrics', () => {
       await app.close();
     }
   });
+
+  it('counts durable attempts run on this instance under concurrency.supervisor durable', async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    // What a durable worker publishes for an attempt (lib/durable publishes SupervisorEvents there).
+    const durable = channel(CONCURRENCY_CHANNELS.durable);
+    durable.publish({ type: 'started', supervisor: 'durable', childId: 'send:1', name: 'send', attempt: 1 });
+    durable.publish({
+      type: 'failed',
+      supervisor: 'durable',
+      childId: 'send:1',
+      name: 'send',
+      attempt: 1,
+      durationMs: 20,
+    });
+    const data = await collect();
+    await app.close();
+    expect(sum(data.get('concurrency.task.starts'), { 'concurrency.supervisor': 'durable' })).toBe(1);
+    expect(sum(data.get('concurrency.task.failures'), { 'concurrency.supervisor': 'durable' })).toBe(1);
+  });
 });
