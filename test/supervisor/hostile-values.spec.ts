@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import fc from 'fast-check';
 import { type SupervisorEvent, TaskSupervisor } from 'nestjs-concurrency';
+import type { MockInstance } from 'vitest';
 import { ending, expected, perform, processFaults, trappedProxy } from '../utils/hostile-values.js';
 
 /**
@@ -11,7 +12,7 @@ import { ending, expected, perform, processFaults, trappedProxy } from '../utils
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-let errorLog: ReturnType<typeof vi.spyOn>;
+let errorLog: MockInstance<(...args: unknown[]) => void>;
 beforeEach(() => {
   errorLog = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => {});
 });
