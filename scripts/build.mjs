@@ -47,4 +47,5 @@ if (offences.length > 0) throw new Error(`The CommonJS build is not CommonJS:\n$
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const targets = (value) => (typeof value === 'string' ? [value] : Object.values(value).flatMap(targets));
 const missing = targets(manifest.exports).filter((file) => file.startsWith('./dist/') && !existsSync(join(root, file)));
-if (missing.length > 0) throw new Error(`package.json "exports" names files the build did not emit: ${missing.join(', ')}`);
+if (missing.length > 0)
+  throw new Error(`package.json "exports" names files the build did not emit: ${missing.join(', ')}`);
