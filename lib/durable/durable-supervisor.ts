@@ -92,6 +92,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private readonly reported = new Set<string>();
   private watching = false;
   private closed = false;
+  /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
+  private startedHere: Map<string, string> | undefined;
 
   /** @internal Created by `ConcurrencyModule` when `durable` is given. */
   constructor(
@@ -151,6 +153,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       }),
     );
     if (!this.registered.has(task)) this.register(task);
+    this.startedHere?.set(job.id as string, task);
     return { id: job.id as string, task };
   }
 
@@ -283,6 +286,37 @@ export class DurableSupervisor implements OnApplicationShutdown {
       void check();
       poller = setInterval(() => void check(), 1000);
     });
+  }
+
+  /**
+   * @internal For the testing kit's `idle()`: from now on, remember the children started from this instance (only
+   * then: an app in production would keep an id per task for good).
+   */
+  trackStarted(): void {
+    this.startedHere ??= new Map();
+  }
+
+  /**
+   * @internal The children started from this instance since `trackStarted()` that have not finished (waiting,
+   * delayed, running or backing off, on any instance), read from Redis; finished ones are forgotten. Empty when
+   * durable tasks are not configured.
+   */
+  async unfinishedStarted(): Promise<Array<{ id: string; task: string }>> {
+    const started = this.startedHere;
+    if (started === undefined || started.size === 0 || !this.options.durable || !this.bullmq) return [];
+    const states = await Promise.all(
+      [...started].map(async ([id, task]) => ({
+        id,
+        task,
+        state: await this.store(task, () => this.queue(task).getJobState(id)),
+      })),
+    );
+    const left: Array<{ id: string; task: string }> = [];
+    for (const { id, task, state } of states) {
+      if (state === 'completed' || state === 'failed' || state === 'unknown') started.delete(id);
+      else left.push({ id, task });
+    }
+    return left;
   }
 
   /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */

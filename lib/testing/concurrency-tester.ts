@@ -9,6 +9,8 @@ import {
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import type { Subscription } from 'rxjs';
 import { CacheService } from '../caching/cache.service.js';
+import { DurableSupervisor } from '../durable/durable-supervisor.js';
+import { errorMessage } from '../utils/describe.js';
 import { JOBS_SUPERVISOR } from '../concurrency.constants.js';
 import { FanOut } from '../fan-out/fan-out.service.js';
 import { JobRunningError } from '../scheduling/errors/job-running.error.js';
@@ -60,6 +62,7 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     @Optional() private readonly orchestrator?: JobsOrchestrator,
     @Optional() private readonly cacheService?: CacheService,
     @Optional() @Inject(ARM_JOBS_AT_BOOT) private readonly armJobs?: boolean,
+    @Optional() private readonly durable?: DurableSupervisor,
   ) {
     this.cache = { clear: () => this.#clearCache() };
   }
@@ -72,6 +75,7 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     });
     this.orchestrator.onJobFailure = (job, error) => this.#failures.push({ kind: 'job', name: job, error });
     this.cacheService?.cache.on('refresh', this.#onRefresh);
+    this.durable?.trackStarted();
     this.#watchSupervisors();
   }
 
@@ -91,7 +95,8 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
 
   /**
    * Resolves once nothing runs in the background any more: no child of any supervisor (running, or started and
-   * waiting for its tick), no `map`/`settle`/`stream` call, no job run, no stale-while-revalidate refresh. Work that
+   * waiting for its tick), no `map`/`settle`/`stream` call, no job run, no stale-while-revalidate refresh, no durable
+   * task started from this app that has not finished (on whichever instance runs it). Work that
    * starts more work is waited for too. Rejects after `timeoutMs` (default 5000, on the real clock, whatever the test
    * runner's fake timers do) with an error naming what still runs.
    */
@@ -104,12 +109,12 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     try {
       for (;;) {
         this.#watchSupervisors();
-        if (this.#busy().length === 0) {
+        if ((await this.#busyAll()).length === 0) {
           // What settled may start more on a later microtask or tick (a restart, a chained call): look once more.
           await new Promise((resolve) => setImmediate(resolve));
-          if (this.#busy().length === 0) return;
+          if ((await this.#busyAll()).length === 0) return;
         }
-        if (expired) throw new Error(NOT_IDLE(timeoutMs, this.#busy()));
+        if (expired) throw new Error(NOT_IDLE(timeoutMs, await this.#busyAll()));
         let wake!: () => void;
         const woken = new Promise<void>((resolve) => (wake = resolve));
         const poll = setTimeout(wake, IDLE_POLL_MS);
@@ -208,6 +213,21 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     for (const id of this.fanOut?.runningCalls() ?? []) busy.push(`fan-out call ${id}`);
     for (const key of this.cacheService?.refreshingKeys() ?? []) busy.push(`cache refresh of ${quoted(key)}`);
     return busy;
+  }
+
+  /**
+   * `#busy()`, and once nothing runs here, the durable tasks started from this app that have not finished on any
+   * instance (read from Redis, so only then).
+   */
+  async #busyAll(): Promise<string[]> {
+    const busy = this.#busy();
+    if (busy.length !== 0 || this.durable === undefined) return busy;
+    try {
+      const left = await this.durable.unfinishedStarted();
+      return left.map(({ id, task }) => `durable task ${quoted(task)} (${id})`);
+    } catch (error) {
+      return [`durable tasks (Redis did not answer: ${errorMessage(error)})`];
+    }
   }
 
   /** Subscribes to the events of every supervisor not yet watched (each failed or timed-out attempt). */
