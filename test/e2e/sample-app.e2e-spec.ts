@@ -253,6 +253,9 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
         coalesced: expect.any(Number),
         errors: 0,
         refreshErrors: 0,
+        // in memory (no REDIS_URL): singleFlight 'instance', nothing to follow or fall back from
+        clusterFollowers: 0,
+        clusterFallbacks: 0,
       });
       expect(body.hits).toBeGreaterThan(0);
     });
