@@ -2,7 +2,7 @@ import { type INestApplication, Module } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConcurrencyModule, Interval } from 'nestjs-concurrency';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 import { bootSample, testConfig } from '../fixtures/sample-app.js';
 import { bootstrapApp, HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
 
