@@ -172,4 +172,38 @@ describe('OpenTelemetry metrics', () => {
     expect(sum(data.get('concurrency.task.starts'), { 'concurrency.supervisor': 'durable' })).toBe(1);
     expect(sum(data.get('concurrency.task.failures'), { 'concurrency.supervisor': 'durable' })).toBe(1);
   });
+
+  it('counts skipped ticks by reason and lock failures', async () => {
+    @Injectable()
+    class Slow {
+      release!: () => void;
+      @Interval(3_600_000, { name: 'slow' })
+      run() {
+        return new Promise<void>((resolve) => (this.release = resolve));
+      }
+      // A lock whose store fails: every tick is skipped and counted as a lock failure.
+      @Interval(40, { name: 'locked', lock: { store: { acquire: () => Promise.reject(new Error('redis down')) } } })
+      locked() {}
+    }
+    @Module({ imports: [ConcurrencyModule.forRoot()], providers: [Slow] })
+    class SlowModule {}
+    const app = await NestFactory.createApplicationContext(SlowModule, { logger: false, abortOnError: false });
+    try {
+      const jobs = app.get(JobRegistry);
+      const running = jobs.trigger('slow');
+      await expect(jobs.trigger('slow')).rejects.toThrow();
+      app.get(Slow).release();
+      await running;
+      await until(() => jobs.get('locked').lockFailures >= 1, 'a lock failure');
+      const data = await collect();
+      const skips = data.get('concurrency.job.skips');
+      expect(sum(skips, { 'concurrency.job': 'slow', 'concurrency.job.skip_reason': 'overlap' })).toBe(1);
+      expect(
+        sum(skips, { 'concurrency.job': 'locked', 'concurrency.job.skip_reason': 'lock-failed' }),
+      ).toBeGreaterThanOrEqual(1);
+      expect(sum(data.get('concurrency.job.lock.failures'), { 'concurrency.job': 'locked' })).toBeGreaterThanOrEqual(1);
+    } finally {
+      await app.close();
+    }
+  });
 });
