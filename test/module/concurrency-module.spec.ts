@@ -10,6 +10,7 @@ import {
   type ConcurrencyOptionsFactory,
   getSupervisorToken,
   MaxChildrenError,
+  type TaskContext,
   type TaskSupervisor,
 } from 'nestjs-concurrency';
 
@@ -62,7 +63,7 @@ describe('ConcurrencyModule', () => {
     @Injectable()
     class ConcurrencyConfig implements ConcurrencyOptionsFactory {
       createConcurrencyOptions() {
-        return { supervisors: { mail: { maxChildren: 3 } } };
+        return { supervisors: { mail: { maxChildren: 3, shutdownTimeout: 50 } } };
       }
     }
     // Async options are read at boot: a supervisor name is known to the module once it is requested (as
@@ -72,7 +73,9 @@ describe('ConcurrencyModule', () => {
       imports: [ConcurrencyModule.forRootAsync({ useClass: ConcurrencyConfig })],
     }).compile();
     const mail = moduleRef.get<TaskSupervisor>(token);
-    for (let i = 0; i < 3; i++) mail.startChild(() => new Promise(() => {}));
+    // Work that honours its signal, so close() does not wait out the shutdown timeout.
+    const held = (ctx: TaskContext) => new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+    for (let i = 0; i < 3; i++) mail.startChild(held);
     expect(() => mail.startChild(() => 1)).toThrow(MaxChildrenError);
     await moduleRef.close();
   });
