@@ -5,6 +5,7 @@ import { CacheService, type CacheStats, ConcurrencyModule } from 'nestjs-concurr
 import { setTimeout as delay } from 'node:timers/promises';
 import { Gate } from '../fixtures/cache-app.js';
 import { redisStore } from '../fixtures/cache-redis.js';
+import { partitionedRedisStore } from '../fixtures/cache-stores.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 const INSTANCES = 4;
@@ -214,6 +215,42 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     expect(stats).not.toMatch(/cmdstat_set:/); // no SET NX of a lease
     expect(stats).not.toMatch(/cmdstat_eval/); // no release
     expect(total(all, 'hits')).toBe(INSTANCES * CONCURRENT);
+  });
+});
+
+describe("cache.singleFlight: 'cluster' with a Redis that does not answer", () => {
+  it('computes once on this instance within storeTimeout, then without waiting while Redis keeps failing', async () => {
+    const { keyv, calls } = partitionedRedisStore();
+    const module = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRoot({ cache: { stores: [keyv], storeTimeout: 200, singleFlightWait: 10_000 } })],
+    }).compile();
+    await module.init();
+    try {
+      const cache = module.get(CacheService);
+      expect(cache.singleFlight).toBe('cluster');
+      let computations = 0;
+      const fn = async () => {
+        computations++;
+        return 'local';
+      };
+      let started = performance.now();
+      const values = await Promise.all(Array.from({ length: CONCURRENT }, () => cache.getOrStore('slow-redis', fn)));
+      let took = performance.now() - started;
+      expect(new Set(values)).toEqual(new Set(['local']));
+      expect(computations).toBe(1);
+      expect(calls.set).toBe(1); // one lease attempt for the 250 calls
+      expect(took).toBeGreaterThanOrEqual(195); // it did ask Redis for the lease...
+      expect(took).toBeLessThan(200 + 1000); // ...for storeTimeout, not singleFlightWait (10 s)
+      // the next key within a second: Redis is skipped (no lease attempt, no wait)
+      started = performance.now();
+      expect(await cache.getOrStore('next', fn)).toBe('local');
+      took = performance.now() - started;
+      expect(calls.set).toBe(1);
+      expect(took).toBeLessThan(195);
+      expect(cache.stats().clusterFallbacks).toBe(2);
+    } finally {
+      await module.close();
+    }
   });
 });
 
