@@ -145,6 +145,30 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     expect(await hung).toBe('leader');
   });
 
+  it('lets the followers of a leader whose instance shut down mid-computation compute after the bounded wait', async () => {
+    const wait = 400;
+    const [leader, ...followers] = await boot({ singleFlightWait: wait });
+    const gate = new Gate();
+    const orphan = leader.cache.getOrStore('orphan', async () => {
+      await gate.pass();
+      return 'leader';
+    });
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    await leader.module.close(); // its lease stays in Redis until it expires: nobody will release it
+    instances.splice(instances.indexOf(leader), 1);
+    const started = performance.now();
+    const values = await burst(followers, 'orphan', (i) => async () => `follower ${i}`);
+    const took = performance.now() - started;
+    expect(new Set(values)).toEqual(new Set(['follower 0', 'follower 1', 'follower 2']));
+    expect(took).toBeGreaterThanOrEqual(wait - 5);
+    expect(took).toBeLessThan(wait + 1500);
+    expect(total(followers, 'clusterFallbacks')).toBe(3);
+    gate.open();
+    expect(await orphan).toBe('leader'); // the closed instance still answers its caller (no store, no release)
+    await delay(0);
+    expect(unhandled).toEqual([]);
+  });
+
   it('hands the key to one follower when the leader fails, and the others get its value', async () => {
     const [leader, ...followers] = await boot();
     const gate = new Gate();
