@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import type { Job, Queue, QueueEvents } from 'bullmq';
 import { Observable, Subject } from 'rxjs';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
 import { TaskAbortedError } from '../errors/task-aborted.error.js';
 import { TaskTimeoutError } from '../errors/task-timeout.error.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
@@ -90,6 +91,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private readonly chains = new Map<string, Promise<void>>();
   /** Children whose final failure a worker already reported: BullMQ's own `failed` for them is skipped. */
   private readonly reported = new Set<string>();
+  /** The `outcome()` calls still waiting: settled (rejected) at shutdown, so no awaiter hangs on a closed app. */
+  private readonly pending = new Set<() => void>();
   private watching = false;
   private closed = false;
   /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
@@ -152,6 +155,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         priority,
       }),
     );
+    // The child is stored: nothing after this may fail the call (a retry without an id would run it twice).
     if (!this.registered.has(task)) this.register(task);
     this.startedHere?.set(job.id as string, task);
     return { id: job.id as string, task };
@@ -244,19 +248,32 @@ export class DurableSupervisor implements OnApplicationShutdown {
     checkTimeoutMs(`DurableTask ${id}`, timeoutMs);
     const durable = this.durable();
     const events = this.watch(task);
+    if (!events) throw this.unavailable(task, 'QueueEvents could not be created');
     await withTimeout(events.waitUntilReady(), durable.storeTimeout, () => this.unavailable(task, 'QueueEvents'));
+    if (this.closed) throw shuttingDown(task, id);
     const queue = this.queue(task);
-    return new Promise<TaskOutcome<R> | null>((resolve) => {
+    return new Promise<TaskOutcome<R> | null>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let poller: ReturnType<typeof setInterval> | undefined;
-      const finish = (outcome: TaskOutcome<R> | null) => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        this.pending.delete(abort);
         clearTimeout(timer);
         clearInterval(poller);
         events.off(`completed:${id}` as 'completed', onCompleted as never);
         events.off(`failed:${id}` as 'failed', onFailed as never);
         events.off(`removed:${id}` as 'removed', onRemoved);
-        resolve(outcome);
+        return true;
       };
+      const finish = (outcome: TaskOutcome<R> | null) => {
+        if (settle()) resolve(outcome);
+      };
+      const abort = () => {
+        if (settle()) reject(shuttingDown(task, id));
+      };
+      this.pending.add(abort);
       const onCompleted = (args: { returnvalue: unknown }) =>
         finish({ status: 'fulfilled', value: args.returnvalue as R });
       const onFailed = (args: { failedReason: string }) =>
@@ -268,6 +285,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       if (timeoutMs !== Infinity) timer = setTimeout(() => finish(null), timeoutMs);
       // Already finished before we listened, or an event lost to a reconnect: read the state (now, then each second).
       const check = async () => {
+        if (settled) return;
         try {
           // The state first: a job read before it completes would carry no return value yet.
           const state = await queue.getJobState(id);
@@ -322,6 +340,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    // Awaiters of outcomes would poll a closed queue for ever (and keep the process alive): tell them now.
+    for (const abort of this.pending) abort(); // each removes itself: a Set iterates on safely
     this.subject.complete();
     const all = [...this.queueEvents.values(), ...this.queues.values()];
     this.queueEvents.clear();
@@ -392,11 +412,17 @@ export class DurableSupervisor implements OnApplicationShutdown {
     if (this.throttle.allow(what)) this.logger.error(`Durable tasks: Redis error on ${what}: ${errorMessage(error)}`);
   }
 
+  /** Never throws: it runs after a child was stored. */
   private register(task: string): void {
     this.registered.add(task);
-    void this.controlClient()
-      .then((client) => client.sadd(`${this.options.durable!.prefix}:${TASKS_KEY}`, task))
-      .catch(() => this.registered.delete(task)); // tried again on the next start
+    try {
+      void this.controlClient()
+        .then((client) => client.sadd(`${this.options.durable!.prefix}:${TASKS_KEY}`, task))
+        .catch(() => this.registered.delete(task)); // tried again on the next start
+    } catch (error) {
+      this.registered.delete(task);
+      this.logError('task names', error);
+    }
     if (this.watching) this.watch(task);
   }
 
@@ -420,24 +446,36 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return [...names];
   }
 
+  /** Never rejects (it runs unawaited): a name it cannot watch is logged (`watch()`). */
   private async watchAll(): Promise<void> {
+    let names: string[];
     try {
-      for (const task of await this.knownNames()) this.watch(task);
+      names = await this.knownNames();
     } catch (error) {
       this.logError('events', error);
-      for (const task of [...this.handlers.byName.keys(), ...this.registered]) this.watch(task);
+      names = [...this.handlers.byName.keys(), ...this.registered];
     }
+    for (const task of names) this.watch(task);
   }
 
-  /** The QueueEvents of a task name (one blocking connection), created on first need. */
-  private watch(task: string): QueueEvents {
+  /**
+   * The QueueEvents of a task name (one blocking connection), created on first need. Never throws: where BullMQ
+   * refuses to create it, the error is logged and the result is undefined.
+   */
+  private watch(task: string): QueueEvents | undefined {
     let events = this.queueEvents.get(task);
     if (events) return events;
+    if (this.closed) return undefined;
     const durable = this.options.durable!;
-    events = new this.bullmq!.QueueEvents(task, {
-      connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
-      prefix: durable.prefix,
-    });
+    try {
+      events = new this.bullmq!.QueueEvents(task, {
+        connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
+        prefix: durable.prefix,
+      });
+    } catch (error) {
+      this.logError(`events of ${task}`, error);
+      return undefined;
+    }
     this.queueEvents.set(task, events);
     events.on('error', (error) => this.logError(`events of ${task}`, error));
     keepErrorListener(events);
@@ -494,6 +532,16 @@ export class DurableSupervisor implements OnApplicationShutdown {
     );
     return events;
   }
+}
+
+/** The rejection of an `outcome()` still waiting when the application closes. */
+function shuttingDown(task: string, id: string): SupervisorShutdownError {
+  const error = new SupervisorShutdownError(DURABLE_SUPERVISOR);
+  error.message =
+    'DurableSupervisor is shutting down (the application is closing): stopped waiting for the outcome of ' +
+    `durable task "${task}" (${id})` +
+    '. The task itself goes on in Redis; read its outcome on an instance that is running.';
+  return error;
 }
 
 /** The error of a worker's event, as an Error of the kind the worker saw where it is one of ours. */

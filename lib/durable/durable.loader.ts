@@ -22,13 +22,21 @@ export async function loadBullMQ(): Promise<BullMQModule> {
   }
 }
 
-/** @internal BullMQ connection options for `durable.connection` (a URL or ioredis options), with `extra` on top. */
+/**
+ * @internal BullMQ connection options for `durable.connection` (a URL, ioredis options or an ioredis client), with
+ * `extra` on top. A client is not shared as it is: each role needs settings of its own (a worker or QueueEvents
+ * connection `maxRetriesPerRequest: null`, which BullMQ requires; a Queue that adds jobs fails fast), so its options
+ * are copied, as a URL's are, and the client itself stays the application's (never used, never closed here).
+ */
 export function connectionOptions(connection: string | object, extra: object): BullMQ.ConnectionOptions {
   if (typeof connection === 'string') return { url: connection, ...extra };
-  // A client instance (ioredis) is shared as it is: BullMQ duplicates it where it needs a connection of its own.
-  if (typeof (connection as { duplicate?: unknown }).duplicate === 'function')
-    return connection as BullMQ.ConnectionOptions;
+  if (isRedisClient(connection)) return { ...connection.options, ...extra } as BullMQ.ConnectionOptions;
   return { ...connection, ...extra };
+}
+
+/** @internal An ioredis client instance (`new Redis()`, or a Cluster: `isCluster` is true then). */
+export function isRedisClient(value: object): value is { options: object; isCluster?: boolean } {
+  return typeof (value as { duplicate?: unknown }).duplicate === 'function';
 }
 
 /** @internal The Redis commands durable tasks send themselves (BullMQ's client forwards them to ioredis). */

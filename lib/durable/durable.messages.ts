@@ -38,6 +38,10 @@ export const STORE_UNAVAILABLE = (task: string, ms: number, cause: string) =>
   `Durable task "${task}" was not stored: Redis did not answer within ${ms} ms (durable.storeTimeout): ${cause}. ` +
   'Nothing was started; retry later or return an error to the caller.';
 
+export const CLUSTER_CONNECTION = () =>
+  'Invalid ConcurrencyModule option "durable.connection": an ioredis Cluster is not supported; pass a ' +
+  'redis:// URL, ioredis options or an ioredis client (its options are copied for each connection).';
+
 export const NOT_CONFIGURED = () =>
   'Durable tasks are not configured: pass ConcurrencyModule.forRoot({ durable: { connection: process.env.REDIS_URL } }).';
 

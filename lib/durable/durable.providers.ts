@@ -5,7 +5,9 @@ import { DurableHandlers } from './durable-handlers.js';
 import { DurableSupervisor } from './durable-supervisor.js';
 import { DURABLE_BULLMQ } from './durable.constants.js';
 import { DurableExplorer } from './durable.explorer.js';
-import { loadBullMQ } from './durable.loader.js';
+import { ConcurrencyOptionsError } from '../errors/concurrency-options.error.js';
+import { isRedisClient, loadBullMQ } from './durable.loader.js';
+import { CLUSTER_CONNECTION } from './durable.messages.js';
 import { DurableWorkers } from './durable.workers.js';
 
 /**
@@ -18,7 +20,15 @@ export function createDurableProviders(): Provider[] {
     {
       provide: DURABLE_BULLMQ,
       inject: [CONCURRENCY_OPTIONS],
-      useFactory: (options: ResolvedConcurrencyOptions) => (options.durable ? loadBullMQ() : undefined),
+      useFactory: (options: ResolvedConcurrencyOptions) => {
+        if (!options.durable) return undefined;
+        const { connection } = options.durable;
+        // A Cluster's options do not say where its nodes are: they cannot be copied per role as a client's are.
+        if (typeof connection === 'object' && isRedisClient(connection) && connection.isCluster === true) {
+          throw new ConcurrencyOptionsError('durable.connection', CLUSTER_CONNECTION());
+        }
+        return loadBullMQ();
+      },
     },
     DurableHandlers,
     DurableExplorer,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Injectable, Scope } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { Cluster } from 'ioredis';
 import {
   ConcurrencyModule,
   ConcurrencyOptionsError,
@@ -33,6 +34,18 @@ describe('durable: options and handlers are checked at boot', () => {
     expect(error.option).toBe(option);
     expect(error.message).toContain(option);
     expect(error.message).toContain(text);
+  });
+
+  it('refuses an ioredis Cluster as durable.connection, naming the option', async () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    try {
+      const error = (await bootError({ durable: { connection: cluster } })) as ConcurrencyOptionsError;
+      expect(error).toBeInstanceOf(ConcurrencyOptionsError);
+      expect(error.option).toBe('durable.connection');
+      expect(error.message).toContain('Cluster is not supported');
+    } finally {
+      cluster.disconnect();
+    }
   });
 
   it('does not echo a connection string that is not a URL (it may hold a password)', async () => {
