@@ -39,6 +39,9 @@ export class DurableExplorer implements OnModuleInit {
     const durable = this.options.durable;
     if (!durable) return;
     for (const wrapper of [...this.discovery.getControllers(), ...this.discovery.getProviders()]) {
+      // { provide: X, useExisting: Svc } lists Svc's instance again: its methods are found on Svc itself (as in
+      // @nestjs/schedule's explorer), else they would be registered twice.
+      if (wrapper.isAlias) continue;
       const { instance } = wrapper;
       const staticTree = wrapper.isDependencyTreeStatic();
       const prototype = (

@@ -64,6 +64,9 @@ export class JobsExplorer implements OnModuleInit {
   onModuleInit(): void {
     const seen = new Map<string, string>();
     for (const wrapper of [...this.discovery.getControllers(), ...this.discovery.getProviders()]) {
+      // { provide: X, useExisting: Svc } lists Svc's instance again: its methods are found on Svc itself (as in
+      // @nestjs/schedule's explorer), else they would be registered twice.
+      if (wrapper.isAlias) continue;
       const { instance } = wrapper;
       const staticTree = wrapper.isDependencyTreeStatic();
       // A request-scoped class may have no static instance: read its prototype, to refuse its jobs loudly.

@@ -71,6 +71,21 @@ describe('durable: options and handlers are checked at boot', () => {
     expect(error.message).toContain('Newsletter.deliver()');
   });
 
+  it('boots with a handler provider also registered under an alias (useExisting): one handler', async () => {
+    @Injectable()
+    class Mailer {
+      @TaskHandler('mail.send')
+      send() {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRoot({ durable: { connection, workers: false } })],
+      providers: [Mailer, { provide: 'MAILER', useExisting: Mailer }],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false, abortOnError: false });
+    await expect(app.init()).resolves.toBe(app);
+    await app.close();
+  });
+
   it('fails boot on a handler of a request-scoped provider', async () => {
     @Injectable({ scope: Scope.REQUEST })
     class PerRequest {

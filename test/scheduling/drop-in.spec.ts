@@ -117,6 +117,16 @@ describe('drop-in for @nestjs/schedule', () => {
     expect(app.get(SchedulerRegistry).getIntervals()).toEqual([]);
   });
 
+  it('schedules the jobs of a provider also registered under an alias (useExisting) once', async () => {
+    const app = await bootJobs([Tasks, { provide: 'TASKS_ALIAS', useExisting: Tasks } as never]);
+    const tasks = app.get(Tasks);
+    vi.advanceTimersByTime(10_000);
+    expect(tasks.interval).toBe(10);
+    expect(tasks.cron).toBe(10);
+    expect(app.get(JobRegistry).list()).toHaveLength(4);
+    await app.close();
+  });
+
   it('is not scheduled a second time by @nestjs/schedule itself', async () => {
     const app = await bootJobs([Tasks]);
     const tasks = app.get(Tasks);
