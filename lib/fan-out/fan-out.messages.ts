@@ -57,3 +57,6 @@ export const workerEntryMissingMessage = (path: string): string =>
   `Do not bundle nestjs-concurrency into the app (keep it in node_modules), or copy this file next to the bundle.`;
 
 export const WORKERS_CLOSED = 'the application is shutting down: its worker threads are closed';
+
+export const THREADS_LEFT = (ms: number): string =>
+  `FanOut: worker threads still had not exited ${ms} ms after their pools were destroyed at shutdown; app.close() goes on without them.`;

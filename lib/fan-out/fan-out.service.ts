@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { availableParallelism } from 'node:os';
 import { Observable } from 'rxjs';
 import {
@@ -19,12 +19,17 @@ import { isTimeoutMs, timeoutMsExpected } from '../supervisor/utils/timeout.util
 import { FanOutRun, type RunHandle, type RunHooks, RunMode, type RunProgress } from './fan-out.engine.js';
 import { fanOutChannel } from '../observability/channels.js';
 import type { FanOutMessage } from '../observability/interfaces/channel-messages.interface.js';
-import { GROUP_FAILED, SHUTDOWN, invalidOptionMessage } from './fan-out.messages.js';
+import { GROUP_FAILED, SHUTDOWN, THREADS_LEFT, invalidOptionMessage } from './fan-out.messages.js';
 import { type ResolvedFanOutOptions, resolveFanOutOptions } from './fan-out-options.validator.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
 import type { FanOutFn, FanOutInput, FanOutOptions, Outcome } from './interfaces/fan-out-options.interface.js';
 import { workerSpecOf } from './worker/worker-fn.js';
 import { WorkerPools } from './worker/worker-pools.js';
+import { errorMessage } from '../utils/describe.js';
+import { withTimeout } from '../utils/with-timeout.js';
+
+/** How long `app.close()` waits at least for worker threads to exit once their pools are destroyed. */
+const MIN_THREAD_EXIT_WAIT = 1000;
 
 /** The part of the module options `FanOut` reads (`threads` defaults to one per core). */
 type FanOutSettings = Pick<ResolvedConcurrencyOptions, 'shutdownTimeout'> & {
@@ -107,8 +112,10 @@ export class FanOut implements OnApplicationShutdown {
       if (this.#closed) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     },
     end: (run) => {
+      // A stream closed before its first next() never began: nothing to end, nothing to publish.
+      if (!this.#runs.delete(run)) return;
       if (fanOutChannel.hasSubscribers) publishCallEnded(run);
-      if (this.#runs.delete(run) && this.#runs.size === 0) {
+      if (this.#runs.size === 0) {
         this.#onIdle?.();
         this.#watcher?.idle();
       }
@@ -171,9 +178,10 @@ export class FanOut implements OnApplicationShutdown {
         reject(error);
       };
       if (pending === 0) return resolve(results);
-      tasks.forEach((task, i) => {
+      // A task that has settled already calls back at once (and may end the call): attach no waiter after that.
+      for (let i = 0; i < tasks.length && !over; i++) {
         detach.push(
-          task.watch((outcome) => {
+          tasks[i].watch((outcome) => {
             if (over) return;
             if (outcome.status === 'rejected')
               return stop(outcome.reason, (t) => new TaskAbortedError(t.id, GROUP_FAILED));
@@ -184,7 +192,7 @@ export class FanOut implements OnApplicationShutdown {
             }
           }),
         );
-      });
+      }
       if (timeoutMs !== Infinity && !over) {
         timer = setTimeout(() => {
           const error = new TaskTimeoutError(timeoutMs);
@@ -332,8 +340,14 @@ export class FanOut implements OnApplicationShutdown {
     this.#closed = true;
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     await supervised;
-    // Every call has ended (or was cancelled, which ended its items' threads): no thread may outlive the app.
-    await this.#workers.close();
+    // Every call has ended (or was cancelled, which ended its items' threads): no thread may outlive the app. A
+    // thread stuck where terminate() cannot reach (native code) must not hold app.close() for good either.
+    const closing = this.#workers.close();
+    if (this.#shutdownTimeout === Infinity) return closing;
+    const bound = Math.max(this.#shutdownTimeout, MIN_THREAD_EXIT_WAIT);
+    await withTimeout(closing, bound, () => new Error(THREADS_LEFT(bound))).catch((error: unknown) =>
+      new Logger('FanOut').warn(errorMessage(error)),
+    );
   }
 
   /**

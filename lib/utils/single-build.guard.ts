@@ -17,10 +17,23 @@ interface LoadedBuild {
 
 /** The first few stack frames outside Node.js and outside this build: who is loading it. */
 function loader(): string {
+  // Never a reason to refuse loading by itself: a custom Error.prepareStackTrace may return anything.
+  try {
+    return describeLoader();
+  } catch {
+    return '(unknown)';
+  }
+}
+
+function describeLoader(): string {
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 50;
-  const stack = new Error().stack ?? '';
-  Error.stackTraceLimit = limit;
+  let stack: string;
+  try {
+    Error.stackTraceLimit = 50;
+    stack = String(new Error().stack ?? '');
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
   const frames = stack
     .split('\n')
     .map((line) => line.trim())

@@ -103,6 +103,27 @@ describe('FanOut: memory stays flat', () => {
     }
   });
 
+  it('awaitMany that fails at once on a task already failed attaches nothing to the tasks listed after it', async () => {
+    const gc = collectGarbage();
+    const sup = new TaskSupervisor('failed-first');
+    const failed = sup.async(() => {
+      throw new Error('already failed');
+    });
+    // Tasks that ignore their abort signal keep running after each call has given up on them.
+    const stuck = Array.from({ length: 50 }, () => sup.async(() => new Promise<never>(() => {})));
+    await failed.yield(1000);
+    const attempt = async (n: number) => {
+      for (let i = 0; i < n; i++) await expect(fanOut.awaitMany([failed, ...stuck], 60_000)).rejects.toThrow();
+    };
+    await attempt(100);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    await attempt(2000);
+    gc();
+    // A waiter per stuck task per call (100,000 here) stayed attached before the fix.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(4 * 1024 * 1024);
+  });
+
   it('yieldMany still reports what settled before the deadline, and the same task listed twice', async () => {
     const sup = new TaskSupervisor('mixed');
     const fast = sup.async(() => 'fast');

@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
+import { callerDirectory } from '../../utils/caller-directory.js';
 import { describeValue, errorMessage, isError } from '../../utils/describe.js';
 import {
   WORKERS_CLOSED,
@@ -38,25 +39,8 @@ interface WorkerTask {
   x: unknown;
 }
 
-/**
- * This file's directory. Neither build can name it the usual way (the ES module's meta URL is not CommonJS, `__dirname`
- * is not an ES module), so it is read from V8's call site: a `file:` URL in the ES module build, a path in the CommonJS one.
- */
-function ownDirectory(): string {
-  const prepare = Error.prepareStackTrace;
-  const limit = Error.stackTraceLimit;
-  let file: string | null | undefined;
-  try {
-    Error.stackTraceLimit = 1;
-    Error.prepareStackTrace = (_error, sites) => sites;
-    file = (new Error().stack as unknown as NodeJS.CallSite[])[0]?.getFileName();
-  } finally {
-    Error.prepareStackTrace = prepare;
-    Error.stackTraceLimit = limit;
-  }
-  if (!file) return '';
-  return dirname(file.startsWith('file:') ? fileURLToPath(file) : file);
-}
+/** This file's directory, where both builds ship the worker entry (read once, on the first pool). */
+let here: string | undefined;
 
 const BUILT_INS: Record<string, ErrorConstructor> = {
   TypeError,
@@ -196,7 +180,7 @@ export class WorkerPools {
       const source = path.replace(/\.(c|m)?js$/, (_, kind: string | undefined) => `.${kind ?? ''}ts`);
       throw new Error(workerModuleMissingMessage(spec.label, path, source !== path && existsSync(source)));
     }
-    const entry = join(ownDirectory(), ENTRY_FILE);
+    const entry = join((here ??= callerDirectory('its worker entry file')), ENTRY_FILE);
     if (!existsSync(entry)) throw new Error(workerEntryMissingMessage(entry));
     let Pool: typeof Piscina;
     try {

@@ -1,27 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/**
- * This file's directory. Neither build can name it the usual way (the ES module's meta URL is not CommonJS,
- * `__dirname` is not an ES module), so it is read from V8's call site: a `file:` URL in the ES module build, a path in
- * the CommonJS one. (As the worker pools find their entry file.)
- */
-function ownDirectory(): string {
-  const prepare = Error.prepareStackTrace;
-  const limit = Error.stackTraceLimit;
-  let file: string | null | undefined;
-  try {
-    Error.stackTraceLimit = 1;
-    Error.prepareStackTrace = (_error, sites) => sites;
-    file = (new Error().stack as unknown as NodeJS.CallSite[])[0]?.getFileName();
-  } finally {
-    Error.prepareStackTrace = prepare;
-    Error.stackTraceLimit = limit;
-  }
-  if (!file) return '';
-  return dirname(file.startsWith('file:') ? fileURLToPath(file) : file);
-}
+import { join } from 'node:path';
+import { callerDirectory } from '../../utils/caller-directory.js';
 
 let template: string | undefined;
 
@@ -30,7 +9,7 @@ let template: string | undefined;
  * style and script inline, no CDN. `base` is the dashboard's URL path, written into the page for its requests.
  */
 export function dashboardPage(base: string, readOnly: boolean): string {
-  template ??= readFileSync(join(ownDirectory(), 'dashboard.html'), 'utf8');
+  template ??= readFileSync(join(callerDirectory('its dashboard page'), 'dashboard.html'), 'utf8');
   const config = JSON.stringify({ base: `/${base}`, readOnly }).replace(/</g, '\\u003c');
   return template.replace('/*__CONFIG__*/ null', config);
 }
