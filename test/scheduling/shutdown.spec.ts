@@ -29,7 +29,8 @@ describe('shutdown (real timers)', () => {
     expect(job.ends[0]).toBeLessThanOrEqual(closedAt);
     expect(closedAt - closeStartedAt).toBeGreaterThanOrEqual(150);
     // ... and nothing started after close began, then or later.
-    expect(job.starts.every((t) => t < closeStartedAt)).toBe(true);
+    // (<=: the first run may have started in the same millisecond as vi.waitFor saw it, just before close began)
+    expect(job.starts.every((t) => t <= closeStartedAt)).toBe(true);
     await sleep(200);
     expect(job.starts).toHaveLength(1);
   });
