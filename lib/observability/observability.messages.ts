@@ -1,6 +1,10 @@
 import { describeValue, errorMessage } from '../utils/describe.js';
 
 export const NO_ANSWER = (ms: number) => `no answer within ${ms} ms`;
+export const DURABLE_STALE = (ageMs: number, waitMs: number) =>
+  ageMs > 0
+    ? `no answer within ${waitMs} ms; these counts are ${ageMs} ms old`
+    : `no answer yet (waited ${waitMs} ms); the counts show once Redis answers`;
 export const PROBE_FAILED = (error: unknown) => `failed: ${errorMessage(error)}`;
 export const JOB_OVERDUE = (job: string, ranMs: number, timeoutMs: number) =>
   `job ${describeValue(job)} has been running for ${ranMs} ms, past its ${timeoutMs} ms timeout`;

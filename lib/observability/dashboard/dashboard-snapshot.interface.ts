@@ -33,6 +33,14 @@ export interface DashboardSnapshot {
   }>;
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;
   cache: { hits: number; misses: number; stale: number; coalesced: number; errors: number; entries: number };
-  /** Null when `durable` is not configured; `error` when Redis did not answer. */
-  durable: { queues: Array<{ task: string; waiting: number; running: number }>; error?: string } | null;
+  /**
+   * Null when `durable` is not configured; `error` when Redis did not answer. `stale`: Redis is slow to answer, so
+   * these are the queues of the last answer (`asOf`, epoch ms; none if there was none yet).
+   */
+  durable: {
+    queues: Array<{ task: string; waiting: number; running: number }>;
+    error?: string;
+    stale?: true;
+    asOf?: number;
+  } | null;
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
-import { type Observable, Subject, map, switchMap, takeUntil, timer } from 'rxjs';
+import { type Observable, Subject, exhaustMap, map, takeUntil, timer } from 'rxjs';
 import { CacheService } from '../../caching/cache.service.js';
 import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
 import { DurableSupervisor } from '../../durable/durable-supervisor.js';
@@ -9,13 +9,21 @@ import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { errorMessage } from '../../utils/describe.js';
 import { withTimeout } from '../../utils/with-timeout.js';
-import { NO_ANSWER } from '../observability.messages.js';
+import { DURABLE_STALE, NO_ANSWER } from '../observability.messages.js';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 
 /** Children listed per supervisor; the total is always given. */
 const CHILDREN_SHOWN = 100;
 /** How often the page gets a snapshot (ms). */
 export const SNAPSHOT_EVERY_MS = 1000;
+
+/**
+ * How long a snapshot waits for the durable queues (Redis) before it goes out with the last known ones, marked
+ * stale: a slow or absent Redis must not hold up (or blank) the rest of the page.
+ */
+export const DURABLE_WAIT_MS = 250;
+
+type DurablePart = NonNullable<DashboardSnapshot['durable']>;
 
 const time = (date: Date | null | undefined): number | null => (date ? date.getTime() : null);
 
@@ -27,6 +35,10 @@ const time = (date: Date | null | undefined): number | null => (date ? date.getT
 @Injectable()
 export class DashboardService implements OnModuleDestroy {
   readonly #closed = new Subject<void>();
+  /** The last answer of the durable queues, and when it came. */
+  #durableLast: { value: DurablePart; at: number } | undefined;
+  /** The read of the durable queues in flight: at most one, whatever the number of pages and ticks. */
+  #durableRead: Promise<void> | undefined;
 
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
@@ -41,10 +53,13 @@ export class DashboardService implements OnModuleDestroy {
     return this.options.dashboard?.readOnly ?? true;
   }
 
-  /** One snapshot a second, from now until the client leaves or the application closes. */
+  /**
+   * One snapshot a second, from now until the client leaves or the application closes. A tick that comes while a
+   * snapshot is still being taken is skipped (never the snapshot: cancelling it each second sent nothing at all).
+   */
   stream(): Observable<{ data: DashboardSnapshot }> {
     return timer(0, SNAPSHOT_EVERY_MS).pipe(
-      switchMap(() => this.snapshot()),
+      exhaustMap(() => this.snapshot()),
       map((data) => ({ data })),
       takeUntil(this.#closed),
     );
@@ -109,10 +124,37 @@ export class DashboardService implements OnModuleDestroy {
     };
   }
 
+  /**
+   * The durable queues as Redis tells them within `DURABLE_WAIT_MS`; else the last known ones with `stale: true`
+   * (and `asOf`), the read going on in the background for the next snapshot.
+   */
   private async durableQueues(): Promise<DashboardSnapshot['durable']> {
-    const durable = this.durable;
-    const options = this.options.durable;
-    if (durable === undefined || options === undefined) return null;
+    if (this.durable === undefined || this.options.durable === undefined) return null;
+    this.#durableRead ??= this.readDurable().finally(() => (this.#durableRead = undefined));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arrived = await Promise.race([
+      this.#durableRead.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), DURABLE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    const last = this.#durableLast;
+    if (arrived && last) return last.value;
+    return {
+      queues: last?.value.queues ?? [],
+      stale: true,
+      ...(last ? { asOf: last.at } : {}),
+      error: last?.value.error ?? DURABLE_STALE(Date.now() - (last?.at ?? Date.now()), DURABLE_WAIT_MS),
+    };
+  }
+
+  /** One read of the durable queues into `#durableLast` (never rejects). */
+  private async readDurable(): Promise<void> {
+    this.#durableLast = { value: await this.fetchDurable(), at: Date.now() };
+  }
+
+  private async fetchDurable(): Promise<DurablePart> {
+    const durable = this.durable!;
+    const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
       const children = await withTimeout(durable.children(), ms, () => new Error(NO_ANSWER(ms)));

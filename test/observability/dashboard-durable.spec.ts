@@ -1,0 +1,81 @@
+import { type INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { get } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { ConcurrencyModule } from 'nestjs-concurrency';
+
+/** A "Redis" that accepts connections and never answers: every call waits out durable.storeTimeout. */
+async function silentRedis(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The SSE messages the dashboard sends within `ms`, parsed. */
+function eventsWithin(port: number, ms: number): Promise<Array<Record<string, unknown>>> {
+  return new Promise((resolve, reject) => {
+    const request = get({ host: '127.0.0.1', port, path: '/_concurrency/events' }, (res) => {
+      res.setEncoding('utf8');
+      let text = '';
+      res.on('data', (chunk: string) => (text += chunk));
+      setTimeout(() => {
+        request.destroy();
+        const messages = text
+          .split('\n\n')
+          .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
+          .filter((line): line is string => line !== undefined)
+          .map((line) => JSON.parse(line.slice('data: '.length)) as Record<string, unknown>);
+        resolve(messages);
+      }, ms);
+    });
+    request.on('error', reject);
+  });
+}
+
+describe('the dashboard while Redis (durable tasks) is slow to answer', () => {
+  let redis: Awaited<ReturnType<typeof silentRedis>>;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    redis = await silentRedis();
+    @Module({
+      imports: [
+        ConcurrencyModule.forRoot({
+          dashboard: { guard: false },
+          durable: { connection: redis.url, workers: false, storeTimeout: 2000 },
+        }),
+      ],
+    })
+    class AppModule {}
+    app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+    await app.listen(0, '127.0.0.1');
+  });
+  afterAll(async () => {
+    await app.close();
+    await redis.close();
+  });
+
+  it('keeps sending a snapshot each second, its durable part marked stale', async () => {
+    const { port } = app.getHttpServer().address() as { port: number };
+    const messages = await eventsWithin(port, 3500);
+    expect(messages.length).toBeGreaterThanOrEqual(3);
+    for (const message of messages) {
+      expect(message.supervisors).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'default' })]));
+      expect(message.durable).toEqual(expect.objectContaining({ stale: true, queues: [] }));
+      expect((message.durable as { error: string }).error).toEqual(expect.any(String));
+    }
+    expect((messages[0].durable as { error: string }).error).toContain('no answer yet');
+  });
+});
