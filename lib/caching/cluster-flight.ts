@@ -107,6 +107,9 @@ export class ClusterFlight {
       }
       const left = deadline - performance.now();
       const released = left > 0 && (await woken.within(left));
+      // Also when the claim took the whole wait (within() never ran): a waiter left here would stay until the next
+      // release of the key, one more per call while Redis is slow.
+      woken.cancel();
       const found = await this.read(key);
       if (isEnvelope(found) && call.accepts(found)) throw new LeaderValue(found);
       // Released without a value (the leader failed): take the lease if still in time; else compute here.

@@ -1,0 +1,41 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { CacheEnvelope } from '../../lib/caching/cache-envelope.js';
+import { ClusterFlight, type FlightCall } from '../../lib/caching/cluster-flight.js';
+import type { RedisLink } from '../../lib/caching/redis-link.js';
+
+/** A link whose lease is always held by another instance, and whose claim takes `claimMs`. */
+function slowLink(claimMs: number): RedisLink {
+  return {
+    claim: async () => {
+      await delay(claimMs);
+      return false;
+    },
+    release: async () => undefined,
+  } as unknown as RedisLink;
+}
+
+function call(): FlightCall {
+  return { refresh: false, accepts: () => true };
+}
+
+const computed = (): Promise<CacheEnvelope> => Promise.resolve({ v: 1 } as unknown as CacheEnvelope);
+
+function waiterCount(flight: ClusterFlight): number {
+  const waiters = (flight as unknown as { waiters: Map<string, Set<unknown>> }).waiters;
+  return [...waiters.values()].reduce((sum, set) => sum + set.size, 0);
+}
+
+describe('ClusterFlight (the cluster single flight, on a fake link)', () => {
+  it('leaves no waiter registered when the claim takes longer than the wait', async () => {
+    let fallbacks = 0;
+    const flight = new ClusterFlight(
+      slowLink(30),
+      10,
+      async () => undefined,
+      () => fallbacks++,
+    );
+    for (let i = 0; i < 5; i++) await flight.run('k', computed, call());
+    expect(fallbacks).toBe(5);
+    expect(waiterCount(flight)).toBe(0);
+  });
+});
