@@ -176,6 +176,37 @@ describe('the dashboard option', () => {
     },
   );
 
+  it.each(['express', 'fastify'] as const)(
+    'serves the page with its requests under app.setGlobalPrefix() (%s)',
+    async (adapter) => {
+      @Module({ imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })] })
+      class AppModule {}
+      const app = await NestFactory.create(
+        AppModule,
+        adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+        { logger: false, abortOnError: false },
+      );
+      app.setGlobalPrefix('api');
+      await app.listen(0, '127.0.0.1');
+      try {
+        const { port } = app.getHttpServer().address() as { port: number };
+        const page = await fetch(`http://127.0.0.1:${port}/api/_concurrency?from=menu`);
+        expect(page.status).toBe(200);
+        const base = /"base":"([^"]*)"/.exec(await page.text())?.[1];
+        expect(base).toBe('/api/_concurrency');
+        // What the page requests: the snapshot and the event stream, under its base.
+        expect((await fetch(`http://127.0.0.1:${port}${base}/snapshot`)).status).toBe(200);
+        const events = new AbortController();
+        const stream = await fetch(`http://127.0.0.1:${port}${base}/events`, { signal: events.signal });
+        expect(stream.status).toBe(200);
+        expect(stream.headers.get('content-type')).toContain('text/event-stream');
+        events.abort();
+      } finally {
+        await app.close();
+      }
+    },
+  );
+
   it('shows a fan-out call in flight with done / total and failures', async () => {
     const app = await boot(ConcurrencyModule.forRoot({ dashboard: { guard: false } }));
     let release!: () => void;

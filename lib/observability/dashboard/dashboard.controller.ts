@@ -10,10 +10,12 @@ import {
   NotFoundException,
   Param,
   Post,
+  Req,
   Sse,
   type Type,
   UseGuards,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
@@ -40,6 +42,7 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       @Inject(DashboardService) private readonly dashboard: DashboardService,
       @Inject(SupervisorRegistry) private readonly supervisors: SupervisorRegistry,
       @Inject(JobRegistry) private readonly jobs: JobRegistry,
+      @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
     ) {}
 
     @Get()
@@ -47,8 +50,8 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
     @Header('Content-Security-Policy', PAGE_CSP)
     @Header('Cache-Control', 'no-store')
     @Header('X-Content-Type-Options', 'nosniff')
-    page(): string {
-      return dashboardPage(path, this.dashboard.readOnly);
+    page(@Req() request: unknown): string {
+      return dashboardPage(this.mountedAt(request), this.dashboard.readOnly);
     }
 
     @Get('snapshot')
@@ -98,6 +101,22 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       this.allow(header);
       this.job(name, () => this.jobs.resume(name));
       return { paused: false };
+    }
+
+    /**
+     * Where the page was served, so that its requests go there too: `path` moves under `app.setGlobalPrefix()`,
+     * a version or a RouterModule path, which only the request's URL tells (Express and Fastify alike).
+     */
+    private mountedAt(request: unknown): string {
+      let url: unknown;
+      try {
+        url = this.adapterHost.httpAdapter?.getRequestUrl(request);
+      } catch {
+        url = undefined;
+      }
+      if (typeof url !== 'string') return path;
+      const mounted = url.split(/[?#]/, 1)[0]!.replace(/^\/+|\/+$/g, '');
+      return mounted === '' ? path : mounted;
     }
 
     private allow(header: string | undefined): void {
