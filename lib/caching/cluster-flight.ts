@@ -105,7 +105,9 @@ export class ClusterFlight {
         woken.cancel();
         throw new RefreshedElsewhere();
       }
-      const left = deadline - performance.now();
+      // A release is heard only while the subscriber is subscribed (not before SUBSCRIBE completes at boot, nor while
+      // it reconnects): else read once and compute here at once, rather than wait the whole `wait` for nothing.
+      const left = this.link.subscribed ? deadline - performance.now() : 0;
       const released = left > 0 && (await woken.within(left));
       // Also when the claim took the whole wait (within() never ran): a waiter left here would stay until the next
       // release of the key, one more per call while Redis is slow.

@@ -30,6 +30,7 @@ interface RedisLikeClient {
     options: { condition: 'NX'; expiration: { type: 'PX'; value: number } },
   ): Promise<string | null>;
   on(event: 'error', listener: (error: unknown) => void): unknown;
+  on(event: 'ready' | 'end' | 'reconnecting', listener: () => void): unknown;
   destroy?: () => void;
   disconnect?: () => Promise<void>;
 }
@@ -99,6 +100,12 @@ return members`;
  */
 export class RedisLink {
   private subscriber?: RedisLikeClient;
+  private subscribedOnce = false;
+  /**
+   * The subscriber listens to the channels now: false before SUBSCRIBE completes at boot and while it reconnects, when
+   * a release message would be lost (a follower then does not wait for one).
+   */
+  subscribed = false;
   private closed = false;
   private readonly breaker = new Breaker(STORE_RETRY_AFTER);
   private readonly logger = new Logger('CacheService');
@@ -147,8 +154,19 @@ export class RedisLink {
     const subscriber = this.adapter.client.duplicate();
     this.subscriber = subscriber;
     const flight = this.flight;
-    // Reconnects are retried by the client; failures are counted on use. A waiter for a released lease stops waiting.
-    subscriber.on('error', () => flight?.onLost());
+    // Reconnects are retried by the client; failures are counted on use. A waiter for a released lease stops waiting:
+    // until subscribed again, the release may be published while nobody here listens.
+    const lost = () => {
+      this.subscribed = false;
+      flight?.onLost();
+    };
+    subscriber.on('error', lost);
+    subscriber.on('end', lost);
+    subscriber.on('reconnecting', lost);
+    // The client subscribes again as it reconnects, before it is ready.
+    subscriber.on('ready', () => {
+      if (this.subscribedOnce && !this.closed) this.subscribed = true;
+    });
     subscriber
       .connect()
       .then(() =>
@@ -173,6 +191,11 @@ export class RedisLink {
             }),
         ]),
       )
+      .then(() => {
+        if (this.closed) return;
+        this.subscribedOnce = true;
+        this.subscribed = subscriber.isOpen !== false;
+      })
       .catch((error: unknown) => {
         if (this.closed) return;
         this.onError(error);
@@ -245,6 +268,7 @@ export class RedisLink {
 
   close(): void {
     this.closed = true;
+    this.subscribed = false;
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (!subscriber) return;

@@ -4,8 +4,9 @@ import { ClusterFlight, type FlightCall } from '../../lib/caching/cluster-flight
 import type { RedisLink } from '../../lib/caching/redis-link.js';
 
 /** A link whose lease is always held by another instance, and whose claim takes `claimMs`. */
-function slowLink(claimMs: number): RedisLink {
+function slowLink(claimMs: number, subscribed = true): RedisLink {
   return {
+    subscribed,
     claim: async () => {
       await delay(claimMs);
       return false;
@@ -36,6 +37,21 @@ describe('ClusterFlight (the cluster single flight, on a fake link)', () => {
     );
     for (let i = 0; i < 5; i++) await flight.run('k', computed, call());
     expect(fallbacks).toBe(5);
+    expect(waiterCount(flight)).toBe(0);
+  });
+
+  it('does not wait for a release while the subscriber is not subscribed (it could not hear it)', async () => {
+    let fallbacks = 0;
+    const flight = new ClusterFlight(
+      slowLink(0, false),
+      5_000,
+      async () => undefined,
+      () => fallbacks++,
+    );
+    const started = performance.now();
+    await flight.run('k', computed, call());
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(fallbacks).toBe(1);
     expect(waiterCount(flight)).toBe(0);
   });
 });
