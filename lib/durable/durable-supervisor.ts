@@ -32,6 +32,7 @@ import {
   INVALID_TASK_ARG,
   NOT_CONFIGURED,
   STORE_UNAVAILABLE,
+  type StoreOperation,
   UNKNOWN_TASK,
 } from './durable.messages.js';
 import {
@@ -144,7 +145,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         : 1 + handler.maxRestarts
       : // The worker applies its handler's policy (it throws UnrecoverableError past maxRestarts).
         UNKNOWN_HANDLER_ATTEMPTS;
-    const job = await this.store(task, () =>
+    const job = await this.store('start', task, () =>
       queue.add(task, payload === undefined ? null : payload, {
         jobId,
         attempts,
@@ -173,11 +174,11 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** The children of every instance that have not finished: waiting, delayed (or backing off) and running. */
   async children(): Promise<DurableChildInfo[]> {
     this.durable();
-    const names = await this.knownNames();
+    const names = await this.knownNames('list');
     const lists = await Promise.all(
       names.map(async (task) => {
         const queue = this.queue(task);
-        const [running, waiting, delayed] = await this.store(task, () =>
+        const [running, waiting, delayed] = await this.store('list', task, () =>
           Promise.all([
             queue.getJobs(['active'], 0, CHILDREN_LIMIT - 1),
             queue.getJobs(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
@@ -214,17 +215,17 @@ export class DurableSupervisor implements OnApplicationShutdown {
    */
   async terminateChild(id: string): Promise<boolean> {
     const durable = this.durable();
-    for (const task of await this.knownNames()) {
+    for (const task of await this.knownNames('terminate')) {
       const queue = this.queue(task);
-      const job = await this.store(task, () => queue.getJob(id));
+      const job = await this.store('terminate', task, () => queue.getJob(id));
       if (!job) continue;
       const deadline = Date.now() + durable.stalledTimeout + durable.storeTimeout;
       let asked = 0;
       for (;;) {
-        const state = await this.store(task, () => job.getState());
+        const state = await this.store('terminate', task, () => job.getState());
         if (WAITING_STATES.has(state)) {
           try {
-            await this.store(task, () => job.remove());
+            await this.store('terminate', task, () => job.remove());
             return true;
           } catch {
             continue; // taken by a worker meanwhile: terminate it there
@@ -235,7 +236,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         // Asked again while it runs: the request may reach its instance before the job is tracked there.
         if (Date.now() - asked >= 500) {
           asked = Date.now();
-          await this.store(task, () => this.publishTerminate(task, id));
+          await this.store('terminate', task, () => this.publishTerminate(task, id));
         }
         await sleep(20);
       }
@@ -248,8 +249,10 @@ export class DurableSupervisor implements OnApplicationShutdown {
     checkTimeoutMs(`DurableTask ${id}`, timeoutMs);
     const durable = this.durable();
     const events = this.watch(task);
-    if (!events) throw this.unavailable(task, 'QueueEvents could not be created');
-    await withTimeout(events.waitUntilReady(), durable.storeTimeout, () => this.unavailable(task, 'QueueEvents'));
+    if (!events) throw this.unavailable('await', task, 'QueueEvents could not be created');
+    await withTimeout(events.waitUntilReady(), durable.storeTimeout, () =>
+      this.unavailable('await', task, 'QueueEvents'),
+    );
     if (this.closed) throw shuttingDown(task, id);
     const queue = this.queue(task);
     return new Promise<TaskOutcome<R> | null>((resolve, reject) => {
@@ -326,7 +329,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       [...started].map(async ([id, task]) => ({
         id,
         task,
-        state: await this.store(task, () => this.queue(task).getJobState(id)),
+        state: await this.store('list', task, () => this.queue(task).getJobState(id)),
       })),
     );
     const left: Array<{ id: string; task: string }> = [];
@@ -371,25 +374,25 @@ export class DurableSupervisor implements OnApplicationShutdown {
    * with `DurableUnavailableError` after `durable.storeTimeout`.
    */
   ping(): Promise<void> {
-    return this.store(CONTROL_QUEUE, async () => {
+    return this.store('ping', CONTROL_QUEUE, async () => {
       await (await this.controlClient()).ping();
     });
   }
 
   /** A Redis call bounded by `durable.storeTimeout`; any failure becomes a `DurableUnavailableError`. */
-  private async store<T>(task: string, call: () => Promise<T>): Promise<T> {
+  private async store<T>(op: StoreOperation, task: string, call: () => Promise<T>): Promise<T> {
     const ms = this.options.durable!.storeTimeout;
     try {
-      return await withTimeout(call(), ms, () => this.unavailable(task, 'timeout'));
+      return await withTimeout(call(), ms, () => this.unavailable(op, task, 'timeout'));
     } catch (error) {
       if (error instanceof DurableUnavailableError) throw error;
-      throw new DurableUnavailableError(task, STORE_UNAVAILABLE(task, ms, errorMessage(error)), error);
+      throw new DurableUnavailableError(task, STORE_UNAVAILABLE(op, task, ms, errorMessage(error)), error);
     }
   }
 
-  private unavailable(task: string, cause: string): DurableUnavailableError {
+  private unavailable(op: StoreOperation, task: string, cause: string): DurableUnavailableError {
     const ms = this.options.durable!.storeTimeout;
-    return new DurableUnavailableError(task, STORE_UNAVAILABLE(task, ms, cause));
+    return new DurableUnavailableError(task, STORE_UNAVAILABLE(op, task, ms, cause));
   }
 
   /** The producer side of a task name: one BullMQ Queue, failing fast while Redis is away (TRAPS: BullMQ). */
@@ -436,9 +439,9 @@ export class DurableSupervisor implements OnApplicationShutdown {
   }
 
   /** Task names of the cluster: handlers found here, names started here, names any instance stored in Redis. */
-  private async knownNames(): Promise<string[]> {
+  private async knownNames(op: StoreOperation): Promise<string[]> {
     const names = new Set([...this.handlers.byName.keys(), ...this.registered]);
-    const stored = await this.store('*', async () => {
+    const stored = await this.store(op, '*', async () => {
       const client = await this.controlClient();
       return client.smembers(`${this.options.durable!.prefix}:${TASKS_KEY}`);
     });
@@ -450,7 +453,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private async watchAll(): Promise<void> {
     let names: string[];
     try {
-      names = await this.knownNames();
+      names = await this.knownNames('list');
     } catch (error) {
       this.logError('events', error);
       names = [...this.handlers.byName.keys(), ...this.registered];

@@ -34,9 +34,28 @@ export const INVALID_PAYLOAD = (task: string, path: string, what: string) =>
 export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 
-export const STORE_UNAVAILABLE = (task: string, ms: number, cause: string) =>
-  `Durable task "${task}" was not stored: Redis did not answer within ${ms} ms (durable.storeTimeout): ${cause}. ` +
-  'Nothing was started; retry later or return an error to the caller.';
+/** What a call that needs Redis was doing when Redis did not answer (each says what the caller can rely on). */
+export type StoreOperation = 'start' | 'list' | 'terminate' | 'await' | 'ping';
+
+export const STORE_UNAVAILABLE = (op: StoreOperation, task: string, ms: number, cause: string) => {
+  const noAnswer = `Redis did not answer within ${ms} ms (durable.storeTimeout): ${cause}.`;
+  const of = task === '*' ? 'the durable task names' : `durable task "${task}"`;
+  switch (op) {
+    case 'start':
+      return (
+        `Durable task "${task}" may not have been stored: ${noAnswer} It may have been stored all the same (the ` +
+        'answer was lost): start it again with the same opts.id so that it exists once, or return an error to the caller.'
+      );
+    case 'list':
+      return `Cannot list the durable children (reading ${of}): ${noAnswer} Nothing was changed.`;
+    case 'terminate':
+      return `Cannot terminate the durable child (reading ${of}): ${noAnswer} It may still run: try again later.`;
+    case 'await':
+      return `Cannot read the outcome of ${of}: ${noAnswer} The task is not affected: ask again later.`;
+    case 'ping':
+      return `Durable tasks: ${noAnswer}`;
+  }
+};
 
 export const CLUSTER_CONNECTION = () =>
   'Invalid ConcurrencyModule option "durable.connection": an ioredis Cluster is not supported; pass a ' +

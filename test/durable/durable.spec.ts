@@ -395,7 +395,18 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
       const error = await supervisor.startChild('anything', { n: 2 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(DurableUnavailableError);
       expect((error as Error).message).toContain('storeTimeout');
+      // It may have been stored (the answer lost): the message must not say otherwise, and says how to be sure.
+      expect((error as Error).message).toContain('may have been stored');
+      expect((error as Error).message).toContain('same opts.id');
+      expect((error as Error).message).not.toContain('Nothing was started');
       expect(Date.now() - started).toBeLessThan(2000);
+      // The other calls say what they were doing, not that a task was not stored.
+      const listing = await supervisor.children().catch((e: unknown) => e);
+      expect(listing).toBeInstanceOf(DurableUnavailableError);
+      expect((listing as Error).message).toContain('Cannot list the durable children');
+      expect((listing as Error).message).not.toContain('stored');
+      const terminating = await supervisor.terminateChild('some-id').catch((e: unknown) => e);
+      expect((terminating as Error).message).toContain('Cannot terminate the durable child');
     } finally {
       await server.restart();
     }
