@@ -228,7 +228,11 @@ export class DurableSupervisor implements OnApplicationShutdown {
             await this.store('terminate', task, () => job.remove());
             return true;
           } catch {
-            continue; // taken by a worker meanwhile: terminate it there
+            // Taken by a worker meanwhile: terminate it there. Or a removal that keeps failing: not past the deadline,
+            // and not at the speed of Redis's answers.
+            if (Date.now() > deadline) return false;
+            await sleep(20);
+            continue;
           }
         }
         if (state !== 'active') return asked > 0;

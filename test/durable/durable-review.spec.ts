@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   type DurableTaskContext,
@@ -116,6 +117,30 @@ describe.skipIf(!redisAvailable)('durable: review fixes (real redis-server)', ()
       expect(a.logger.text('error')).toContain('maxRetriesPerRequest must be null');
     } finally {
       subscription.unsubscribe();
+    }
+  });
+
+  it('terminateChild gives up at its deadline, pacing its tries, when removing a waiting child keeps failing', async () => {
+    const a = await bootDurable(
+      { connection: server.url, prefix: uniquePrefix(), workers: false, stalledTimeout: 1000, storeTimeout: 500 },
+      [],
+    );
+    apps.push(a);
+    const durable = a.app.get(DurableSupervisor);
+    const { id } = await durable.startChild('later', null, { delay: 60_000 });
+    const remove = vi.spyOn(Job.prototype, 'remove').mockRejectedValue(new Error('Job is locked'));
+    try {
+      const started = Date.now();
+      const result = await Promise.race([
+        durable.terminateChild(id),
+        new Promise((resolve) => setTimeout(() => resolve('still spinning'), 5000)),
+      ]);
+      expect(result).toBe(false);
+      expect(Date.now() - started).toBeLessThan(3000);
+      // One try per 20 ms at most over the 1.5 s deadline, not one per Redis round trip.
+      expect(remove.mock.calls.length).toBeLessThan(150);
+    } finally {
+      remove.mockRestore();
     }
   });
 
