@@ -35,7 +35,7 @@ export const INVALID_CHILD_OPTION = (task: string, option: string, expected: str
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 
 /** What a call that needs Redis was doing when Redis did not answer (each says what the caller can rely on). */
-export type StoreOperation = 'start' | 'list' | 'terminate' | 'await' | 'ping';
+export type StoreOperation = 'start' | 'list' | 'terminate' | 'await' | 'progress' | 'ping';
 
 export const STORE_UNAVAILABLE = (op: StoreOperation, task: string, ms: number, cause: string) => {
   const noAnswer = `Redis did not answer within ${ms} ms (durable.storeTimeout): ${cause}.`;
@@ -52,6 +52,8 @@ export const STORE_UNAVAILABLE = (op: StoreOperation, task: string, ms: number, 
       return `Cannot terminate the durable child (reading ${of}): ${noAnswer} It may still run: try again later.`;
     case 'await':
       return `Cannot read the outcome of ${of}: ${noAnswer} The task is not affected: ask again later.`;
+    case 'progress':
+      return `Cannot store the progress of ${of}: ${noAnswer} The attempt goes on.`;
     case 'ping':
       return `Durable tasks: ${noAnswer}`;
   }

@@ -155,7 +155,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   /** One attempt: the handler with its context, bounded by its timeout and by terminate/shutdown aborts. */
   private async run(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
     const { def, worker } = entry;
-    const ctx = new DurableContext(job, signal);
+    const ctx = new DurableContext(job, signal, this.options.durable!.storeTimeout);
     if (this.early.size > 0 && this.early.delete(ctx.id)) {
       worker.cancelJob(ctx.id, new TaskAbortedError(def.name, 'terminated') as never);
     }

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import {
   type DurableTaskContext,
   DurableSupervisor,
+  DurableUnavailableError,
   type SupervisorEvent,
   SupervisorShutdownError,
   TaskHandler,
@@ -37,6 +38,16 @@ class Handlers {
   @TaskHandler('double', { restart: 'temporary' })
   double(payload: { n: number }) {
     return payload.n * 2;
+  }
+
+  @TaskHandler('report', { restart: 'temporary' })
+  async report(_payload: unknown, ctx: DurableTaskContext) {
+    try {
+      await ctx.progress(50);
+      return 'stored';
+    } catch (error) {
+      return error instanceof DurableUnavailableError ? `unavailable: ${error.message}` : 'other';
+    }
   }
 
   /** Runs until its signal aborts (the app closing) or the test releases it. */
@@ -141,6 +152,21 @@ describe.skipIf(!redisAvailable)('durable: review fixes (real redis-server)', ()
       expect(remove.mock.calls.length).toBeLessThan(150);
     } finally {
       remove.mockRestore();
+    }
+  });
+
+  it('bounds ctx.progress() by storeTimeout: a Redis that does not answer cannot hang the handler', async () => {
+    const a = await bootDurable({ connection: server.url, prefix: uniquePrefix(), storeTimeout: 300 }, [Handlers]);
+    apps.push(a);
+    const durable = a.app.get(DurableSupervisor);
+    const update = vi.spyOn(Job.prototype, 'updateProgress').mockReturnValue(new Promise<void>(() => undefined));
+    try {
+      const task = await durable.async<null, string>('report', null);
+      const result = await task.await(3000);
+      expect(result).toContain('unavailable: Cannot store the progress of durable task "report"');
+      expect(result).toContain('300 ms');
+    } finally {
+      update.mockRestore();
     }
   });
 

@@ -42,7 +42,10 @@ export interface TaskHandlerOptions {
 
 /** What a `@TaskHandler` method receives as its second argument. */
 export interface DurableTaskContext extends TaskContext {
-  /** Stores a progress value on the task (shown in Redis, e.g. by BullMQ dashboards). */
+  /**
+   * Stores a progress value on the task (shown in Redis, e.g. by BullMQ dashboards). Rejects with a
+   * `DurableUnavailableError` when Redis does not answer within `durable.storeTimeout`.
+   */
   progress(value: number | object): Promise<void>;
 }
 
