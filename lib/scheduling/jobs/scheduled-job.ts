@@ -148,8 +148,10 @@ export abstract class ScheduledJob {
   }
 
   /**
-   * Runs the job now, on this instance (no lock), respecting overlap. Settles with the run: rejects with its error, or
-   * with `TaskTimeoutError` at its `timeout` (even if the method goes on).
+   * Runs the job now, on this instance, respecting overlap. The tick's lease is bypassed; with a lock and overlap
+   * 'skip' the job's running lease is not: taken first (rejects with `JobRunningError` if another instance runs the job,
+   * with the lock's error if the store fails) and held until the method really ends. Settles with the run: rejects
+   * with its error, or with `TaskTimeoutError` at its `timeout` (even if the method goes on).
    */
   trigger(): Promise<void> {
     if (this.host.closing) return Promise.reject(new SupervisorShutdownError(this.host.supervisor.name));
@@ -158,6 +160,7 @@ export abstract class ScheduledJob {
       if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       return Promise.reject(new JobRunningError(this.def.name));
     }
+    if (this.def.lock && this.def.overlap === 'skip') return this.#lockedTrigger(this.def.lock);
     return new Promise((resolve, reject) => {
       this.#start(new Date(), undefined, (outcome) =>
         outcome.status === 'fulfilled' ? resolve() : reject(outcome.reason),
@@ -362,6 +365,48 @@ export abstract class ScheduledJob {
     done?.();
   }
 
+  /** `trigger()` of a job with a lock and overlap 'skip': the run holds the job's running lease, as a tick's does. */
+  async #lockedTrigger(lock: Lock): Promise<void> {
+    const name = this.def.name;
+    const scheduledAt = new Date();
+    let runLease: JobLease | null;
+    this.#acquiring++;
+    try {
+      runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+    } catch (error) {
+      this.lockFailures++;
+      if (jobChannel.hasSubscribers) this.#publish('lock-failed', undefined, undefined, error);
+      throw error;
+    } finally {
+      this.#acquiring--;
+    }
+    if (!runLease) {
+      // A run of the job is going on another instance.
+      this.skipped++;
+      if (jobChannel.hasSubscribers) this.#publish('skipped', 'cluster-overlap');
+      throw new JobRunningError(name);
+    }
+    const held = runLease;
+    let verdict!: (outcome: TaskOutcome<unknown>) => void;
+    const outcome = new Promise<TaskOutcome<unknown>>((resolve) => (verdict = resolve));
+    let task: Task<unknown>;
+    try {
+      if (this.host.closing) throw new SupervisorShutdownError(this.host.supervisor.name);
+      task = this.#start(scheduledAt, undefined, verdict);
+    } catch (error) {
+      this.#release(held, lock);
+      throw error;
+    }
+    const keepAlive = this.#keepAlive(null, held, lock, scheduledAt);
+    // Held until the method really ends, also past its timeout (the run still counts as running).
+    void task.settled().then(() => {
+      if (keepAlive) clearInterval(keepAlive);
+      this.#release(held, lock);
+    });
+    const result = await outcome;
+    if (result.status === 'rejected') throw result.reason;
+  }
+
   /** Paused or closing: a tick waiting for its lock stops at the next await. */
   #halted(): boolean {
     return this.paused || this.host.closing;
@@ -411,14 +456,17 @@ export abstract class ScheduledJob {
     return this.def.lock!.ttl;
   }
 
-  /** Extends the leases every TTL/2 while the run goes: the tick's (never shortening it) and the running one. */
+  /**
+   * Extends the leases every TTL/2 while the run goes: the tick's (never shortening it; none for `trigger()`) and the
+   * running one.
+   */
   #keepAlive(
-    lease: JobLease,
+    lease: JobLease | null,
     runLease: JobLease | null,
     lock: Lock,
     scheduledAt: Date,
   ): ReturnType<typeof setInterval> | undefined {
-    const extendTick = lease.extend ? (): Promise<boolean> => lease.extend!(this.leaseMs(scheduledAt)) : undefined;
+    const extendTick = lease?.extend ? (): Promise<boolean> => lease.extend!(this.leaseMs(scheduledAt)) : undefined;
     const extendRun = runLease?.extend ? (): Promise<boolean> => runLease.extend!(lock.ttl) : undefined;
     if (!extendTick && !extendRun) return undefined;
     let tickHeld = extendTick !== undefined;
