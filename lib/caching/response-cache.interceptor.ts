@@ -87,6 +87,14 @@ function ownsResponse(target: object, handler: object): boolean {
   return false;
 }
 
+/** Whether a handler takes the platform's response at all (`@Res()`, with or without `passthrough`). */
+function takesResponse(target: object, handler: object): boolean {
+  const name = (handler as { name?: string }).name;
+  if (name === undefined) return false;
+  const args = Reflect.getMetadata(ROUTE_ARGS_METADATA, target, name) as Record<string, unknown> | undefined;
+  return args !== undefined && Object.keys(args).some((key) => Number(key.split(':')[0]) === RouteParamtypes.RESPONSE);
+}
+
 /**
  * Caches the results of GET/HEAD handlers with one handler call per key under concurrency (cache-manager `wrap`),
  * stale-while-revalidate, safe keys and eviction. Applied by `@Cached` / `@CacheEvict`, or globally as
@@ -365,7 +373,10 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     return {
       key: cached.key ?? this.reflector.get(CACHE_KEY_METADATA, handler as never) ?? undefined,
       ttl: cached.ttl ?? get(CACHE_TTL_METADATA) ?? this.cacheService.defaultTtl,
-      swr: cached.staleWhileRevalidate ?? 0,
+      // A background refresh runs the handler of the stale request, whose response was sent: a handler that writes to
+      // it (`@Res({ passthrough: true })`) would fail every refresh. Such a route is served fresh until its TTL, then
+      // computed again like a miss.
+      swr: takesResponse(target, handler) ? 0 : (cached.staleWhileRevalidate ?? 0),
       varyQuery: vary.includes('query'),
       varyUser,
       headers,

@@ -100,6 +100,20 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     expect(counter.count('swr')).toBe(2);
   });
 
+  it('refreshes no @Res({ passthrough: true }) route in the background (its response was sent): after the TTL it is a miss', async () => {
+    await withClock(async (at) => {
+      await request(url).get('/swr-passthrough').expect('X-Cache', 'MISS').expect('x-computed', '1');
+      at(90); // ttl is 100 ms, staleWhileRevalidate 10 s (not applied: no stale response to refresh behind)
+      await request(url).get('/swr-passthrough').expect('X-Cache', 'HIT');
+      at(150);
+      const res = await request(url).get('/swr-passthrough').expect('X-Cache', 'MISS').expect('x-computed', '2');
+      expect(res.body).toEqual({ calls: 2 });
+      await request(url).get('/swr-passthrough').expect('X-Cache', 'HIT');
+    });
+    expect(app.get(CacheService).stats().stale).toBe(0);
+    expect(counter.count('swr-passthrough')).toBe(2);
+  });
+
   it('never caches an error, and says X-Cache: BYPASS on it', async () => {
     await request(url).get('/flaky').expect(503).expect('X-Cache', 'BYPASS');
     const res = await request(url).get('/flaky').expect(200).expect('X-Cache', 'MISS');
