@@ -54,6 +54,8 @@ const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed', 'waiting-ch
 const MAX_PRIORITY = 2_097_152;
 /** `children()` lists at most this many children per task name and state. */
 const CHILDREN_LIMIT = 1000;
+/** Ids kept in `reported` at most: a `failed` event lost to a reconnect must not leave its id there for good. */
+const REPORTED_LIMIT = 10_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The custom event a worker adds to a queue's event stream (see DurableWorkers). */
@@ -77,7 +79,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /**
    * What happens to every durable child of the cluster (all instances sharing the Redis prefix): `started`,
    * `completed`, `failed`, `timeout`, `terminated`, `restarted`, `max-restarts`. Listening opens one Redis connection
-   * per task name (BullMQ QueueEvents), on first subscription.
+   * per task name (BullMQ QueueEvents), on first subscription; they close when the last subscriber leaves.
    */
   readonly events: Observable<SupervisorEvent>;
 
@@ -95,6 +97,10 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** The `outcome()` calls still waiting: settled (rejected) at shutdown, so no awaiter hangs on a closed app. */
   private readonly pending = new Set<() => void>();
   private watching = false;
+  /** Subscribers of `events`: while there are any, every task name is watched. */
+  private subscribers = 0;
+  /** Per task name, the `outcome()` calls using its QueueEvents (closed once nobody needs it). */
+  private readonly awaiting = new Map<string, number>();
   private closed = false;
   /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
   private startedHere: Map<string, string> | undefined;
@@ -107,11 +113,18 @@ export class DurableSupervisor implements OnApplicationShutdown {
   ) {
     this.events = new Observable<SupervisorEvent>((subscriber) => {
       const subscription = this.subject.subscribe(subscriber);
+      this.subscribers++;
       if (!this.watching) {
         this.watching = true;
         void this.watchAll();
       }
-      return subscription;
+      return () => {
+        subscription.unsubscribe();
+        if (--this.subscribers > 0) return;
+        // The last subscriber left: the connections opened for it go (those an awaiter still uses stay).
+        this.watching = false;
+        for (const task of [...this.queueEvents.keys()]) this.unwatchIfIdle(task);
+      };
     });
   }
 
@@ -252,6 +265,23 @@ export class DurableSupervisor implements OnApplicationShutdown {
   async outcome<R>(task: string, id: string, timeoutMs: number): Promise<TaskOutcome<R> | null> {
     checkTimeoutMs(`DurableTask ${id}`, timeoutMs);
     const durable = this.durable();
+    this.awaiting.set(task, (this.awaiting.get(task) ?? 0) + 1);
+    try {
+      return await this.waitOutcome<R>(task, id, timeoutMs, durable);
+    } finally {
+      const left = (this.awaiting.get(task) ?? 1) - 1;
+      if (left > 0) this.awaiting.set(task, left);
+      else this.awaiting.delete(task);
+      this.unwatchIfIdle(task);
+    }
+  }
+
+  private async waitOutcome<R>(
+    task: string,
+    id: string,
+    timeoutMs: number,
+    durable: ResolvedDurableOptions,
+  ): Promise<TaskOutcome<R> | null> {
     const events = this.watch(task);
     if (!events) throw this.unavailable('await', task, 'QueueEvents could not be created');
     await withTimeout(events.waitUntilReady(), durable.storeTimeout, () =>
@@ -347,12 +377,13 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    // Awaiters of outcomes would poll a closed queue for ever (and keep the process alive): tell them now.
-    for (const abort of this.pending) abort(); // each removes itself: a Set iterates on safely
-    this.subject.complete();
+    // Taken first: the subscribers and awaiters that leave below find nothing left to close on their own.
     const all = [...this.queueEvents.values(), ...this.queues.values()];
     this.queueEvents.clear();
     this.queues.clear();
+    // Awaiters of outcomes would poll a closed queue for ever (and keep the process alive): tell them now.
+    for (const abort of this.pending) abort(); // each removes itself: a Set iterates on safely
+    this.subject.complete();
     await Promise.allSettled(all.map((item) => withTimeout(item.close(), 2000, () => new Error('close timed out'))));
   }
 
@@ -462,7 +493,20 @@ export class DurableSupervisor implements OnApplicationShutdown {
       this.logError('events', error);
       names = [...this.handlers.byName.keys(), ...this.registered];
     }
+    if (!this.watching) return; // every subscriber left meanwhile
     for (const task of names) this.watch(task);
+  }
+
+  /** Closes the QueueEvents of `task` (its blocking connection) when no subscriber and no awaiter needs it. */
+  private unwatchIfIdle(task: string): void {
+    if (this.watching || this.awaiting.has(task)) return;
+    const events = this.queueEvents.get(task);
+    if (!events) return;
+    this.queueEvents.delete(task);
+    this.chains.delete(task);
+    void withTimeout(events.close(), 2000, () => new Error('close timed out')).catch((error: unknown) =>
+      this.logError(`events of ${task}`, error),
+    );
   }
 
   /**
@@ -519,7 +563,11 @@ export class DurableSupervisor implements OnApplicationShutdown {
     on('completed', async ({ jobId }) => base(jobId, 'completed', await attemptOf(jobId)));
     on(DURABLE_EVENT, async ({ jobId, data }) => {
       const parsed = JSON.parse(data) as WorkerEventData;
-      if (parsed.final) this.reported.add(jobId);
+      if (parsed.final) {
+        this.reported.add(jobId);
+        // The oldest first (a Set keeps insertion order): their `failed` event is long past, or was lost.
+        if (this.reported.size > REPORTED_LIMIT) this.reported.delete(this.reported.values().next().value!);
+      }
       const event = base(jobId, parsed.type, parsed.attempt);
       if (parsed.durationMs !== undefined) event.durationMs = parsed.durationMs;
       if (parsed.error !== undefined) event.error = revive(parsed);

@@ -170,6 +170,30 @@ describe.skipIf(!redisAvailable)('durable: review fixes (real redis-server)', ()
     }
   });
 
+  it('closes the QueueEvents connections once the last events subscriber and awaiter are gone', async () => {
+    const admin = new Redis(server.url);
+    clients.push(admin);
+    // QueueEvents hold a blocking XREAD each; nothing else of this app does.
+    const readers = async () =>
+      ((await admin.client('LIST')) as string).split('\n').filter((line) => line.includes('cmd=xread')).length;
+    const baseline = await readers();
+    const a = await bootDurable({ connection: server.url, prefix: uniquePrefix(), workers: false }, []);
+    apps.push(a);
+    const durable = a.app.get(DurableSupervisor);
+    const task = await durable.async('watched', null, { delay: 60_000 });
+    const first = durable.events.subscribe(() => undefined);
+    const second = durable.events.subscribe(() => undefined);
+    await vi.waitFor(async () => expect(await readers()).toBe(baseline + 1), { timeout: 5000 });
+    first.unsubscribe();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await readers()).toBe(baseline + 1); // one subscriber left
+    second.unsubscribe();
+    await vi.waitFor(async () => expect(await readers()).toBe(baseline), { timeout: 5000 });
+    // An awaiter opens it for as long as it waits.
+    await expect(task.yield(200)).resolves.toBeNull();
+    await vi.waitFor(async () => expect(await readers()).toBe(baseline), { timeout: 5000 });
+  });
+
   it('settles a pending await() when the app closes, instead of polling a closed queue for ever', async () => {
     const a = await bootDurable({ connection: server.url, prefix: uniquePrefix() }, [Handlers], {
       shutdownTimeout: 100,
