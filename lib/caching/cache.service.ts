@@ -15,7 +15,14 @@ import {
   STORE_RETRY_AFTER,
   TAG_KEY_PREFIX,
 } from './caching.constants.js';
-import { REFRESH_FAILED, STORE_FAILED, STORE_RECOVERED, TAG_INDEX_FAILED, TTL_INVALID } from './caching.messages.js';
+import {
+  REFRESH_FAILED,
+  REFRESH_TIMED_OUT,
+  STORE_FAILED,
+  STORE_RECOVERED,
+  TAG_INDEX_FAILED,
+  TTL_INVALID,
+} from './caching.messages.js';
 import { FanOut } from '../fan-out/fan-out.service.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
@@ -26,7 +33,7 @@ import { createCacheCounters } from '../observability/cache-counters.js';
 import { ClusterFlight, type FlightCall, isA, LeaderValue, RefreshedElsewhere } from './cluster-flight.js';
 import { type FlightMessage, isRedisStore, RedisLink } from './redis-link.js';
 import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
-import { errorMessage, errorStack } from '../utils/describe.js';
+import { describeValue, errorMessage, errorStack } from '../utils/describe.js';
 
 /** A miss takes any value another instance stored. */
 const acceptAny = (): boolean => true;
@@ -325,7 +332,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
    * one; the decision to refresh marks the key at once, so a request that follows cannot start a second refresh
    * before the first one's failure is recorded.
    */
-  refreshThreshold(key: string, swr: number, onRefresh?: () => void): (value: unknown) => number {
+  refreshThreshold(key: string, swr: number, onRefresh?: (until: number) => void): (value: unknown) => number {
     return (value) => {
       if (!isEnvelope(value) || typeof value.e !== 'number') return swr; // stored by other code: cache-manager decides
       const now = Date.now();
@@ -338,9 +345,24 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
         this.remoteRefresh.delete(key);
       }
       this.refreshing.add(key);
-      onRefresh?.();
+      onRefresh?.(value.e);
       return Infinity;
     };
+  }
+
+  /**
+   * @internal A background refresh's computation, bounded by the stale entry's expiry (`until`, epoch ms): past it
+   * the refresh is of no use, and one that never settled kept the key marked as refreshing (cache-manager's `refresh`
+   * event never came), so it was never refreshed again. It rejects then, and the failure's backoff applies.
+   */
+  boundRefresh<T>(key: string, work: Promise<T>, until: number): Promise<T> {
+    const ms = Math.max(1, Math.ceil(until - Date.now()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(REFRESH_TIMED_OUT(describeValue(key), ms))), ms);
+      timer.unref?.(); // a hung refresh does not keep the process alive
+    });
+    return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
   }
 
   /** @internal Whether a computation goes through the cluster single flight (`singleFlight: 'cluster'`). */

@@ -7,6 +7,8 @@ export const STORE_TIMEOUT = (index: number, method: string, ms: number) =>
 export const STORE_RECOVERED = (index: number) => `Cache store #${index} answers again.`;
 export const REFRESH_FAILED = (key: string, retryIn: number) =>
   `Background refresh of cache key "${key}" failed; the stale value is served until it expires, and the key is not refreshed again for ${retryIn} ms. Further refresh failures within a second are counted in stats().refreshErrors, not logged.`;
+export const REFRESH_TIMED_OUT = (key: string, ms: number) =>
+  `Background refresh of cache key ${key} did not settle within ${ms} ms (the entry's remaining lifetime).`;
 export const TAG_INDEX_FAILED = (tag: string) => `Could not record cache tag "${tag}".`;
 export const EVICT_PUBLISH_FAILED = 'Could not publish a cache eviction to the other instances.';
 export const EVICT_SUBSCRIBE_FAILED = 'Could not subscribe to cache evictions of the other instances.';

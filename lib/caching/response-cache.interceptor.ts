@@ -5,7 +5,7 @@ import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, type Observable, of } from 'rxjs';
-import { isEnvelope, isNotCacheable, NotCacheable, remainingTtl } from './cache-envelope.js';
+import { type CacheEnvelope, isEnvelope, isNotCacheable, NotCacheable, remainingTtl } from './cache-envelope.js';
 import { sortQuery } from './cache-key.js';
 import { isSingleValue, responseOpen, singleValue, statusOf } from './handler-result.js';
 import { CacheService, isValidTtl } from './cache.service.js';
@@ -228,6 +228,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     const start = service.seq;
     let ran = false;
     let refresh = false;
+    let refreshUntil = 0;
     let call: FlightCall | undefined;
     let retagged: Promise<void> | undefined;
     let raw: { value: unknown; expires?: number };
@@ -256,15 +257,25 @@ export class ResponseCacheInterceptor implements NestInterceptor {
         key,
         async () => {
           ran = true;
-          if (!service.clustered) return compute();
-          // One computation across the instances: a miss takes any value stored meanwhile, a refresh a fresh one.
-          call = { refresh, accepts: refresh ? (found) => found.e - Date.now() >= route.swr : acceptAny };
-          return service.computeOnce(key, compute, call);
+          let work: Promise<CacheEnvelope>;
+          if (!service.clustered) work = compute();
+          else {
+            // One computation across the instances: a miss takes any value stored meanwhile, a refresh a fresh one.
+            call = { refresh, accepts: refresh ? (found) => found.e - Date.now() >= route.swr : acceptAny };
+            work = service.computeOnce(key, compute, call);
+          }
+          // A background refresh that never settles must not keep the key from being refreshed again.
+          return refresh ? service.boundRefresh(key, work, refreshUntil) : work;
         },
         {
           ttl: remainingTtl(lifetime),
           refreshThreshold:
-            route.swr > 0 ? service.refreshThreshold(key, route.swr, () => (refresh = true)) : undefined,
+            route.swr > 0
+              ? service.refreshThreshold(key, route.swr, (until) => {
+                  refresh = true;
+                  refreshUntil = until;
+                })
+              : undefined,
           raw: true,
         },
       )) as unknown as { value: unknown; expires?: number };

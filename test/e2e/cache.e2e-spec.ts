@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { CacheService } from 'nestjs-concurrency';
 import request from 'supertest';
-import { type CallCounter, createCacheAppModule, HOSTILE_VALUES } from '../fixtures/cache-app.js';
+import { type CallCounter, createCacheAppModule, type Gate, HOSTILE_VALUES } from '../fixtures/cache-app.js';
 import { RecordingLogger } from '../fixtures/cache-logger.js';
 import { hangingStore, throwingStore } from '../fixtures/cache-stores.js';
 import { bootstrapApp, HTTP_ADAPTERS } from './utils/bootstrap-app.js';
@@ -25,17 +25,20 @@ async function withClock(fn: (at: (ms: number) => void) => Promise<void>): Promi
 describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
   let app: INestApplication;
   let counter: CallCounter;
+  let gate: Gate;
   let url: string;
 
   beforeEach(async () => {
     const fixture = createCacheAppModule();
     counter = fixture.counter;
+    gate = fixture.gate;
     app = await bootstrapApp(adapter, fixture.module);
     await app.listen(0, '127.0.0.1');
     url = await app.getUrl();
   });
 
   afterEach(async () => {
+    gate.open();
     await app.close();
   });
 
@@ -112,6 +115,28 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     });
     expect(app.get(CacheService).stats().stale).toBe(0);
     expect(counter.count('swr-passthrough')).toBe(2);
+  });
+
+  it('gives up a background refresh that never settles when the entry expires: the key is refreshed again later', async () => {
+    await request(url).get('/hung-refresh').expect('X-Cache', 'MISS'); // ttl 100 ms, staleWhileRevalidate 1.5 s
+    await sleep(150);
+    await request(url).get('/hung-refresh').expect('X-Cache', 'STALE'); // its refresh hangs
+    await vi.waitFor(() => expect(counter.count('hung-refresh')).toBe(2));
+    await sleep(1_550); // past ttl + staleWhileRevalidate: computed again
+    await request(url).get('/hung-refresh').expect('X-Cache', 'MISS');
+    expect(counter.count('hung-refresh')).toBe(3);
+    await sleep(150);
+    const start = Date.now();
+    await request(url).get('/hung-refresh').expect('X-Cache', 'STALE');
+    // Refreshed in the background now, not only once this entry expires too (1.5 s on).
+    await vi.waitFor(
+      async () => {
+        const res = await request(url).get('/hung-refresh');
+        expect(res.body).toEqual({ calls: 4 });
+      },
+      { timeout: 1_000, interval: 50 },
+    );
+    expect(Date.now() - start).toBeLessThan(1_000);
   });
 
   it('never caches an error, and says X-Cache: BYPASS on it', async () => {
