@@ -28,8 +28,10 @@ export class JobRegistry {
   }
 
   /**
-   * Runs the job now on this instance (no lock), respecting `overlap`: resolves when the run ends, rejects with its
-   * error, or with `JobRunningError` when a run is going and overlap is `'skip'`. Works while paused too.
+   * Runs the job now on this instance, respecting `overlap`: resolves when the run ends, rejects with its error, or
+   * with `JobRunningError` when a run is going and overlap is `'skip'`. The tick's lease is bypassed; with a lock and
+   * overlap `'skip'` the job's running lease is not (a run going on another instance rejects it too, and a lock store
+   * failure rejects with the lock's error). Works while paused too.
    */
   trigger(name: string): Promise<void> {
     return this.#job(name).trigger();
