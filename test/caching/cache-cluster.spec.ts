@@ -2,6 +2,7 @@ import type KeyvRedis from '@keyv/redis';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Keyv } from 'keyv';
 import { CacheService, type CacheStats, ConcurrencyModule } from 'nestjs-concurrency';
+import { type AddressInfo, createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Gate } from '../fixtures/cache-app.js';
 import { redisStore } from '../fixtures/cache-redis.js';
@@ -143,6 +144,41 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     expect(followers.map((f) => f.cache.stats().misses)).toEqual([1, 1, 1]);
     gate.open();
     expect(await hung).toBe('leader');
+  });
+
+  it('lets a follower whose subscriber is not subscribed compute at once, not after the whole wait', async () => {
+    const wait = 3_000;
+    const [leader] = await boot({ singleFlightWait: wait }, 1);
+    const gate = new Gate();
+    const hung = leader.cache.getOrStore('deaf', async () => {
+      await gate.pass(); // holds the lease until the end of the test
+      return 'leader';
+    });
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    // A follower whose subscriber never gets subscribed: its duplicate connects to a server that accepts the
+    // connection and never answers (no error either), so it would never hear the leader's release.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const store = redisStore(redis.url);
+    const client = (store.store as KeyvRedis<unknown>).client as unknown as {
+      duplicate(overrides?: object): unknown;
+    };
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (overrides?: object) => duplicate({ ...overrides, url: `redis://127.0.0.1:${port}` });
+    const module = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRoot({ cache: { stores: [store], storeTimeout, singleFlightWait: wait } })],
+    }).compile();
+    await module.init();
+    const follower = { module, cache: module.get(CacheService), store };
+    instances.push(follower);
+    const started = performance.now();
+    expect(await follower.cache.getOrStore('deaf', async () => 'follower')).toBe('follower');
+    expect(performance.now() - started).toBeLessThan(wait / 2);
+    expect(follower.cache.stats().clusterFallbacks).toBe(1);
+    gate.open();
+    expect(await hung).toBe('leader');
+    silent.close();
   });
 
   it('lets the followers of a leader whose instance shut down mid-computation compute after the bounded wait', async () => {
