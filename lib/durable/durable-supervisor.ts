@@ -474,6 +474,30 @@ export class DurableSupervisor implements OnApplicationShutdown {
   }
 
   /** Task names of the cluster: handlers found here, names started here, names any instance stored in Redis. */
+  /**
+   * @internal For the dashboard: per task name, how many children wait (waiting, delayed, backing off), run, and
+   * failed for good (failed children are kept 24 h, 10,000 per task name at most), cluster-wide. One count call per
+   * task name, bounded by `storeTimeout`.
+   */
+  async queueCounts(): Promise<Array<{ task: string; waiting: number; running: number; failed: number }>> {
+    this.durable();
+    const names = await this.knownNames('list');
+    return Promise.all(
+      names.map(async (task) => {
+        const counts = await this.store('list', task, () =>
+          this.queue(task).getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed'),
+        );
+        const n = (state: string) => counts[state] ?? 0;
+        return {
+          task,
+          waiting: n('waiting') + n('prioritized') + n('delayed'),
+          running: n('active'),
+          failed: n('failed'),
+        };
+      }),
+    );
+  }
+
   private async knownNames(op: StoreOperation): Promise<string[]> {
     const names = new Set([...this.handlers.byName.keys(), ...this.registered]);
     const stored = await this.store(op, '*', async () => {

@@ -1,8 +1,9 @@
-import { type INestApplication, Module } from '@nestjs/common';
+import { Injectable, type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { get } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { ConcurrencyModule } from 'nestjs-concurrency';
+import { ConcurrencyModule, DurableSupervisor, TaskHandler } from 'nestjs-concurrency';
+import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 /** A "Redis" that accepts connections and never answers: every call waits out durable.storeTimeout. */
 async function silentRedis(): Promise<{ url: string; close: () => Promise<void> }> {
@@ -77,5 +78,63 @@ describe('the dashboard while Redis (durable tasks) is slow to answer', () => {
       expect((message.durable as { error: string }).error).toEqual(expect.any(String));
     }
     expect((messages[0].durable as { error: string }).error).toContain('no answer yet');
+  });
+});
+
+describe.skipIf(!redisAvailable)('the dashboard with durable tasks (real redis-server)', () => {
+  let server: RedisServer;
+  let app: INestApplication;
+  let release: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+
+  @Injectable()
+  class Handlers {
+    @TaskHandler('broken', { restart: 'temporary' })
+    broken(): never {
+      throw new Error('always fails');
+    }
+
+    @TaskHandler('held', { restart: 'temporary', concurrency: 1 })
+    async held(): Promise<void> {
+      await held;
+    }
+  }
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    @Module({
+      imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false }, durable: { connection: server.url } })],
+      providers: [Handlers],
+    })
+    class AppModule {}
+    app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+    await app.listen(0, '127.0.0.1');
+  });
+  afterAll(async () => {
+    release();
+    await app?.close();
+    await server?.stop();
+  });
+
+  it('shows per task name how many children wait, run and failed for good, cluster-wide', async () => {
+    const durable = app.get(DurableSupervisor);
+    const failing = await durable.async('broken', null);
+    await expect(failing.await(10_000)).rejects.toThrow(/always fails/);
+    await durable.startChild('held', null);
+    await durable.startChild('held', null); // concurrency 1: this one waits
+    const port = (app.getHttpServer().address() as { port: number }).port;
+    await vi.waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/_concurrency/snapshot`);
+        const snapshot = (await res.json()) as { durable: { queues: unknown[] } };
+        expect(snapshot.durable.queues).toEqual(
+          expect.arrayContaining([
+            { task: 'broken', waiting: 0, running: 0, failed: 1 },
+            { task: 'held', waiting: 1, running: 1, failed: 0 },
+          ]),
+        );
+      },
+      { timeout: 10_000, interval: 200 },
+    );
   });
 });

@@ -38,7 +38,8 @@ export interface DashboardSnapshot {
    * these are the queues of the last answer (`asOf`, epoch ms; none if there was none yet).
    */
   durable: {
-    queues: Array<{ task: string; waiting: number; running: number }>;
+    /** Per task name: children waiting (or delayed, backing off), running, and failed for good (kept 24 h). */
+    queues: Array<{ task: string; waiting: number; running: number; failed: number }>;
     error?: string;
     stale?: true;
     asOf?: number;

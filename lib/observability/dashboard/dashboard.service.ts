@@ -157,15 +157,9 @@ export class DashboardService implements OnModuleDestroy {
     const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
-      const children = await withTimeout(durable.children(), ms, () => new Error(NO_ANSWER(ms)));
-      const byTask = new Map<string, { task: string; waiting: number; running: number }>();
-      for (const child of children) {
-        let queue = byTask.get(child.task);
-        if (!queue) byTask.set(child.task, (queue = { task: child.task, waiting: 0, running: 0 }));
-        if (child.status === 'running') queue.running++;
-        else queue.waiting++;
-      }
-      return { queues: [...byTask.values()] };
+      const queues = await withTimeout(durable.queueCounts(), ms, () => new Error(NO_ANSWER(ms)));
+      // Task names with nothing waiting, running or failed are left out.
+      return { queues: queues.filter((q) => q.waiting + q.running + q.failed > 0) };
     } catch (error) {
       return { queues: [], error: errorMessage(error) };
     }
