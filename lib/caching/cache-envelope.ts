@@ -38,16 +38,40 @@ export class NotCacheable extends Error {
     super('not cacheable');
   }
 
-  /** Releases a result nobody will send (a background refresh's): ends the handler's subscription or stream. */
+  /**
+   * Releases a result nobody will send (a background refresh's): ends the handler's subscription or stream (a Node
+   * stream, a `StreamableFile`'s stream, a web `ReadableStream`, an async iterator).
+   */
   discard(): void {
     try {
-      if (this.stream) (this.value as Observable<unknown>).subscribe().unsubscribe();
-      else if (typeof (this.value as { destroy?: unknown } | null)?.destroy === 'function') {
-        (this.value as { destroy(): void }).destroy();
+      if (this.stream) {
+        (this.value as Observable<unknown>).subscribe().unsubscribe();
+        return;
+      }
+      const value = this.value as Record<string, unknown> | null;
+      if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return;
+      if (typeof value.destroy === 'function') (value as { destroy(): void }).destroy();
+      else if (typeof value.getStream === 'function') {
+        // A StreamableFile: its Node stream.
+        const stream = (value as { getStream(): { destroy?: () => void } | undefined }).getStream();
+        if (typeof stream?.destroy === 'function') stream.destroy();
+      } else if (typeof value.cancel === 'function' && typeof value.getReader === 'function') {
+        settleQuietly((value as { cancel(): unknown }).cancel()); // a web ReadableStream
+      } else if (typeof value.return === 'function' && typeof value.next === 'function') {
+        settleQuietly((value as { return(): unknown }).return()); // an async (or sync) iterator
       }
     } catch {
-      // already ended
+      // already ended, or a member that throws
     }
+  }
+}
+
+/** Ignores the rejection of a promise nobody awaits (a cancel or return that fails). */
+function settleQuietly(result: unknown): void {
+  try {
+    if (result instanceof Promise) result.catch(() => undefined);
+  } catch {
+    // not a promise after all
   }
 }
 
