@@ -195,10 +195,18 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     const started = performance.now();
     const values = await burst(followers, 'orphan', (i) => async () => `follower ${i}`);
     const took = performance.now() - started;
-    expect(new Set(values)).toEqual(new Set(['follower 0', 'follower 1', 'follower 2']));
+    // Each answer is a follower's own computation. Once the orphan lease expires, a follower may take the key and
+    // release it before another follower's wait has run out: that one then reads the first one's value (fewer
+    // computations, never more than one per instance).
+    for (const value of values) expect(['follower 0', 'follower 1', 'follower 2']).toContain(value);
     expect(took).toBeGreaterThanOrEqual(wait - 5);
     expect(took).toBeLessThan(wait + 1500);
-    expect(total(followers, 'clusterFallbacks')).toBe(3);
+    // At most one computation per instance, whether it ran as a fallback or as the next lease holder.
+    expect(total(followers, 'clusterFallbacks')).toBeLessThanOrEqual(3);
+    for (const i of followers.keys()) {
+      const own = values.slice(i * CONCURRENT, (i + 1) * CONCURRENT);
+      expect(new Set(own).size).toBe(1);
+    }
     gate.open();
     expect(await orphan).toBe('leader'); // the closed instance still answers its caller (no store, no release)
     await delay(0);
