@@ -14,6 +14,7 @@ import {
   where as at,
 } from './durable.messages.js';
 import { InvalidTaskHandlerError } from './errors/durable.errors.js';
+import { discoverMethods } from '../utils/discover-methods.js';
 
 const OPTIONS = ['concurrency', 'restart', 'maxRestarts', 'backoff', 'timeout'];
 
@@ -38,33 +39,19 @@ export class DurableExplorer implements OnModuleInit {
   onModuleInit(): void {
     const durable = this.options.durable;
     if (!durable) return;
-    for (const wrapper of [...this.discovery.getControllers(), ...this.discovery.getProviders()]) {
-      // { provide: X, useExisting: Svc } lists Svc's instance again: its methods are found on Svc itself (as in
-      // @nestjs/schedule's explorer), else they would be registered twice.
-      if (wrapper.isAlias) continue;
-      const { instance } = wrapper;
-      const staticTree = wrapper.isDependencyTreeStatic();
-      const prototype = (
-        instance && typeof instance === 'object'
-          ? Object.getPrototypeOf(instance)
-          : !staticTree && !wrapper.inject && typeof wrapper.metatype === 'function'
-            ? wrapper.metatype.prototype
-            : null
-      ) as object | null;
-      if (!prototype) continue;
-      const className = (prototype.constructor as { name?: string } | undefined)?.name || String(wrapper.name);
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const meta = getMetadata((prototype as Record<string, unknown>)[methodName]);
-        if (!meta) continue;
-        const w = at(className, methodName);
-        if (typeof meta.name !== 'string' || meta.name === '' || meta.name.includes(':')) {
-          throw new InvalidTaskHandlerError(INVALID_TASK_NAME(w, meta.name));
-        }
-        if (!staticTree) throw new InvalidTaskHandlerError(REQUEST_SCOPED_HANDLER(meta.name, w, className));
-        const first = this.handlers.byName.get(meta.name);
-        if (first) throw new InvalidTaskHandlerError(DUPLICATE_HANDLER(meta.name, first.where, w));
-        this.handlers.byName.set(meta.name, this.define(meta.name, meta, w, instance as object, methodName));
+    for (const { metadata: meta, instance, className, methodName, staticTree } of discoverMethods(
+      this.discovery,
+      this.scanner,
+      getMetadata,
+    )) {
+      const w = at(className, methodName);
+      if (typeof meta.name !== 'string' || meta.name === '' || meta.name.includes(':')) {
+        throw new InvalidTaskHandlerError(INVALID_TASK_NAME(w, meta.name));
       }
+      if (!staticTree) throw new InvalidTaskHandlerError(REQUEST_SCOPED_HANDLER(meta.name, w, className));
+      const first = this.handlers.byName.get(meta.name);
+      if (first) throw new InvalidTaskHandlerError(DUPLICATE_HANDLER(meta.name, first.where, w));
+      this.handlers.byName.set(meta.name, this.define(meta.name, meta, w, instance as object, methodName));
     }
   }
 

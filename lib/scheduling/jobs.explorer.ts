@@ -22,6 +22,7 @@ import {
   where as at,
 } from './scheduling.messages.js';
 import { errorMessage } from '../utils/describe.js';
+import { discoverMethods } from '../utils/discover-methods.js';
 
 /** The store of a job that is never mounted (its kind switched off) and has no lock store here: never called. */
 const UNMOUNTED: JobLock = {
@@ -63,36 +64,21 @@ export class JobsExplorer implements OnModuleInit {
 
   onModuleInit(): void {
     const seen = new Map<string, string>();
-    for (const wrapper of [...this.discovery.getControllers(), ...this.discovery.getProviders()]) {
-      // { provide: X, useExisting: Svc } lists Svc's instance again: its methods are found on Svc itself (as in
-      // @nestjs/schedule's explorer), else they would be registered twice.
-      if (wrapper.isAlias) continue;
-      const { instance } = wrapper;
-      const staticTree = wrapper.isDependencyTreeStatic();
-      // A request-scoped class may have no static instance: read its prototype, to refuse its jobs loudly.
-      const prototype = (
-        instance && typeof instance === 'object'
-          ? Object.getPrototypeOf(instance)
-          : !staticTree && !wrapper.inject && typeof wrapper.metatype === 'function'
-            ? wrapper.metatype.prototype
-            : null
-      ) as object | null;
-      if (!prototype) continue;
-      const className = (prototype.constructor as { name?: string } | undefined)?.name || String(wrapper.name);
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const metadata = getJobMetadata((prototype as Record<string, unknown>)[methodName]);
-        if (!metadata) continue;
-        if (!staticTree) throw new InvalidJobError(REQUEST_SCOPED(className, methodName));
-        // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
-        const option = SWITCHES[metadata.kind];
-        const mounted = this.options.jobs[option];
-        const def = this.define(metadata, instance as object, className, methodName, mounted);
-        const first = seen.get(def.name);
-        if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
-        seen.set(def.name, def.where);
-        if (mounted) this.orchestrator.add(def);
-        else this.orchestrator.switchedOff(def.name, `jobs.${option}`);
-      }
+    for (const { metadata, instance, className, methodName, staticTree } of discoverMethods(
+      this.discovery,
+      this.scanner,
+      getJobMetadata,
+    )) {
+      if (!staticTree) throw new InvalidJobError(REQUEST_SCOPED(className, methodName));
+      // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
+      const option = SWITCHES[metadata.kind];
+      const mounted = this.options.jobs[option];
+      const def = this.define(metadata, instance as object, className, methodName, mounted);
+      const first = seen.get(def.name);
+      if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
+      seen.set(def.name, def.where);
+      if (mounted) this.orchestrator.add(def);
+      else this.orchestrator.switchedOff(def.name, `jobs.${option}`);
     }
   }
 
