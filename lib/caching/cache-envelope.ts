@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import type { ResponseMeta } from './response-meta.js';
 
 /** A cached response body with where and when it was computed (to tell MISS from HIT). Internal. */
 export interface CacheEnvelope {
@@ -10,6 +11,8 @@ export interface CacheEnvelope {
   o: string;
   /** When the entry expires (epoch ms, including stale-while-revalidate), whichever store it is copied to. */
   e: number;
+  /** The status and headers the handler set (a route's response), replayed wherever the body is served. */
+  r?: ResponseMeta;
 }
 
 export function isEnvelope(value: unknown): value is CacheEnvelope {

@@ -32,6 +32,7 @@ import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.in
 import { createCacheCounters } from '../observability/cache-counters.js';
 import { ClusterFlight, type FlightCall, isA, LeaderValue, RefreshedElsewhere } from './cluster-flight.js';
 import { type FlightMessage, isRedisStore, RedisLink } from './redis-link.js';
+import type { ResponseMeta } from './response-meta.js';
 import { MemoryTagIndex, StoreTagIndex, type TagIndex } from './tag-index.js';
 import { describeValue, errorMessage, errorStack } from '../utils/describe.js';
 
@@ -307,8 +308,10 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** @internal A new envelope for a freshly computed body that lives `lifetime` ms (ttl + stale-while-revalidate). */
-  envelope(body: unknown, lifetime: number): CacheEnvelope {
-    return { __ncBody: body, s: ++this.seq, o: this.origin, e: Date.now() + lifetime };
+  envelope(body: unknown, lifetime: number, meta?: ResponseMeta): CacheEnvelope {
+    const envelope: CacheEnvelope = { __ncBody: body, s: ++this.seq, o: this.origin, e: Date.now() + lifetime };
+    if (meta !== undefined) envelope.r = meta;
+    return envelope;
   }
 
   /** @internal Records `key` under each tag in this instance's index (synchronous). */

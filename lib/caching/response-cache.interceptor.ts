@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { lastValueFrom, type Observable, of } from 'rxjs';
 import { type CacheEnvelope, isEnvelope, isNotCacheable, NotCacheable, remainingTtl } from './cache-envelope.js';
 import { sortQuery } from './cache-key.js';
+import { forbidsSharedStore, headersOf, responseMeta, setsCookie } from './response-meta.js';
 import { isSingleValue, responseOpen, singleValue, statusOf } from './handler-result.js';
 import { CacheService, isValidTtl } from './cache.service.js';
 import { type FlightCall, isA, LeaderValue } from './cluster-flight.js';
@@ -136,8 +137,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     const hit = this.cacheService.peekFresh(key, route.swr);
     if (hit !== undefined) {
       this.cacheService.counters.hits++;
-      this.setCacheHeader(context, 'HIT');
-      return of(hit.__ncBody);
+      return of(this.serve(context, hit, 'HIT'));
     }
     return this.throughCache(context, next, key, route);
   }
@@ -175,7 +175,8 @@ export class ResponseCacheInterceptor implements NestInterceptor {
    * Whether a computed response may be stored (and shared with the requests that waited for it): by default a
    * success, 2xx except 206 (a partial body). `statusCode` is the status set so far (`@HttpCode`,
    * `@Res({ passthrough: true })`); `undefined` where the platform does not say. A response refused here is sent
-   * with `X-Cache: BYPASS`, and each request that waited for it runs the handler itself.
+   * with `X-Cache: BYPASS`, and each request that waited for it runs the handler itself. Independently of this hook,
+   * a response marked `Cache-Control: no-store` or `private`, or one whose handler sets a cookie, is never stored.
    */
   protected isResponseCacheable(context: ExecutionContext, statusCode: number | undefined, body: unknown): boolean {
     void context;
@@ -237,12 +238,23 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       // so neither this request nor the ones waiting on it wait for it on top of the handler.
       const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
       const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
+      const response: unknown = context.getArgByIndex(1);
+      const before = { headers: headersOf(response), status: statusOf(response) };
       const body = await singleValue(next.handle());
       if (tagged !== undefined) await tagged;
-      if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(context.getArgByIndex(1)), body)) {
+      if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(response), body)) {
         throw new NotCacheable(body);
       }
-      const envelope = service.envelope(body, lifetime);
+      // What the handler set besides its body is stored with it and replayed on every request the entry serves;
+      // a response meant for one client (no-store, private, a cookie it sets) is neither stored nor shared.
+      const meta = responseMeta(before, response);
+      if (
+        forbidsSharedStore(headersOf(response)) ||
+        (meta?.h !== undefined && setsCookie(Object.fromEntries(meta.h)))
+      ) {
+        throw new NotCacheable(body);
+      }
+      const envelope = service.envelope(body, lifetime, meta);
       if (tags !== undefined) {
         service.tagLocal(key, tags, envelope.e);
         // Written again now: an eviction of the tag by another instance while the handler ran deleted the
@@ -289,8 +301,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
             route.tags.map((tag) => resolve(tag, context)),
             envelope.e,
           );
-        this.setCacheHeader(context, 'MISS');
-        return of(envelope.__ncBody);
+        return of(this.serve(context, envelope, 'MISS'));
       }
       // An error response says how it was served too (thrown by the handler, or by the one this request waited on).
       this.setCacheHeader(context, 'BYPASS');
@@ -317,15 +328,34 @@ export class ResponseCacheInterceptor implements NestInterceptor {
         // Its tags are recorded before its response goes out (the write ran alongside the store: no added wait).
         if (retagged !== undefined) await retagged;
       } else service.counters.coalesced++;
-      this.setCacheHeader(context, 'MISS');
-    } else if (route.swr > 0 && (raw.expires === undefined || raw.expires - Date.now() < route.swr)) {
-      service.counters.stale++;
-      this.setCacheHeader(context, 'STALE');
-    } else {
-      service.counters.hits++;
-      this.setCacheHeader(context, 'HIT');
+      return of(this.serve(context, envelope, 'MISS'));
     }
-    return of(envelope.__ncBody);
+    if (route.swr > 0 && (raw.expires === undefined || raw.expires - Date.now() < route.swr)) {
+      service.counters.stale++;
+      return of(this.serve(context, envelope, 'STALE'));
+    }
+    service.counters.hits++;
+    return of(this.serve(context, envelope, 'HIT'));
+  }
+
+  /**
+   * The body of a cached entry, after setting on this request's response what the handler that computed it set
+   * (its status and headers) and `X-Cache`, while the response is open.
+   */
+  private serve(context: ExecutionContext, envelope: CacheEnvelope, how: 'HIT' | 'MISS' | 'STALE'): unknown {
+    const meta = envelope.r;
+    if (meta !== undefined) {
+      const adapter = this.httpAdapterHost?.httpAdapter;
+      const response: unknown = context.getArgByIndex(1);
+      if (adapter && responseOpen(response)) {
+        if (meta.s !== undefined) adapter.status(response, meta.s);
+        // An array (several values of one header) is set as it is on both platforms.
+        if (meta.h !== undefined)
+          for (const [name, value] of meta.h) adapter.setHeader(response, name, value as string);
+      }
+    }
+    this.setCacheHeader(context, how);
+    return envelope.__ncBody;
   }
 
   private async handleAndEvict(

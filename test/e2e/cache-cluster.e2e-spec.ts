@@ -98,6 +98,21 @@ describe.skipIf(!redisAvailable).each(HTTP_ADAPTERS)(
       expect(stats.reduce((n, s) => n + s.clusterFallbacks, 0)).toBe(0);
     });
 
+    it("gives every instance's requests the status, content type and headers the leader's handler set", async () => {
+      const all = await boot();
+      const answers = await Promise.all(
+        all.flatMap((i) =>
+          Array.from({ length: 50 }, async () => {
+            const res = await fetch(i.url + '/typed');
+            return { status: res.status, type: res.headers.get('content-type'), typed: res.headers.get('x-typed') };
+          }),
+        ),
+      );
+      expect(calls(all, 'typed')).toBe(1);
+      for (const answer of answers)
+        expect(answer).toEqual({ status: 201, type: expect.stringMatching(/^text\/plain/), typed: '1' });
+    });
+
     it("runs the handler once per instance with singleFlight: 'instance'", async () => {
       instances = await Promise.all(
         Array.from({ length: INSTANCES }, async () => {

@@ -1,5 +1,6 @@
-import type { INestApplication } from '@nestjs/common';
-import { CacheService } from 'nestjs-concurrency';
+import { type INestApplication, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { CacheService, ConcurrencyModule, ResponseCacheInterceptor } from 'nestjs-concurrency';
 import http from 'node:http';
 import request from 'supertest';
 import type { CallCounter } from '../fixtures/cache-app.js';
@@ -193,4 +194,36 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
     await request(url).get('/code/accepted').expect(202).expect('X-Cache', 'HIT');
     expect(counter.count('code/accepted')).toBe(1);
   });
+});
+
+describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR with the dashboard (%s)', (adapter) => {
+  let app: INestApplication;
+  let url: string;
+
+  beforeEach(async () => {
+    @Module({
+      imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: ResponseCacheInterceptor }],
+    })
+    class DashboardAppModule {}
+    app = await bootstrapApp(adapter, DashboardAppModule);
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+  });
+
+  afterEach(async () => {
+    await app.close();
+  });
+
+  it.each(['/_concurrency', '/_concurrency/snapshot'])(
+    'never serves the dashboard route %s from the cache (Cache-Control: no-store)',
+    async (path) => {
+      for (let i = 0; i < 3; i++) {
+        const res = await request(url).get(path).expect(200);
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.headers['x-cache']).not.toBe('HIT');
+      }
+      expect(app.get(CacheService).stats().hits).toBe(0);
+    },
+  );
 });

@@ -312,6 +312,39 @@ describe.each(HTTP_ADAPTERS)('@Cached responses (%s)', (adapter) => {
     expect(counter.count('file')).toBe(2);
   });
 
+  it('replays the status, content type and headers the handler set to every request it served, and on hits', async () => {
+    const responses = await Promise.all(Array.from({ length: 100 }, () => request(url).get('/typed')));
+    responses.push(await request(url).get('/typed').expect('X-Cache', 'HIT'));
+    expect(counter.count('typed')).toBe(1);
+    for (const res of responses) {
+      expect(res.status).toBe(201);
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      expect(res.headers['x-typed']).toBe('1');
+      expect(res.text).toBe('<script>alert(1)</script>');
+    }
+  });
+
+  it.each(['no-store', 'private'])('never stores nor shares a response marked Cache-Control: %s', async (route) => {
+    const responses = await Promise.all(Array.from({ length: 5 }, () => request(url).get(`/${route}`)));
+    responses.push(await request(url).get(`/${route}`));
+    for (const res of responses) {
+      expect(res.status).toBe(200);
+      expect(res.headers['x-cache']).toBe('BYPASS');
+      expect(res.headers['cache-control']).toMatch(route);
+    }
+    expect(counter.count(route)).toBe(6);
+    expect(new Set(responses.map((res) => (res.body as { calls: number }).calls)).size).toBe(6);
+  });
+
+  it('never stores nor shares a response that sets a cookie', async () => {
+    const responses = await Promise.all(Array.from({ length: 5 }, () => request(url).get('/cookie')));
+    responses.push(await request(url).get('/cookie'));
+    const cookies = responses.map((res) => String(res.headers['set-cookie']));
+    expect(new Set(cookies).size).toBe(6);
+    for (const res of responses) expect(res.headers['x-cache']).toBe('BYPASS');
+    expect(counter.count('cookie')).toBe(6);
+  });
+
   it('serves a value stored under a route key by other code (CacheService.set) as it is', async () => {
     await app.get(CacheService).set('/public', { primed: true }, 10_000);
     const res = await request(url).get('/public').expect(200).expect('X-Cache', 'HIT');
