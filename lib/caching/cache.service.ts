@@ -18,6 +18,7 @@ import {
 import {
   REFRESH_FAILED,
   REFRESH_TIMED_OUT,
+  STORE_DEFAULT_NAMESPACE,
   STORE_FAILED,
   STORE_RECOVERED,
   TAG_INDEX_FAILED,
@@ -47,6 +48,20 @@ export function isValidTtl(ttl: unknown): ttl is number {
 function checkTtl(where: string, ttl: unknown): number {
   if (!isValidTtl(ttl)) throw new TypeError(TTL_INVALID(where, ttl));
   return ttl;
+}
+
+/** Keyv's namespace when none is given. */
+const KEYV_DEFAULT_NAMESPACE = 'keyv';
+
+/**
+ * A store other processes may use too (not one of this process's Maps) whose keys carry Keyv's default namespace or
+ * none: two apps on one server would share every key.
+ */
+function sharedWithDefaultNamespace(keyv: Keyv): boolean {
+  const namespace = keyv.namespace;
+  if (namespace && namespace !== KEYV_DEFAULT_NAMESPACE) return false;
+  const store: unknown = keyv.store;
+  return !(store instanceof Map) && !(store instanceof KeyvCacheableMemory);
 }
 
 interface Lock {
@@ -163,6 +178,11 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
+    for (const store of this.guarded) {
+      if (sharedWithDefaultNamespace(store.keyv)) {
+        this.logger.warn(STORE_DEFAULT_NAMESPACE(store.index, store.keyv.namespace));
+      }
+    }
     this.redis?.start();
   }
 

@@ -22,3 +22,5 @@ export const TTL_INVALID = (where: string, ttl: unknown) =>
   `Invalid ${where} ttl ${safeString(ttl)}: expected a finite number of ms > 0 (a cache entry never lives forever).`;
 export const ROUTE_TTL_INVALID = (route: string, ttl: unknown, fallback: number) =>
   `Cache TTL ${safeString(ttl)} of ${route} (@CacheTTL) is not a finite number of ms > 0; using the module ttl ${fallback} ms instead (a cache entry never lives forever).`;
+export const STORE_DEFAULT_NAMESPACE = (index: number, namespace: string | undefined) =>
+  `Cache store #${index} has ${namespace ? `Keyv's default namespace "${namespace}"` : 'no namespace'}: every app using the same server with it shares its keys, and one app serves another's cached values. Give each app a namespace of its own, e.g. new Keyv({ store: new KeyvRedis(url), namespace: 'my-app' }).`;

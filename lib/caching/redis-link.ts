@@ -112,6 +112,8 @@ export class RedisLink {
   private readonly tagPrefix: string;
   private readonly leasePrefix: string;
   private readonly flightChannel: string;
+  /** Evictions of this app only: two apps on one Redis (distinct namespaces) never drop each other's L1 entries. */
+  private readonly evictChannel: string;
   private flight?: { onMessage: (message: FlightMessage) => void; onLost: () => void };
 
   private constructor(
@@ -125,6 +127,7 @@ export class RedisLink {
     this.tagPrefix = namespace + TAG_KEY_PREFIX;
     this.leasePrefix = namespace + LEASE_KEY_PREFIX;
     this.flightChannel = namespace + FLIGHT_CHANNEL;
+    this.evictChannel = namespace + EVICT_CHANNEL;
   }
 
   static for(
@@ -171,7 +174,7 @@ export class RedisLink {
       .connect()
       .then(() =>
         Promise.all([
-          subscriber.subscribe(EVICT_CHANNEL, (message) => {
+          subscriber.subscribe(this.evictChannel, (message) => {
             try {
               const { o, k } = JSON.parse(message) as { o: string; k: string[] };
               if (o !== this.origin && Array.isArray(k)) this.onRemote(k);
@@ -207,7 +210,9 @@ export class RedisLink {
   async publish(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
     try {
-      await this.run('publish', (client) => client.publish(EVICT_CHANNEL, JSON.stringify({ o: this.origin, k: keys })));
+      await this.run('publish', (client) =>
+        client.publish(this.evictChannel, JSON.stringify({ o: this.origin, k: keys })),
+      );
     } catch (error) {
       if (!(error instanceof RedisSkipped)) this.logger.warn(EVICT_PUBLISH_FAILED);
     }

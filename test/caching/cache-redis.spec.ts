@@ -2,6 +2,8 @@ import KeyvRedis from '@keyv/redis';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Keyv } from 'keyv';
 import { CacheService, ConcurrencyModule } from 'nestjs-concurrency';
+import { Keyv as KeyvClass } from 'keyv';
+import { RecordingLogger } from '../fixtures/cache-logger.js';
 import { redisStore } from '../fixtures/cache-redis.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
@@ -21,10 +23,11 @@ describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
     for (const app of apps.splice(0)) await app.close();
   });
 
-  async function boot(stores: unknown[]): Promise<CacheService> {
+  async function boot(stores: unknown[], logger?: RecordingLogger): Promise<CacheService> {
     const app = await Test.createTestingModule({
       imports: [ConcurrencyModule.forRoot({ cache: { stores: stores as Keyv[], storeTimeout: 1000 } })],
     }).compile();
+    if (logger) app.useLogger(logger);
     await app.init();
     apps.push(app);
     return app.get(CacheService);
@@ -70,5 +73,39 @@ describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
     await a.del('bare-set');
     await vi.waitFor(async () => expect(await b.get('bare-set')).toBeUndefined(), { timeout: 5000, interval: 20 });
     expect(a.stats().errors + b.stats().errors).toBe(0);
+  });
+
+  it('keeps the evictions of two apps with distinct namespaces on one Redis apart', async () => {
+    const a = await boot([redisStore(redis.url, 'app-a')]);
+    const bStore = redisStore(redis.url, 'app-b');
+    const b = await boot([bStore]);
+    const b2 = await boot([redisStore(redis.url, 'app-b')]);
+    const client = await (bStore.store as KeyvRedis<unknown>).getClient();
+    // both B instances listen (their subscriber subscribes to evictions and lease releases in one go)
+    await vi.waitFor(
+      async () => {
+        const numsub = (await client.pubSubNumSub('app-b:nestjs-concurrency:cache:flight')) as Record<string, number>;
+        expect(Object.values(numsub)[0]).toBe(2);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    await a.set('shared', 'a', 60_000);
+    await b.set('shared', 'b', 60_000);
+    await b.set('marker', 'b', 60_000);
+    // B's entry now lives in its L1 only: a read that finds it proves the L1 copy was not dropped
+    await client.del(['app-b::app-b:shared', 'app-b::app-b:marker']);
+    await a.del('shared'); // app A's eviction, published before app B's own one below
+    await b2.del('marker');
+    await vi.waitFor(async () => expect(await b.get('marker')).toBeUndefined(), { timeout: 5000, interval: 20 });
+    expect(await b.get('shared')).toBe('b');
+  });
+
+  it("warns at boot when a shared store has Keyv's default namespace, and not with a namespace of its own", async () => {
+    const warned = new RecordingLogger();
+    await boot([new KeyvClass({ store: new KeyvRedis(redis.url) })], warned);
+    expect(warned.problems().join('\n')).toMatch(/store #1 .*namespace/);
+    const quiet = new RecordingLogger();
+    await boot([redisStore(redis.url, 'my-app')], quiet);
+    expect(quiet.problems()).toEqual([]);
   });
 });
