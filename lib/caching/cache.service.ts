@@ -163,10 +163,12 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
       const flight = new ClusterFlight(
         this.redis,
         singleFlightWait,
-        (key) => redisStore.get(key),
+        (key) => redisStore.read(key),
         () => this.counters.clusterFallbacks++,
       );
       this.flight = flight;
+      redisStore.urgent = (key) => flight.leads(key);
+      redisStore.onWrite = (key, value, stored) => flight.wrote(key, value, stored);
       this.redis.listenToFlights(
         (message) => this.flightReleased(message),
         () => flight.wakeAll(),

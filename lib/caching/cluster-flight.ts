@@ -45,9 +45,17 @@ export interface FlightCall {
   lease?: string;
   /** The envelope computed under the lease. */
   stored?: CacheEnvelope;
+  /** The envelope was written to the Redis L2 (only then is it announced to the waiters). */
+  written?: boolean;
 }
 
-type Waiter = (woken: boolean) => void;
+/**
+ * How a wait for a lease's release ended: released with a value stored (`stored`), with a value computed but not
+ * stored (`unstored`), without a value (`failed`: the leader's computation failed), or not at all (`lost`: the
+ * subscriber's connection failed or the cache closes; `timeout`).
+ */
+type Wake = 'stored' | 'unstored' | 'failed' | 'lost' | 'timeout';
+type Waiter = (wake: Wake) => void;
 
 /**
  * The cluster-wide single flight: around a computation of a missing (or stale) key, a lease on the key in Redis
@@ -58,6 +66,8 @@ type Waiter = (woken: boolean) => void;
  */
 export class ClusterFlight {
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** The calls that computed a key under its lease here and have not released it yet. */
+  private readonly leading = new Map<string, FlightCall>();
 
   constructor(
     private readonly link: RedisLink,
@@ -99,6 +109,7 @@ export class ClusterFlight {
         call.lease = token;
         const envelope = await compute();
         call.stored = envelope;
+        this.leading.set(key, call);
         return envelope;
       }
       if (call.refresh) {
@@ -108,15 +119,27 @@ export class ClusterFlight {
       // A release is heard only while the subscriber is subscribed (not before SUBSCRIBE completes at boot, nor while
       // it reconnects): else read once and compute here at once, rather than wait the whole `wait` for nothing.
       const left = this.link.subscribed ? deadline - performance.now() : 0;
-      const released = left > 0 && (await woken.within(left));
+      const wake: Wake = left > 0 ? await woken.within(left) : 'timeout';
       // Also when the claim took the whole wait (within() never ran): a waiter left here would stay until the next
       // release of the key, one more per call while Redis is slow.
       woken.cancel();
       const found = await this.read(key);
       if (isEnvelope(found) && call.accepts(found)) throw new LeaderValue(found);
-      // Released without a value (the leader failed): take the lease if still in time; else compute here.
-      if (!released || performance.now() >= deadline) return this.fallBack(compute);
+      // Released without a value because the leader's computation failed: take the lease if still in time. Anything
+      // else (a value that was not stored, or that cannot be read here, no release heard): compute here at once.
+      if (wake !== 'failed' || performance.now() >= deadline) return this.fallBack(compute);
     }
+  }
+
+  /** A write of `key` to the Redis L2 ended: a leader's value is announced on release only if it was stored. */
+  wrote(key: string, value: unknown, stored: boolean): void {
+    const call = this.leading.get(key);
+    if (call !== undefined && value === call.stored) call.written = stored;
+  }
+
+  /** Whether this instance computed `key` under its lease and is about to store it (its write is not skipped). */
+  leads(key: string): boolean {
+    return this.leading.has(key);
   }
 
   /** Releases the lease `call` holds, if any, telling the waiters whether a value was stored. Never rejects. */
@@ -124,24 +147,28 @@ export class ClusterFlight {
     const token = call.lease;
     if (token === undefined) return;
     call.lease = undefined;
-    void this.link.release(key, token, call.stored?.s);
+    if (this.leading.get(key) === call) this.leading.delete(key);
+    const stored = call.stored;
+    if (stored === undefined) void this.link.release(key, token, undefined);
+    else if (call.written === true) void this.link.release(key, token, stored.s);
+    else void this.link.release(key, token, undefined, true);
   }
 
   /** A lease was released (on any instance): its waiters read the value, or take the lease. */
   released(message: FlightMessage): void {
-    this.wake(message.k, true);
+    this.wake(message.k, message.s !== undefined ? 'stored' : message.u === 1 ? 'unstored' : 'failed');
   }
 
   /** The subscriber's connection failed or the cache closes: nobody waits for a message that may never come. */
   wakeAll(): void {
-    for (const key of this.waiters.keys()) this.wake(key, false);
+    for (const key of this.waiters.keys()) this.wake(key, 'lost');
   }
 
-  private wake(key: string, released: boolean): void {
+  private wake(key: string, wake: Wake): void {
     const waiting = this.waiters.get(key);
     if (waiting === undefined) return;
     this.waiters.delete(key);
-    for (const waiter of waiting) waiter(released);
+    for (const waiter of waiting) waiter(wake);
   }
 
   private fallBack(compute: () => Promise<CacheEnvelope>): Promise<CacheEnvelope> {
@@ -149,13 +176,13 @@ export class ClusterFlight {
     return compute();
   }
 
-  /** Registers a waiter for the release of `key`; `within(ms)` resolves true on a release, false after `ms`. */
-  private listen(key: string): { cancel(): void; within(ms: number): Promise<boolean> } {
+  /** Registers a waiter for the release of `key`; `within(ms)` resolves with how the wait ended, `timeout` after `ms`. */
+  private listen(key: string): { cancel(): void; within(ms: number): Promise<Wake> } {
     let settle: Waiter | undefined;
-    let early: boolean | undefined;
-    const waiter: Waiter = (released) => {
-      if (settle) settle(released);
-      else early = released;
+    let early: Wake | undefined;
+    const waiter: Waiter = (wake) => {
+      if (settle) settle(wake);
+      else early = wake;
     };
     let waiting = this.waiters.get(key);
     if (waiting === undefined) this.waiters.set(key, (waiting = new Set()));
@@ -170,14 +197,14 @@ export class ClusterFlight {
       cancel,
       within: (ms) => {
         if (early !== undefined) return Promise.resolve(early);
-        return new Promise<boolean>((resolve) => {
+        return new Promise<Wake>((resolve) => {
           const timer = setTimeout(() => {
             cancel();
-            resolve(false);
+            resolve('timeout');
           }, ms);
-          settle = (released) => {
+          settle = (wake) => {
             clearTimeout(timer);
-            resolve(released);
+            resolve(wake);
           };
         });
       },

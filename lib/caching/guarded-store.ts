@@ -36,12 +36,32 @@ export class GuardedStore {
     keyv.on('error', this.onKeyvError);
   }
 
+  /**
+   * Whether a write of `key` is tried even while the breaker is open: the cluster single flight's leader stores the
+   * value the other instances wait for (its lease was just taken on this Redis, so Redis answers again).
+   */
+  urgent?: (key: string) => boolean;
+  /** Told the outcome of every write (true: stored), e.g. for the single flight to announce only a stored value. */
+  onWrite?: (key: string, value: unknown, stored: boolean) => void;
+
   get(key: string, options?: { raw: true }): Promise<unknown> {
     return this.call('get', () => this.keyv.get(key, options as { raw: true }), undefined);
   }
 
-  set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    return this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false);
+  /**
+   * A read that the breaker does not skip (the timeout still bounds it): the single flight's read of a value another
+   * instance announced, which a failure a moment ago says nothing about.
+   */
+  read(key: string): Promise<unknown> {
+    if (this.closed) return Promise.resolve(undefined);
+    return this.call('get', () => this.keyv.get(key), undefined, true);
+  }
+
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
+    const stored = await this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false, urgent);
+    this.onWrite?.(key, value, stored === true);
+    return stored;
   }
 
   delete(key: string): Promise<boolean> {

@@ -61,11 +61,15 @@ export function isRedisStore(keyv: Keyv): boolean {
   return redisAdapterOf(keyv) !== undefined;
 }
 
-/** A "lease released" message: the key, the releasing instance, and the stored computation's sequence if any. */
+/**
+ * A "lease released" message: the key, the releasing instance, and the stored computation's sequence if any; `u: 1`:
+ * a value was computed but could not be stored (the waiters compute at once instead of taking the lease in turn).
+ */
 export interface FlightMessage {
   o: string;
   k: string;
   s?: number;
+  u?: 1;
 }
 
 /**
@@ -251,9 +255,13 @@ export class RedisLink {
    * Releases the lease of `key` if `token` still owns it, and publishes the release (`stored`: the sequence of the
    * value just stored, if any). Never rejects: on failure the lease expires by itself, and the waiters stop waiting then.
    */
-  async release(key: string, token: string, stored: number | undefined): Promise<void> {
+  async release(key: string, token: string, stored: number | undefined, unstored = false): Promise<void> {
     const message: FlightMessage =
-      stored === undefined ? { o: this.origin, k: key } : { o: this.origin, k: key, s: stored };
+      stored !== undefined
+        ? { o: this.origin, k: key, s: stored }
+        : unstored
+          ? { o: this.origin, k: key, u: 1 }
+          : { o: this.origin, k: key };
     try {
       // Tried even while the breaker is open (a failure a moment ago): a lease left to expire keeps the other
       // instances waiting, and their stale copies in place, until then.

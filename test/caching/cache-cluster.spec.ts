@@ -10,6 +10,13 @@ import { partitionedRedisStore } from '../fixtures/cache-stores.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 const INSTANCES = 4;
+
+/** The few commands a spec sends on a connection of its own. */
+interface RawClient {
+  connect(): Promise<unknown>;
+  sendCommand(args: string[]): Promise<unknown>;
+  quit(): Promise<unknown>;
+}
 const CONCURRENT = 250;
 
 interface Instance {
@@ -269,6 +276,56 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     expect(performance.now() - started).toBeLessThan(storeTimeout * 3 + 1000);
     await delay(0);
     expect(unhandled).toEqual([]);
+  });
+
+  /** `fn` for `burst` that takes `ms`, and records how many computations ran and how many at once at most. */
+  function tracked<T>(ms: number, value: (i: number) => T) {
+    const seen = { computations: 0, running: 0, maxRunning: 0 };
+    const fn = (i: number) => async () => {
+      seen.computations++;
+      seen.maxRunning = Math.max(seen.maxRunning, ++seen.running);
+      await delay(ms);
+      seen.running--;
+      return value(i);
+    };
+    return { seen, fn };
+  }
+
+  it('lets the followers of a leader whose value Redis cannot store compute at once, in parallel, each counted', async () => {
+    const all = await boot();
+    const { seen, fn } = tracked(300, (i) => ({ from: i, big: 10n }));
+    const values = await burst(all, 'unstorable', fn);
+    expect(values).toHaveLength(INSTANCES * CONCURRENT);
+    expect(seen.computations).toBeLessThanOrEqual(INSTANCES);
+    // every computation after the leader's is a follower that found nothing to read, counted as such
+    expect(total(all, 'clusterFallbacks')).toBe(seen.computations - 1);
+    // and they ran together once the leader released the key, not one after another
+    expect(seen.maxRunning).toBe(seen.computations - 1);
+  });
+
+  it("stores and reads the leader's value right after a Redis hiccup opened the stores' breaker: one computation", async () => {
+    const all = await boot();
+    const client = await (all[0].store.store as KeyvRedis<unknown>).getClient();
+    await all[0].cache.getOrStore('before', async () => 'warm');
+    // The clock stands still: the breakers opened by the hiccup stay open for the rest of the test.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // A hiccup: Redis answers no command for longer than storeTimeout; every instance's read times out.
+      const pauser = (client as unknown as { duplicate(): RawClient }).duplicate();
+      await pauser.connect();
+      await pauser.sendCommand(['CLIENT', 'PAUSE', String(storeTimeout * 2), 'ALL']);
+      expect(await Promise.all(all.map((i) => i.cache.get('hiccup-probe')))).toEqual(all.map(() => undefined));
+      await pauser.sendCommand(['CLIENT', 'UNPAUSE']);
+      await pauser.quit();
+      expect(total(all, 'errors')).toBe(INSTANCES); // each instance's read timed out: its breaker is open
+      const { seen, fn } = tracked(300, (i) => ({ from: i }));
+      const values = await burst(all, 'after-hiccup', fn);
+      expect(values).toHaveLength(INSTANCES * CONCURRENT);
+      expect(seen.computations).toBe(1);
+      expect(total(all, 'clusterFallbacks')).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('never touches the lease on a warm hit (from the L1 or from Redis)', async () => {
