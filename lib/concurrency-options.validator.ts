@@ -26,7 +26,7 @@ import {
   DEFAULT_STALLED_TIMEOUT,
 } from './durable/durable.constants.js';
 import type { ResolvedDurableOptions } from './durable/interfaces/durable-options.interface.js';
-import { DEFAULT_SINGLE_FLIGHT_WAIT } from './caching/caching.constants.js';
+import { DEFAULT_MAX_VALUE_SIZE, DEFAULT_SINGLE_FLIGHT_WAIT } from './caching/caching.constants.js';
 import { isRedisStore } from './caching/redis-link.js';
 import type { ResolvedDashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
 import { DASHBOARD_PATH, dashboardPath } from './observability/dashboard/dashboard-path.js';
@@ -37,7 +37,7 @@ const KEYS = {
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout', 'threads'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
-  cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait'],
+  cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait', 'maxValueSize'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
   dashboard: ['path', 'guard', 'readOnly'],
 } as const;
@@ -283,6 +283,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
         exclusive: true,
         max: MAX_TIMEOUT_MS,
       }),
+      maxValueSize: number('cache.maxValueSize', cache.maxValueSize, DEFAULT_MAX_VALUE_SIZE, { min: 1, integer: true }),
     },
     shutdownTimeout,
     durable: durableOptions(top.durable),

@@ -23,12 +23,14 @@ import {
   STORE_RECOVERED,
   TAG_INDEX_FAILED,
   TTL_INVALID,
+  VALUE_NOT_STORED,
 } from './caching.messages.js';
 import { FanOut } from '../fan-out/fan-out.service.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
+import { refusal } from './store-admission.js';
 import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
 import { createCacheCounters } from '../observability/cache-counters.js';
 import { ClusterFlight, type FlightCall, isA, LeaderValue, RefreshedElsewhere } from './cluster-flight.js';
@@ -114,13 +116,16 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('CacheService');
   private lastRefreshLog = 0;
   private lastTagLog = 0;
+  private lastRefusalLog = 0;
+  /** Envelopes of `getOrStore` values: written to a store only if its serializer gives them back as they are. */
+  private readonly exact = new WeakSet<CacheEnvelope>();
 
   constructor(
     @Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions,
     @Optional() private readonly supervisors?: SupervisorRegistry,
     @Optional() private readonly fanOut?: FanOut,
   ) {
-    const { ttl, maxEntries, stores, storeTimeout, singleFlight, singleFlightWait } = options.cache;
+    const { ttl, maxEntries, stores, storeTimeout, singleFlight, singleFlightWait, maxValueSize } = options.cache;
     this.singleFlight = singleFlight;
     this.defaultTtl = ttl;
     const l1Adapter = new KeyvCacheableMemory({
@@ -145,6 +150,10 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
           (s) => this.logger.log(STORE_RECOVERED(s.index)),
         ),
     );
+    for (const store of this.guarded) {
+      store.admit = (value) => refusal(store.keyv, value, this.exactValue(value), maxValueSize);
+      store.refused = (s, key, reason) => this.valueRefused(s, key, reason);
+    }
     this.cache = createCache({
       stores: [l1, ...(this.guarded as unknown as Keyv[])],
       ttl,
@@ -246,7 +255,11 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
         key,
         async () => {
           ran = true;
-          const compute = async () => this.envelope(await fn(), ttl);
+          const compute = async () => {
+            const envelope = this.envelope(await fn(), ttl);
+            this.exact.add(envelope);
+            return envelope;
+          };
           if (this.flight === undefined) return compute();
           call = { refresh: false, accepts: acceptAny };
           return this.computeOnce(key, compute, call);
@@ -519,6 +532,23 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
 
   private dropLocal(keys: string[]): void {
     for (const key of keys) this.memory.delete(key);
+  }
+
+  /**
+   * The caller's value in what is written to a store, when every caller must get it back as it is (`getOrStore`, `set`
+   * and other code's writes); undefined for a route's response body, which is sent as JSON anyway.
+   */
+  private exactValue(value: unknown): { value: unknown } | undefined {
+    if (!isEnvelope(value)) return { value };
+    return this.exact.has(value) ? { value: value.__ncBody } : undefined;
+  }
+
+  private valueRefused(store: GuardedStore, key: string, reason: string): void {
+    this.counters.errors++;
+    const now = Date.now();
+    if (now - this.lastRefusalLog < STORE_RETRY_AFTER) return;
+    this.lastRefusalLog = now;
+    this.logger.warn(VALUE_NOT_STORED(describeValue(key), store.index, reason));
   }
 
   private storeFailed(store: GuardedStore, error: unknown, first: boolean): void {

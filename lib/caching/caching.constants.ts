@@ -29,3 +29,9 @@ export const FLIGHT_CHANNEL = 'nestjs-concurrency:cache:flight';
 export const LEASE_KEY_PREFIX = 'nestjs-concurrency:lease:';
 /** Default `cache.singleFlightWait`: how long a request waits for another instance's computation of its key. */
 export const DEFAULT_SINGLE_FLIGHT_WAIT = 5000;
+/**
+ * Default `cache.maxValueSize`: the largest value (serialized, in bytes) written to an L2 store. Larger ones stay in the
+ * instance's memory only: a value over a server's limit (Redis proto-max-bulk-len) drops its connection, and large
+ * values block Redis for everyone.
+ */
+export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024;

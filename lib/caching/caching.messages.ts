@@ -24,3 +24,10 @@ export const ROUTE_TTL_INVALID = (route: string, ttl: unknown, fallback: number)
   `Cache TTL ${safeString(ttl)} of ${route} (@CacheTTL) is not a finite number of ms > 0; using the module ttl ${fallback} ms instead (a cache entry never lives forever).`;
 export const STORE_DEFAULT_NAMESPACE = (index: number, namespace: string | undefined) =>
   `Cache store #${index} has ${namespace ? `Keyv's default namespace "${namespace}"` : 'no namespace'}: every app using the same server with it shares its keys, and one app serves another's cached values. Give each app a namespace of its own, e.g. new Keyv({ store: new KeyvRedis(url), namespace: 'my-app' }).`;
+export const UNSTORABLE_TYPE = (where: string) =>
+  `${where}, which the store's JSON serializer would give back as something else. Return plain JSON data (objects, arrays, strings, finite numbers, booleans, null), or give the store a serializer that keeps it (new Keyv({ store, serialize, deserialize }))`;
+export const UNSTORABLE_SERIALIZE = (reason: string) => `the store's serializer fails on the value (${reason})`;
+export const UNSTORABLE_SIZE = (bytes: number, max: number) =>
+  `the value is ${bytes} bytes once serialized, over cache.maxValueSize ${max}. Raise cache.maxValueSize (and the server's own limit, e.g. Redis proto-max-bulk-len) or cache smaller values`;
+export const VALUE_NOT_STORED = (key: string, index: number, reason: string) =>
+  `Cache key ${key} is not written to store #${index}: ${reason}. This instance serves the value from memory; other instances compute their own. Further refused writes within a second are counted in stats().errors, not logged.`;

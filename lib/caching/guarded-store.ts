@@ -57,10 +57,22 @@ export class GuardedStore {
     return this.call('get', () => this.keyv.get(key), undefined, true);
   }
 
+  /**
+   * Why `value` must not be written (too large, not kept as it is by the serializer), or undefined. A refused write is
+   * reported through `refused`, and is no store failure (the breaker stays closed).
+   */
+  admit?: (value: unknown) => Promise<string | undefined>;
+  refused?: (store: GuardedStore, key: string, reason: string) => void;
+
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
-    const stored = await this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false, urgent);
-    this.onWrite?.(key, value, stored === true);
+    let stored = false;
+    const reason = this.closed || this.admit === undefined ? undefined : await this.admit(value);
+    if (reason !== undefined) this.refused?.(this, key, reason);
+    else {
+      const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
+      stored = (await this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false, urgent)) === true;
+    }
+    this.onWrite?.(key, value, stored);
     return stored;
   }
 

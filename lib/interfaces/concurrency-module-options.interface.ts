@@ -56,6 +56,7 @@ export interface ResolvedConcurrencyOptions {
     storeTimeout: number;
     singleFlight: 'instance' | 'cluster';
     singleFlightWait: number;
+    maxValueSize: number;
   };
   shutdownTimeout: number;
   /** Undefined unless `durable` is given. */

@@ -328,6 +328,48 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     }
   });
 
+  it("skips writing a value over maxValueSize (Redis's own limit would drop the connection): waiters compute at once", async () => {
+    const wait = 5000;
+    const all = await boot({ singleFlightWait: wait });
+    const client = await (all[0].store.store as KeyvRedis<unknown>).getClient();
+    await client.configSet('proto-max-bulk-len', '1mb'); // the server refuses larger strings, closing the connection
+    const { seen, fn } = tracked(300, (i) => ({ from: i, blob: 'x'.repeat(1_100_000) }));
+    const started = performance.now();
+    const values = await burst(all, 'huge', fn);
+    const took = performance.now() - started;
+    expect(values).toHaveLength(INSTANCES * CONCURRENT);
+    expect(took).toBeLessThan(wait); // nobody waited for a release that never came
+    expect(total(all, 'clusterFallbacks')).toBe(seen.computations - 1);
+    expect(seen.maxRunning).toBe(seen.computations - 1);
+    // the connection survived: a small value is still computed once and shared
+    const { seen: small, fn: smallFn } = tracked(50, (i) => ({ from: i }));
+    await burst(all, 'small', smallFn);
+    expect(small.computations).toBe(1);
+  });
+
+  it('gives every caller on every instance the Date, Map and Set its computation returned: such a value is not written to Redis', async () => {
+    const all = await boot();
+    const { seen, fn } = tracked(300, (i) => ({
+      from: i,
+      at: new Date(0),
+      seen: new Set(['a']),
+      byId: new Map([[1, 'a']]),
+    }));
+    const values = await burst(all, 'typed', fn);
+    for (const value of values) {
+      expect(value.at).toBeInstanceOf(Date);
+      expect(value.seen).toBeInstanceOf(Set);
+      expect(value.byId).toBeInstanceOf(Map);
+    }
+    // each instance computed its own (at once, counted), and its callers all got that one
+    expect(total(all, 'clusterFallbacks')).toBe(seen.computations - 1);
+    for (const [i, instance] of all.entries()) {
+      const mine = values.slice(i * CONCURRENT, (i + 1) * CONCURRENT);
+      expect(new Set(mine).size).toBe(1);
+      expect(await instance.cache.getOrStore('typed', async () => ({ from: -1 }), 60_000)).toBe(mine[0]);
+    }
+  });
+
   it('never touches the lease on a warm hit (from the L1 or from Redis)', async () => {
     const all = await boot();
     await all[0].cache.getOrStore('warm', async () => 'value');

@@ -25,4 +25,9 @@ export interface CacheModuleOptions {
    * computing it itself, in ms. Also the lifetime of a key's lease if its holder dies. Default 5000.
    */
   singleFlightWait?: number;
+  /**
+   * The largest value written to an L2 store, in bytes once serialized (default 1 MiB). A larger value is not written:
+   * it is served from the instance's memory (L1), other instances compute their own, and a warning says so.
+   */
+  maxValueSize?: number;
 }
