@@ -35,3 +35,9 @@ export const DEFAULT_SINGLE_FLIGHT_WAIT = 5000;
  * values block Redis for everyone.
  */
 export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024;
+/**
+ * While its pub/sub subscriber is not listening, a request waiting for another instance's computation polls the value
+ * and the lease instead: first after this many ms, doubling up to `FLIGHT_POLL_MAX`.
+ */
+export const FLIGHT_POLL_MIN = 25;
+export const FLIGHT_POLL_MAX = 200;

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FLIGHT_POLL_MAX, FLIGHT_POLL_MIN } from './caching.constants.js';
 import { type CacheEnvelope, isEnvelope } from './cache-envelope.js';
 import type { FlightMessage, RedisLink } from './redis-link.js';
 
@@ -117,17 +119,38 @@ export class ClusterFlight {
         throw new RefreshedElsewhere();
       }
       // A release is heard only while the subscriber is subscribed (not before SUBSCRIBE completes at boot, nor while
-      // it reconnects): else read once and compute here at once, rather than wait the whole `wait` for nothing.
-      const left = this.link.subscribed ? deadline - performance.now() : 0;
-      const wake: Wake = left > 0 ? await woken.within(left) : 'timeout';
+      // it reconnects, nor once its connection was lost during the wait): then the value and the lease are polled.
+      const left = deadline - performance.now();
+      let wake: Wake = left <= 0 ? 'timeout' : this.link.subscribed ? await woken.within(left) : 'lost';
       // Also when the claim took the whole wait (within() never ran): a waiter left here would stay until the next
       // release of the key, one more per call while Redis is slow.
       woken.cancel();
+      if (wake === 'lost') wake = await this.poll(key, call, deadline);
       const found = await this.read(key);
       if (isEnvelope(found) && call.accepts(found)) throw new LeaderValue(found);
       // Released without a value because the leader's computation failed: take the lease if still in time. Anything
       // else (a value that was not stored, or that cannot be read here, no release heard): compute here at once.
       if (wake !== 'failed' || performance.now() >= deadline) return this.fallBack(compute);
+    }
+  }
+
+  /**
+   * Waits for the value of `key` without the release message (the subscriber is not listening): reads the value and
+   * checks the lease, more and more slowly, until the deadline. Throws `LeaderValue` with the value once stored;
+   * `failed` once the lease is free without a value (take it); `timeout` at the deadline or when Redis fails.
+   */
+  private async poll(key: string, call: FlightCall, deadline: number): Promise<Wake> {
+    for (let delay = FLIGHT_POLL_MIN; ; delay = Math.min(delay * 2, FLIGHT_POLL_MAX)) {
+      const found = await this.read(key);
+      if (isEnvelope(found) && call.accepts(found)) throw new LeaderValue(found);
+      try {
+        if (!(await this.link.held(key))) return 'failed';
+      } catch {
+        return 'timeout';
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) return 'timeout';
+      await sleep(Math.min(delay, left));
     }
   }
 

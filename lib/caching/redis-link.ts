@@ -24,6 +24,7 @@ interface RedisLikeClient {
   publish(channel: string, message: string): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  exists(key: string): Promise<number>;
   set(
     key: string,
     value: string,
@@ -249,6 +250,11 @@ export class RedisLink {
       client.set(this.leasePrefix + key, token, { condition: 'NX', expiration: { type: 'PX', value: Math.ceil(ttl) } }),
     );
     return reply === 'OK';
+  }
+
+  /** Whether some instance holds the lease of `key` now. Rejects when Redis fails (counted), or failed a moment ago. */
+  async held(key: string): Promise<boolean> {
+    return (await this.run('lease', (client) => client.exists(this.leasePrefix + key))) > 0;
   }
 
   /**

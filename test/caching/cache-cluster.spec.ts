@@ -153,12 +153,12 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     expect(await hung).toBe('leader');
   });
 
-  it('lets a follower whose subscriber is not subscribed compute at once, not after the whole wait', async () => {
-    const wait = 3_000;
+  it("gives a follower whose subscriber is not subscribed the leader's value: it polls instead of computing", async () => {
+    const wait = 5_000;
     const [leader] = await boot({ singleFlightWait: wait }, 1);
     const gate = new Gate();
     const hung = leader.cache.getOrStore('deaf', async () => {
-      await gate.pass(); // holds the lease until the end of the test
+      await gate.pass(); // holds the lease until the gate opens
       return 'leader';
     });
     await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
@@ -179,13 +179,56 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster (CacheService on a
     await module.init();
     const follower = { module, cache: module.get(CacheService), store };
     instances.push(follower);
+    let computed = false;
     const started = performance.now();
-    expect(await follower.cache.getOrStore('deaf', async () => 'follower')).toBe('follower');
-    expect(performance.now() - started).toBeLessThan(wait / 2);
-    expect(follower.cache.stats().clusterFallbacks).toBe(1);
+    const answer = follower.cache.getOrStore('deaf', async () => {
+      computed = true;
+      return 'follower';
+    });
+    await delay(200); // the follower is waiting (polling) meanwhile
     gate.open();
     expect(await hung).toBe('leader');
+    expect(await answer).toBe('leader');
+    expect(computed).toBe(false);
+    expect(performance.now() - started).toBeLessThan(wait);
+    expect(follower.cache.stats().clusterFallbacks).toBe(0);
     silent.close();
+  });
+
+  it("keeps the followers waiting for the leader's value when their pub/sub connections are killed", async () => {
+    const all = await boot();
+    const client = await (all[0].store.store as KeyvRedis<unknown>).getClient();
+    await client.configResetStat();
+    const gate = new Gate();
+    let computations = 0;
+    const calls = burst(all, 'pubsub-lost', (i) => async () => {
+      computations++;
+      await gate.pass();
+      return { from: i };
+    });
+    await vi.waitFor(() => expect(gate.waiting).toBe(1), { timeout: 5000, interval: 10 });
+    // every instance tried to take the lease (one SET NX each): the followers wait for the release
+    await vi.waitFor(async () => expect(await client.info('commandstats')).toMatch(/cmdstat_set:calls=4,/), {
+      timeout: 5000,
+      interval: 10,
+    });
+    await (client as unknown as RawClient).sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    // the subscribers noticed (they reconnected): a release published meanwhile was lost to them
+    await vi.waitFor(
+      async () => {
+        const numsub = (await client.pubSubNumSub('cache-e2e:nestjs-concurrency:cache:flight')) as Record<
+          string,
+          number
+        >;
+        expect(Object.values(numsub)[0]).toBe(INSTANCES);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    gate.open();
+    const values = await calls;
+    expect(computations).toBe(1);
+    expect(new Set(values.map((v) => JSON.stringify(v))).size).toBe(1);
+    expect(total(all, 'clusterFallbacks')).toBe(0);
   });
 
   it('lets the followers of a leader whose instance shut down mid-computation compute after the bounded wait', async () => {

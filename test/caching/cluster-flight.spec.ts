@@ -40,10 +40,40 @@ describe('ClusterFlight (the cluster single flight, on a fake link)', () => {
     expect(waiterCount(flight)).toBe(0);
   });
 
-  it('does not wait for a release while the subscriber is not subscribed (it could not hear it)', async () => {
+  it('polls the value and the lease while the subscriber is not subscribed (it could not hear a release)', async () => {
     let fallbacks = 0;
+    const started = performance.now();
+    const stored = { __ncBody: 'leader', s: 1, o: 'other', e: Date.now() + 60_000 } as CacheEnvelope;
+    // The leader stores its value and releases the lease 300 ms from now.
+    const done = () => performance.now() - started >= 300;
+    const link = {
+      subscribed: false,
+      claim: async () => false,
+      held: async () => !done(),
+      release: async () => undefined,
+    } as unknown as RedisLink;
     const flight = new ClusterFlight(
-      slowLink(0, false),
+      link,
+      5_000,
+      async () => (done() ? stored : undefined),
+      () => fallbacks++,
+    );
+    await expect(flight.run('k', computed, call())).rejects.toMatchObject({ envelope: stored });
+    expect(performance.now() - started).toBeLessThan(2_500);
+    expect(fallbacks).toBe(0);
+    expect(waiterCount(flight)).toBe(0);
+  });
+
+  it('computes at once when polling finds Redis failing', async () => {
+    let fallbacks = 0;
+    const link = {
+      subscribed: false,
+      claim: async () => false,
+      held: async () => Promise.reject(new Error('down')),
+      release: async () => undefined,
+    } as unknown as RedisLink;
+    const flight = new ClusterFlight(
+      link,
       5_000,
       async () => undefined,
       () => fallbacks++,
@@ -52,6 +82,5 @@ describe('ClusterFlight (the cluster single flight, on a fake link)', () => {
     await flight.run('k', computed, call());
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(fallbacks).toBe(1);
-    expect(waiterCount(flight)).toBe(0);
   });
 });
