@@ -3,6 +3,7 @@ import { STORE_RETRY_AFTER } from './caching.constants.js';
 import { STORE_TIMEOUT } from './caching.messages.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import { Breaker, StoreTimeoutError } from './breaker.js';
+import { redisReader } from './redis-link.js';
 
 /**
  * A TTL as the stores need it: whole milliseconds, rounded up (Redis refuses `PX 2099.9999999999995`, and a failed
@@ -24,6 +25,8 @@ export class GuardedStore {
   /** Disconnected at shutdown: later calls are misses and no-op writes, never a reconnect. */
   private closed = false;
   private readonly onKeyvError = (error: unknown) => this.fail(error);
+  /** On a `@keyv/redis` store: reads whose expiry is Redis's remaining TTL, not the writer's clock. */
+  private readonly redisRead: ReturnType<typeof redisReader>;
 
   constructor(
     readonly keyv: Keyv,
@@ -32,6 +35,7 @@ export class GuardedStore {
     private readonly report: (store: GuardedStore, error: unknown, firstOfBurst: boolean) => void,
     private readonly recovered: (store: GuardedStore) => void,
   ) {
+    this.redisRead = redisReader(keyv);
     // Keyv swallows store errors by default (get -> undefined, set -> false) and emits 'error': count them too.
     keyv.on('error', this.onKeyvError);
   }
@@ -45,6 +49,10 @@ export class GuardedStore {
   onWrite?: (key: string, value: unknown, stored: boolean) => void;
 
   get(key: string, options?: { raw: true }): Promise<unknown> {
+    const redisRead = this.redisRead;
+    if (redisRead !== undefined) {
+      return this.call('get', async () => (options?.raw ? redisRead(key) : (await redisRead(key))?.value), undefined);
+    }
     return this.call('get', () => this.keyv.get(key, options as { raw: true }), undefined);
   }
 
@@ -54,6 +62,8 @@ export class GuardedStore {
    */
   read(key: string): Promise<unknown> {
     if (this.closed) return Promise.resolve(undefined);
+    const redisRead = this.redisRead;
+    if (redisRead !== undefined) return this.call('get', async () => (await redisRead(key))?.value, undefined, true);
     return this.call('get', () => this.keyv.get(key), undefined, true);
   }
 

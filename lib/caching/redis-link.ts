@@ -15,6 +15,7 @@ import {
   REDIS_TIMEOUT,
 } from './caching.messages.js';
 import { withTimeout } from '../utils/with-timeout.js';
+import { isEnvelope } from './cache-envelope.js';
 import { Breaker, StoreTimeoutError } from './breaker.js';
 
 interface RedisLikeClient {
@@ -40,6 +41,54 @@ interface KeyvRedisLike {
   client: RedisLikeClient;
   namespace?: string;
   getClient(): Promise<RedisLikeClient>;
+  createKeyPrefix?(key: string, namespace: string | undefined): string;
+}
+
+/** What Keyv reads and writes: the value with its absolute expiry (written with the writer's clock). */
+interface KeyvData {
+  value: unknown;
+  expires?: number;
+}
+
+/** A key's value and its remaining lifetime in Redis, in one call. */
+const GET_WITH_PTTL = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
+
+/**
+ * For a `@keyv/redis` store, a read of `key` whose expiry is Redis's own remaining TTL (PTTL) on this instance's clock,
+ * instead of the absolute expiry Keyv stored with the writer's clock: with clocks that disagree, Keyv would drop (and
+ * delete) live entries on an instance whose clock is ahead, and an instance whose clock is behind would keep its copy
+ * too long. An envelope's expiry is set the same way. Undefined for other stores (and with Keyv compression). Internal.
+ */
+export function redisReader(keyv: Keyv): ((key: string) => Promise<KeyvData | undefined>) | undefined {
+  const adapter = redisAdapterOf(keyv);
+  const k = keyv as unknown as {
+    _getKeyPrefix?: (key: string) => string;
+    opts?: { compression?: unknown };
+    deserialize?: (data: string) => KeyvData | undefined | Promise<KeyvData | undefined>;
+  };
+  if (adapter === undefined || typeof adapter.createKeyPrefix !== 'function' || typeof k._getKeyPrefix !== 'function') {
+    return undefined;
+  }
+  if (k.opts?.compression !== undefined) return undefined;
+  return async (key) => {
+    const redisKey = (adapter.createKeyPrefix as NonNullable<KeyvRedisLike['createKeyPrefix']>).call(
+      adapter,
+      (k._getKeyPrefix as (key: string) => string).call(keyv, key),
+      adapter.namespace,
+    );
+    const client = await adapter.getClient();
+    const reply = (await client.eval(GET_WITH_PTTL, { keys: [redisKey], arguments: [] })) as [unknown, unknown];
+    const [raw, pttl] = Array.isArray(reply) ? reply : [undefined, undefined];
+    if (raw === null || raw === undefined || typeof pttl !== 'number' || pttl === -2) return undefined;
+    const deserialize = k.deserialize;
+    const data = (typeof raw === 'string' && typeof deserialize === 'function' ? await deserialize(raw) : raw) as
+      KeyvData | undefined;
+    if (data === undefined || data === null || typeof data !== 'object') return undefined;
+    const expires = pttl >= 0 ? Date.now() + pttl : undefined;
+    const value = data.value;
+    if (expires !== undefined && isEnvelope(value)) value.e = expires;
+    return { value, expires };
+  };
 }
 
 /** A call not made because Redis failed less than `STORE_RETRY_AFTER` ms ago. */

@@ -108,4 +108,39 @@ describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
     await boot([redisStore(redis.url, 'my-app')], quiet);
     expect(quiet.problems()).toEqual([]);
   });
+
+  describe('with clocks that disagree by more than the TTL (Redis decides when an entry expires)', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("serves another instance's entry to an instance whose clock is a minute ahead, and leaves it in Redis", async () => {
+      const store = redisStore(redis.url);
+      const a = await boot([store]);
+      const b = await boot([redisStore(redis.url)]);
+      expect(await a.getOrStore('ahead', () => 'from a', 2000)).toBe('from a');
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 60_000); // b's clock (and a's: they are one process) a minute ahead
+      expect(await b.getOrStore('ahead', () => 'from b', 2000)).toBe('from a');
+      expect(b.stats().hits).toBe(1);
+      vi.useRealTimers();
+      expect(await pttl(store, 'ahead')).toBeGreaterThan(0);
+    });
+
+    it('keeps a copy read by an instance whose clock is a minute behind no longer than Redis keeps the entry', async () => {
+      const store = redisStore(redis.url);
+      const a = await boot([store]);
+      const b = await boot([redisStore(redis.url)]);
+      expect(await a.getOrStore('behind', () => 'from a', 300)).toBe('from a');
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const behind = Date.now() - 60_000;
+      vi.setSystemTime(behind);
+      expect(await b.getOrStore('behind', () => 'from b', 300)).toBe('from a'); // copied into b's L1
+      vi.useRealTimers();
+      await vi.waitFor(async () => expect(await pttl(store, 'behind')).toBe(-2), { timeout: 5000, interval: 20 });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(behind + 1000); // a second later on b's clock: past what Redis had left when b read it
+      expect(await b.getOrStore('behind', () => 'from b', 300)).toBe('from b');
+    });
+  });
 });
