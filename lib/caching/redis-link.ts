@@ -123,12 +123,16 @@ export interface FlightMessage {
 }
 
 /**
- * A tag is a sorted set: member = cache key, score = the time (ms) until which that entry may live. Adding prunes
- * members past their time and makes the set itself expire with its last member: no lost members across instances
- * (one atomic script, no read-modify-write), no growth beyond the entries alive.
+ * A tag is a sorted set: member = cache key, score = the time (ms, Redis's clock) until which that entry may live.
+ * Adding prunes members past their time and makes the set itself expire with its last member: no lost members across
+ * instances (one atomic script, no read-modify-write), no growth beyond the entries alive. Times are Redis's own
+ * (TIME), with the member's remaining lifetime as the argument: instances whose clocks disagree do not prune each
+ * other's members early.
  */
-const TAG_ADD = `redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+const TAG_ADD = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
 return 1`;
@@ -277,7 +281,8 @@ export class RedisLink {
     await this.run('tag', (client) =>
       client.eval(TAG_ADD, {
         keys: [this.tagPrefix + tag],
-        arguments: [key, String(Math.ceil(until)), String(Date.now())], // PEXPIREAT needs an integer
+        // the remaining lifetime, in whole ms (PEXPIREAT needs an integer); Redis adds its own time
+        arguments: [key, String(Math.max(1, Math.ceil(until - Date.now())))],
       }),
     );
   }

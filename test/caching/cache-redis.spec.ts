@@ -4,6 +4,7 @@ import type { Keyv } from 'keyv';
 import { CacheService, ConcurrencyModule } from 'nestjs-concurrency';
 import { Keyv as KeyvClass } from 'keyv';
 import { RecordingLogger } from '../fixtures/cache-logger.js';
+import { RedisLink } from '../../lib/caching/redis-link.js';
 import { redisStore } from '../fixtures/cache-redis.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
@@ -125,6 +126,24 @@ describe.skipIf(!redisAvailable)('CacheService with a real Redis L2', () => {
       expect(b.stats().hits).toBe(1);
       vi.useRealTimers();
       expect(await pttl(store, 'ahead')).toBeGreaterThan(0);
+    });
+
+    it('keeps the tag members of an instance whose clock is behind when one whose clock is ahead tags too', async () => {
+      const store = redisStore(redis.url);
+      const link = RedisLink.for(
+        [store],
+        'origin',
+        1000,
+        () => undefined,
+        () => undefined,
+      );
+      await link?.addTag('skewed-tag', 'behind-key', Date.now() + 1000);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 60_000); // this instance's clock is a minute ahead
+      await link?.addTag('skewed-tag', 'ahead-key', Date.now() + 1000);
+      vi.useRealTimers();
+      expect((await link?.takeTag('skewed-tag'))?.sort()).toEqual(['ahead-key', 'behind-key']);
+      await store.disconnect();
     });
 
     it('keeps a copy read by an instance whose clock is a minute behind no longer than Redis keeps the entry', async () => {
