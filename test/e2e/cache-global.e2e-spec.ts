@@ -157,7 +157,8 @@ describe.each(HTTP_ADAPTERS)('ResponseCacheInterceptor as APP_INTERCEPTOR (%s)',
   it('ends the subscription of a GET whose Observable never completes when the client goes away', async () => {
     const req = http.get(`${url}/many/endless`, { agent: false });
     req.on('error', () => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // it has emitted many times by now
+    // it has emitted more than once (a stream, not a value to store) before the client goes away
+    await vi.waitFor(() => expect(probe.endlessGetEmitted).toBeGreaterThan(2), { timeout: 10_000, interval: 10 });
     req.destroy();
     await vi.waitFor(() => expect(probe.endlessGetTeardowns).toBe(1), { timeout: 5000, interval: 20 });
   });
