@@ -76,10 +76,12 @@ export class GuardedStore {
 
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     let stored = false;
-    const reason = this.closed || this.admit === undefined ? undefined : await this.admit(value);
+    const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
+    // A write the breaker (or shutdown) skips anyway is not checked either.
+    const skipped = !urgent && (this.closed || this.breaker.open);
+    const reason = skipped || this.admit === undefined ? undefined : await this.admit(value);
     if (reason !== undefined) this.refused?.(this, key, reason);
-    else {
-      const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
+    else if (!skipped) {
       stored = (await this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false, urgent)) === true;
     }
     this.onWrite?.(key, value, stored);
