@@ -6,7 +6,7 @@ export const CACHE_EVICT_METADATA = 'nestjs-concurrency:cache-evict';
 export const X_CACHE_HEADER = 'X-Cache';
 /** Prefix of the keys that hold a tag's member keys. */
 export const TAG_KEY_PREFIX = 'nestjs-concurrency:tag:';
-/** Redis pub/sub channel on which evictions are published to the other instances. */
+/** Redis pub/sub channel (after the store's namespace) on which evictions are published to the other instances of the app. */
 export const EVICT_CHANNEL = 'nestjs-concurrency:cache:evict';
 /** After a store failed, it is skipped (a miss, a no-op write) for this long before it is tried again. */
 export const STORE_RETRY_AFTER = 1000;
