@@ -5,6 +5,7 @@ import type { ResolvedFanOutOptions } from './fan-out-options.validator.js';
 import { CONSUMER_STOPPED, SIBLING_FAILED, SOURCE_FAILED } from './fan-out.messages.js';
 import { describeValue } from '../utils/describe.js';
 import type { FanOutFn, FanOutInput, ItemContext, Outcome } from './interfaces/fan-out-options.interface.js';
+import { ContextCapture } from '../observability/tracing/async-context.js';
 
 /** What a run hands back: `map` values, `settle` outcomes, or `stream` outcomes one by one. */
 export const RunMode = { Map: 0, Settle: 1, Stream: 2 } as const;
@@ -134,6 +135,8 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   readonly #signal: AbortSignal | undefined;
   readonly #inputs: FanOutInput<I>;
   readonly #hooks: RunHooks;
+  /** The caller's async context: every item runs in it, also those started from another item's settlement. */
+  readonly #scope = new ContextCapture();
 
   // source
   #array: readonly I[] | undefined;
@@ -329,7 +332,8 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     if (this.#timer === undefined && this.#grain !== 0) this.#timer = setInterval(this.#sweep, this.#grain);
     let result: O | PromiseLike<O>;
     try {
-      result = this.#fn(input, ctx);
+      const scope = this.#scope;
+      result = scope.matches() ? this.#fn(input, ctx) : scope.runInAsyncScope(this.#fn, this, input, ctx);
       if (isThenable(result)) {
         // A foreign thenable goes through Promise.resolve: it may call back twice, or throw from then().
         (result instanceof Promise ? result : Promise.resolve(result)).then(slot.onValue, slot.onError);

@@ -1,3 +1,4 @@
+import type { ContextCapture } from '../observability/tracing/async-context.js';
 import type { ChildRef } from './interfaces/child.interface.js';
 import type { TaskContext } from './interfaces/task.interface.js';
 import { QUEUED } from './supervisor.constants.js';
@@ -33,6 +34,8 @@ export class Child {
   startedAt = 0;
   controller: AbortController | undefined = undefined;
   ext: ChildExtras | undefined = undefined;
+  /** The async context of the code that started this child: every attempt runs in it. */
+  scope: ContextCapture | undefined = undefined;
   prev: Child | undefined = undefined;
   next: Child | undefined = undefined;
 

@@ -25,9 +25,10 @@ import { isThenable } from './utils/is-thenable.util.js';
 import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.util.js';
 import { errorStack } from '../utils/describe.js';
 import { supervisorChannel } from '../observability/channels.js';
+import { ContextCapture } from '../observability/tracing/async-context.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
-type Entry = Fn<unknown> | Child | null | undefined;
+type Entry = Fn<unknown> | Child | ContextCapture | null | undefined;
 
 const OK = 0;
 const FAILED = 1;
@@ -84,6 +85,13 @@ export class TaskSupervisor {
   private queue: Entry[] = [];
   private queueHead = 0;
   private queued = 0;
+  /**
+   * The async context of the last queued starter, also queued (as a pair [capture, 0]) before the children it
+   * started; `flushScope` is the one the flush has reached. Children run in their starter's context, not in the
+   * context of whoever scheduled the flush.
+   */
+  private scope: ContextCapture | undefined;
+  private flushScope: ContextCapture | undefined;
   private flushScheduled = false;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -168,7 +176,7 @@ export class TaskSupervisor {
     const q = this.queue;
     for (let i = this.queueHead; i < q.length && out.length < limit; i += 2) {
       const e = q[i];
-      if (!e) continue;
+      if (!e || e instanceof ContextCapture) continue;
       const child = e instanceof Child ? e : undefined;
       out.push({
         id: this.prefix + (q[i + 1] as unknown as number),
@@ -247,6 +255,8 @@ export class TaskSupervisor {
   }
 
   private enqueue(entry: Fn<unknown> | Child, seq: number): void {
+    const scope = this.scope;
+    if (scope === undefined || !scope.matches()) this.queue.push((this.scope = new ContextCapture()), 0 as never);
     this.queue.push(entry, seq as never);
     this.queued++;
     if (!this.flushScheduled) {
@@ -266,15 +276,13 @@ export class TaskSupervisor {
     const end = q.length < limit ? q.length : limit;
     const now = Date.now();
     let i = this.queueHead;
-    for (; i < end; i += 2) {
+    while (i < end) {
       const entry = q[i];
-      if (!entry) continue;
-      q[i] = undefined;
-      this.queued--;
-      this.run(
-        typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry,
-        now,
-      );
+      if (entry instanceof ContextCapture) {
+        q[i] = undefined;
+        this.flushScope = entry;
+        i += 2;
+      } else i = this.flushScope!.runInAsyncScope(this.runQueued, this, i, end, now);
     }
     if (i < q.length) {
       this.queueHead = i;
@@ -286,9 +294,30 @@ export class TaskSupervisor {
     } else {
       this.queue = [];
       this.queueHead = 0;
+      this.scope = this.flushScope = undefined;
       this.flushScheduled = false;
     }
   };
+
+  /** Runs the queued children from `i` up to `end` or the next context, inside `flushScope`; returns where it stopped. */
+  private runQueued(i: number, end: number, now: number): number {
+    const q = this.queue;
+    const scope = this.flushScope!;
+    const restore = scope.keys.length !== 0;
+    for (; i < end; i += 2) {
+      const entry = q[i];
+      if (!entry) continue;
+      if (entry instanceof ContextCapture) break;
+      q[i] = undefined;
+      this.queued--;
+      const child =
+        typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry;
+      child.scope = scope;
+      this.run(child, now);
+      if (restore) scope.restore();
+    }
+    return i;
+  }
 
   private run(child: Child, now: number): void {
     child.state = RUNNING;
@@ -405,7 +434,9 @@ export class TaskSupervisor {
     next.ext = { restartTimes: recent, lastError };
     this.counts.restarted++;
     if (this.subject.observed || supervisorChannel.hasSubscribers) this.emit('restarted', next);
-    this.enqueue(next, next.seq);
+    // The new attempt runs in the context the first one was started in, whoever settled the last one.
+    if (child.scope === undefined) this.enqueue(next, next.seq);
+    else child.scope.runInAsyncScope(this.enqueue, this, next, next.seq);
   }
 
   private logFailure(child: Child, kind: number, error: unknown): void {
@@ -451,7 +482,7 @@ export class TaskSupervisor {
 
   /** Drops an accepted child before it ran: it never runs, its task (if any) rejects with `TaskAbortedError`. */
   private cancelQueued(index: number, why: string): void {
-    const entry = this.queue[index]!;
+    const entry = this.queue[index] as Fn<unknown> | Child; // never a context: its seq is 0
     const seq = this.queue[index + 1] as unknown as number;
     this.queue[index] = null;
     this.queued--;
@@ -474,7 +505,10 @@ export class TaskSupervisor {
 
   private async drain(timeoutMs: number): Promise<void> {
     if (!(await this.waitIdle(timeoutMs))) {
-      for (let i = this.queueHead; i < this.queue.length; i += 2) if (this.queue[i]) this.cancelQueued(i, 'shutdown');
+      for (let i = this.queueHead; i < this.queue.length; i += 2) {
+        const entry = this.queue[i];
+        if (entry && !(entry instanceof ContextCapture)) this.cancelQueued(i, 'shutdown');
+      }
       for (let c = this.head; c !== undefined; c = c.next) this.stop(c, 'shutdown');
       if (!(await this.waitIdle(timeoutMs))) {
         const rest: Child[] = [];
