@@ -22,6 +22,8 @@ import {
 } from '../scheduling.messages.js';
 import { errorMessage, errorStack } from '../../utils/describe.js';
 import { jobChannel } from '../../observability/channels.js';
+import { ContextCapture } from '../../observability/tracing/async-context.js';
+import { executionAsyncResource } from 'node:async_hooks';
 import type { JobMessage } from '../../observability/interfaces/channel-messages.interface.js';
 
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
@@ -64,6 +66,8 @@ export abstract class ScheduledJob {
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
   readonly #runOptions: { name: string };
+  /** The context the application booted in: every scheduled run sees it, whoever (re)armed the timer. */
+  readonly #boot = new ContextCapture();
 
   constructor(
     readonly def: JobDefinition,
@@ -122,6 +126,10 @@ export abstract class ScheduledJob {
     verdict?: (outcome: TaskOutcome<unknown>) => void,
     lock: Lock | undefined = this.def.lock,
   ): void {
+    if (executionAsyncResource() !== this.#boot) {
+      this.#boot.runInAsyncScope(this.tick, this, scheduledAt, done, verdict, lock);
+      return;
+    }
     if (this.host.closing) return;
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
