@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api';
 import type { ContextCapture } from '../observability/tracing/async-context.js';
 import type { ChildRef } from './interfaces/child.interface.js';
 import type { TaskContext } from './interfaces/task.interface.js';
@@ -20,6 +21,8 @@ export interface ChildExtras {
   /** Restart times within the intensity window and the last failure (restartable children). */
   restartTimes?: number[];
   lastError?: unknown;
+  /** This attempt's span, when the application traces. */
+  span?: Span;
 }
 
 /**

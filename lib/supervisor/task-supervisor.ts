@@ -26,6 +26,8 @@ import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.
 import { errorStack } from '../utils/describe.js';
 import { supervisorChannel } from '../observability/channels.js';
 import { ContextCapture } from '../observability/tracing/async-context.js';
+import type { ConcurrencyTracer } from '../observability/tracing/concurrency-tracer.js';
+import { ATTR } from '../observability/tracing/tracing.constants.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
 type Entry = Fn<unknown> | Child | ContextCapture | null | undefined;
@@ -40,6 +42,12 @@ const DEFAULTS: Required<SupervisorOptions> = {
   maxSeconds: DEFAULT_MAX_SECONDS,
   shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
 };
+
+/** A failure log names the attempt's trace (`traceId=...`), so that a log line finds its trace. */
+function withTraceId(message: string, child: Child): string {
+  const span = child.ext?.span;
+  return span === undefined ? message : `${message} traceId=${span.spanContext().traceId}`;
+}
 
 const PLAIN: ChildSpec = { name: undefined, restart: TEMPORARY, timeout: Infinity };
 
@@ -103,6 +111,8 @@ export class TaskSupervisor {
    * child.
    */
   readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0 };
+  /** @internal Set at boot when the application traces: a span per attempt. Undefined: no span, no cost. */
+  tracer: ConcurrencyTracer | undefined;
 
   /** @internal Supervisors are created by `ConcurrencyModule` (one per configured or injected name). */
   constructor(name: string, options: SupervisorOptions = {}) {
@@ -336,7 +346,7 @@ export class TaskSupervisor {
     }
     let result: unknown;
     try {
-      result = child.fn(new ChildContext(child));
+      result = this.tracer === undefined ? child.fn(new ChildContext(child)) : this.traced(child, this.tracer);
       // Inside the try: reading `then` runs user code (a Proxy or a getter, as some ORMs return) and may throw. That
       // is this child's failure, as `Promise.resolve` would make it, never the supervisor's.
       if (isThenable(result)) {
@@ -354,6 +364,17 @@ export class TaskSupervisor {
       return;
     }
     this.settle(child, OK, result);
+  }
+
+  /** Runs one attempt inside its span `task <name or supervisor>`, a child of the span active where it was started. */
+  private traced(child: Child, tracer: ConcurrencyTracer): unknown {
+    const span = tracer.start(`task ${child.spec.name ?? this.name}`, {
+      [ATTR.supervisor]: this.name,
+      [ATTR.taskId]: child.id,
+      [ATTR.taskAttempt]: child.attempt,
+    });
+    (child.ext ??= {}).span = span;
+    return tracer.with(span, child.fn, undefined, new ChildContext(child));
   }
 
   private readonly onTimeout = (child: Child): void => {
@@ -375,6 +396,10 @@ export class TaskSupervisor {
     const ext = child.ext;
     if (ext?.timer !== undefined) clearTimeout(ext.timer);
     const stopped = kind !== TIMED_OUT && (state === STOPPING || (child.controller?.signal.aborted ?? false));
+    if (ext?.span !== undefined) {
+      const outcome = stopped ? 'terminated' : kind === OK ? 'completed' : kind === TIMED_OUT ? 'timeout' : 'failed';
+      this.tracer?.end(ext.span, outcome, stopped ? child.controller?.signal.reason : value);
+    }
     if (ext?.resolve !== undefined) {
       if (kind === OK) ext.resolve(value);
       else ext.reject!(value);
@@ -441,9 +466,14 @@ export class TaskSupervisor {
 
   private logFailure(child: Child, kind: number, error: unknown): void {
     if (kind === TIMED_OUT) {
-      this.logger.error(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout));
+      this.logger.error(
+        withTraceId(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout), child),
+      );
     } else {
-      this.logger.error(CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error), errorStack(error));
+      this.logger.error(
+        withTraceId(CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error), child),
+        errorStack(error),
+      );
     }
   }
 
