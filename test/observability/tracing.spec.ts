@@ -2,6 +2,7 @@ import { type INestApplication, Injectable, type LoggerService, Module, type Typ
 import { NestFactory } from '@nestjs/core';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
 import {
+  CacheService,
   ConcurrencyModule,
   type ConcurrencyModuleOptions,
   getSupervisorToken,
@@ -183,6 +184,20 @@ describe('tracing: supervised tasks and jobs (real OpenTelemetry SDK, in-memory 
     await vi.waitFor(() => expect(otel.spans('task ticker').length).toBeGreaterThan(0));
     const task = otel.spans('task ticker').find((t) => t.spanContext().traceId === tick.spanContext().traceId)!;
     expect(parentOf(task)).toBe(tick.spanContext().spanId);
+  });
+
+  it('a cache lookup sets its result on the active span, without a span of its own', async () => {
+    app = await boot();
+    const cache = app.get(CacheService);
+    for (const name of ['first', 'second']) {
+      await otel.tracer.startActiveSpan(name, async (span: Span) => {
+        await cache.getOrStore('tracing-key', () => 'value');
+        span.end();
+      });
+    }
+    expect(otel.spans('first')[0].attributes['concurrency.cache.result']).toBe('miss');
+    expect(otel.spans('second')[0].attributes['concurrency.cache.result']).toBe('hit');
+    expect(otel.spans().map((s) => s.name)).toEqual(['first', 'second']);
   });
 
   it('tracing: false makes no span', async () => {
