@@ -237,7 +237,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       def.restart === 'temporary' ||
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
-    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final), errorStack(error));
+    const traceId = this.tracing?.tracer?.traceId(); // inside the attempt's CONSUMER span when the app traces
+    const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
+    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final) + suffix, errorStack(error));
     const events: WorkerEvent[] = [
       { type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message, ...(final ? { final } : {}) },
     ];

@@ -78,7 +78,7 @@ describe.skipIf(!redisAvailable)('tracing: durable tasks across two instances (r
     expect(payloads).toEqual([{ n: 21 }]);
   });
 
-  it('each attempt is its own CONSUMER span; a failed attempt is ERROR', async () => {
+  it('each attempt is its own CONSUMER span; a failed attempt is ERROR, its log line names the trace', async () => {
     const supervisor = api.app.get(DurableSupervisor);
     const task = await supervisor.async<{ n: number; fail: boolean }, number>('report.build', { n: 1, fail: true });
     expect(await task.await(15_000)).toBe(2);
@@ -92,5 +92,7 @@ describe.skipIf(!redisAvailable)('tracing: durable tasks across two instances (r
     ]);
     const [send] = otel.spans('send report.build');
     for (const span of otel.spans('process report.build')) expect(parentOf(span)).toBe(send.spanContext().spanId);
+    // The failed attempt's log line on the worker names the trace.
+    expect(worker.logger.text('error')).toContain(`traceId=${send.spanContext().traceId}`);
   });
 });

@@ -165,6 +165,22 @@ describe('tracing: supervised tasks and jobs (real OpenTelemetry SDK, in-memory 
     });
   });
 
+  it("a failed job run's log line carries its trace id", async () => {
+    @Injectable()
+    class Failing {
+      @Interval(60_000, { name: 'failing' })
+      run() {
+        throw new Error('job failed');
+      }
+    }
+    const logger = new Recording();
+    app = await boot({}, logger, [Failing]);
+    await expect(app.get(JobRegistry).trigger('failing')).rejects.toThrow('job failed');
+    const [job] = otel.spans('job failing');
+    expect(job.status.code).toBe(SpanStatusCode.ERROR);
+    expect(logger.errors.join('\n')).toContain(`traceId=${job.spanContext().traceId}`);
+  });
+
   it('a scheduled tick is a root span: a new trace, even for an app booted inside a span', async () => {
     @Injectable()
     class Ticker {

@@ -334,7 +334,10 @@ export abstract class ScheduledJob {
     if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
     this.host.onJobFailure?.(this.def.name, error);
-    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
+    // Called inside the run's span when the app traces: the log line names its trace.
+    const traceId = this.host.supervisor.tracer?.traceId();
+    const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
+    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}${suffix}`, errorStack(error), 'Jobs');
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
