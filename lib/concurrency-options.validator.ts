@@ -33,14 +33,28 @@ import { DASHBOARD_PATH, dashboardPath } from './observability/dashboard/dashboa
 import { DASHBOARD_GUARD_MISSING } from './observability/observability.messages.js';
 
 const KEYS = {
-  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard'],
+  '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard', 'tracing'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout', 'threads'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait', 'maxValueSize'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
   dashboard: ['path', 'guard', 'readOnly'],
+  tracing: ['fanOutItems'],
 } as const;
+
+/** `tracing`: on unless `false` (spans still need a registered tracer provider); item spans only when asked. */
+function tracingOptions(value: unknown): ResolvedConcurrencyOptions['tracing'] {
+  if (value === undefined || value === true) return { enabled: true, fanOutItems: false };
+  if (value === false) return { enabled: false, fanOutItems: false };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail('tracing', 'true, false or { fanOutItems?: boolean }', value);
+  }
+  const { fanOutItems } = section('tracing', value, KEYS.tracing);
+  if (fanOutItems !== undefined && typeof fanOutItems !== 'boolean')
+    fail('tracing.fanOutItems', 'true or false', fanOutItems);
+  return { enabled: true, fanOutItems: fanOutItems === true };
+}
 
 function fail(option: string, expected: string, got: unknown): never {
   throw new ConcurrencyOptionsError(
@@ -288,5 +302,6 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
     shutdownTimeout,
     durable: durableOptions(top.durable),
     dashboard: dashboardOptions(top.dashboard),
+    tracing: tracingOptions(top.tracing),
   };
 }

@@ -137,5 +137,43 @@ console.log(`events received: ${events.toLocaleString('en')}`);
 
 sse.destroy();
 await watched.app.close();
+
+// Tracing (issue 26). "No provider" is the plain app above: it booted before any tracer provider was registered,
+// so its supervisors hold no tracer (the cost is one undefined check per child). For information: the same burst on
+// an app booted with a provider registered, spans sent to an exporter that drops them (the SDK's own cost, a span
+// per child), and the burst of an AsyncLocalStorage user (one value set around the burst) on the plain app.
+{
+  const { context, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { BasicTracerProvider, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const als = new AsyncLocalStorage<string>();
+  await compare(
+    `${N.toLocaleString('en')} startChild() in one burst, an AsyncLocalStorage value set (info)`,
+    'ns',
+    { name: 'no value', run: () => timeTasks(plain.supervisor) },
+    { name: 'als.run(value)', run: () => als.run('tenant', () => timeTasks(plain.supervisor)) },
+  );
+  const dropped = {
+    export: (_spans: unknown, done: (r: { code: number }) => void) => done({ code: 0 }),
+    shutdown: async () => {},
+  };
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(dropped as never)] });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(provider);
+  const traced = await boot(PlainApp);
+  await compare(
+    `${N.toLocaleString('en')} startChild() in one burst, tracer provider registered, no-op exporter (info)`,
+    'ns',
+    { name: 'no provider', run: () => timeTasks(plain.supervisor) },
+    { name: 'provider, span per child', run: () => timeTasks(traced.supervisor) },
+    3,
+  );
+  await traced.app.close();
+  await provider.shutdown();
+  trace.disable();
+  context.disable();
+}
+
 await plain.app.close();
 printPeakRss();

@@ -48,6 +48,8 @@ import type {
   ResolvedDurableOptions,
 } from './interfaces/durable-options.interface.js';
 import { findNonJson } from './utils/json-check.util.js';
+import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
+import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 
 const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed', 'waiting-children']);
@@ -106,6 +108,9 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private startedHere: Map<string, string> | undefined;
 
   /** @internal Created by `ConcurrencyModule` when `durable` is given. */
+  /** A PRODUCER span per start when the application traces. */
+  @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
+
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
     @Inject(DURABLE_BULLMQ) private readonly bullmq: BullMQModule | undefined,
@@ -158,16 +163,19 @@ export class DurableSupervisor implements OnApplicationShutdown {
         : 1 + handler.maxRestarts
       : // The worker applies its handler's policy (it throws UnrecoverableError past maxRestarts).
         UNKNOWN_HANDLER_ATTEMPTS;
-    const job = await this.store('start', task, () =>
-      queue.add(task, payload === undefined ? null : payload, {
-        jobId,
-        attempts,
-        backoff: { type: BACKOFF_TYPE },
-        removeOnComplete: KEEP_FINISHED,
-        removeOnFail: KEEP_FINISHED,
-        delay,
-        priority,
-      }),
+    const job = await traceSend(this.tracing?.tracer, task, (telemetry) =>
+      this.store('start', task, () =>
+        queue.add(task, payload === undefined ? null : payload, {
+          jobId,
+          attempts,
+          backoff: { type: BACKOFF_TYPE },
+          removeOnComplete: KEEP_FINISHED,
+          removeOnFail: KEEP_FINISHED,
+          delay,
+          priority,
+          telemetry, // the W3C trace context of the 'send' span, when tracing: not in the handler's payload
+        }),
+      ),
     );
     // The child is stored: nothing after this may fail the call (a retry without an id would run it twice).
     if (!this.registered.has(task)) this.register(task);

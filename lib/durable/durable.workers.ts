@@ -15,6 +15,8 @@ import { isThenable } from '../supervisor/utils/is-thenable.util.js';
 import { errorMessage, errorStack, safeString } from '../utils/describe.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import { durableChannel } from '../observability/channels.js';
+import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
+import { traceProcess } from '../observability/tracing/durable-tracing.js';
 import { DurableContext } from './durable-context.js';
 import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
 import {
@@ -57,6 +59,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   private readonly early = new Map<string, number>();
   private subscriber: RedisClient | undefined;
 
+  /** A CONSUMER span per attempt when the application traces. */
+  @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
+
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
     @Inject(DURABLE_BULLMQ) private readonly bullmq: BullMQModule | undefined,
@@ -74,7 +79,8 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       entry.worker = new this.bullmq.Worker(
         def.name,
         // Three parameters: BullMQ then gives the processor an AbortSignal (Worker.cancelJob aborts it).
-        (job: Job, token?: string, signal?: AbortSignal) => this.run(entry, job, token as string, signal!),
+        (job: Job, token?: string, signal?: AbortSignal) =>
+          traceProcess(this.tracing?.tracer, def.name, job, () => this.run(entry, job, token as string, signal!)),
         {
           connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
           prefix: durable.prefix,
@@ -231,7 +237,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       def.restart === 'temporary' ||
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
-    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final), errorStack(error));
+    const traceId = this.tracing?.tracer?.traceId(); // inside the attempt's CONSUMER span when the app traces
+    const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
+    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final) + suffix, errorStack(error));
     const events: WorkerEvent[] = [
       { type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message, ...(final ? { final } : {}) },
     ];

@@ -5,6 +5,10 @@ import type { ResolvedFanOutOptions } from './fan-out-options.validator.js';
 import { CONSUMER_STOPPED, SIBLING_FAILED, SOURCE_FAILED } from './fan-out.messages.js';
 import { describeValue } from '../utils/describe.js';
 import type { FanOutFn, FanOutInput, ItemContext, Outcome } from './interfaces/fan-out-options.interface.js';
+import { ContextCapture } from '../observability/tracing/async-context.js';
+import type { ConcurrencyTracer } from '../observability/tracing/concurrency-tracer.js';
+import { endFanOutSpan, startFanOutSpan, traceItems } from '../observability/tracing/fan-out-tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 /** What a run hands back: `map` values, `settle` outcomes, or `stream` outcomes one by one. */
 export const RunMode = { Map: 0, Settle: 1, Stream: 2 } as const;
@@ -96,6 +100,8 @@ export interface RunHooks {
   end(run: RunHandle): void;
   /** An item failed or timed out (not an item aborted because the run ended). */
   failed?(run: RunHandle, index: number, reason: unknown, timedOut?: boolean): void;
+  /** Set when the application traces: a span per call (and per item with `tracing.fanOutItems`). */
+  readonly tracer?: ConcurrencyTracer;
 }
 
 const NO_HOOKS: RunHooks = { begin: noop, end: noop };
@@ -125,7 +131,7 @@ function readStep<T>(step: IteratorResult<T>): { done: boolean; value: T } {
  * works and memory stays flat. Timeouts share one interval per run that sweeps the slots, never a timer per item.
  */
 export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle {
-  readonly #fn: FanOutFn<I, O>;
+  #fn: FanOutFn<I, O>;
   readonly #mode: RunMode;
   readonly #concurrency: number;
   readonly #timeout: number;
@@ -134,6 +140,10 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   readonly #signal: AbortSignal | undefined;
   readonly #inputs: FanOutInput<I>;
   readonly #hooks: RunHooks;
+  /** The caller's async context: every item runs in it, also those started from another item's settlement. */
+  readonly #scope: ContextCapture;
+  readonly #span: Span | undefined;
+  #spanError: { reason: unknown } | undefined;
 
   // source
   #array: readonly I[] | undefined;
@@ -193,6 +203,15 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#ordered = options.ordered;
     this.#signal = options.signal;
     this.#hooks = hooks;
+    const tracer = hooks.tracer;
+    if (tracer === undefined) this.#scope = new ContextCapture();
+    else {
+      const total = Array.isArray(inputs) ? inputs.length : undefined;
+      const span = (this.#span = startFanOutSpan(tracer, mode, total, options.concurrency));
+      this.#scope = tracer.with(span, () => new ContextCapture());
+      if (tracer.fanOutItems)
+        this.#fn = traceItems(tracer, fn as (input: I, ctx: { index: number }) => O) as FanOutFn<I, O>;
+    }
     if (Number.isFinite(options.timeout)) {
       this.#grain = Math.min(MAX_SWEEP_MS, Math.max(1, options.timeout / SWEEPS_PER_TIMEOUT));
       this.#ticksPerTimeout = Math.ceil(options.timeout / this.#grain);
@@ -329,7 +348,8 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     if (this.#timer === undefined && this.#grain !== 0) this.#timer = setInterval(this.#sweep, this.#grain);
     let result: O | PromiseLike<O>;
     try {
-      result = this.#fn(input, ctx);
+      const scope = this.#scope;
+      result = scope.matches() ? this.#fn(input, ctx) : scope.runInAsyncScope(this.#fn, this, input, ctx);
       if (isThenable(result)) {
         // A foreign thenable goes through Promise.resolve: it may call back twice, or throw from then().
         (result instanceof Promise ? result : Promise.resolve(result)).then(slot.onValue, slot.onError);
@@ -451,6 +471,7 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
   /** Fails the run: aborts the items in flight (each with `itemReason(ctx)`), stops pulling, rejects with `error`. */
   #fail(error: unknown, itemReason: (ctx: FanOutItemContext) => unknown): void {
     if (this.#finished) return;
+    if (this.#span !== undefined) this.#spanError = { reason: error };
     this.#stop(itemReason);
     if (this.#mode !== RunMode.Stream) return this.#reject(error);
     const waiters = this.#waiters.splice(0);
@@ -473,6 +494,10 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     this.#finished = true;
     this.#stopTimer();
     this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#span !== undefined) {
+      const { started, failed } = this.progress();
+      endFanOutSpan(this.#hooks.tracer!, this.#span, started, failed, this.#spanError);
+    }
     this.#hooks.end(this);
   }
 

@@ -141,6 +141,8 @@ export class FanOut implements OnApplicationShutdown {
     this.#registry = registry;
     this.#supervisor =
       registry?.get(DEFAULT_SUPERVISOR) ?? new TaskSupervisor('fan-out', { shutdownTimeout: settings.shutdownTimeout });
+    // Tracing is decided at boot, after construction: the runs read the supervisor's tracer when they start.
+    Object.defineProperty(this.#hooks, 'tracer', { get: () => this.#supervisor.tracer });
   }
 
   /**

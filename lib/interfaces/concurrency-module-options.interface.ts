@@ -26,6 +26,12 @@ export interface ConcurrencyModuleOptions {
    * when the module is defined.
    */
   dashboard?: DashboardOptions;
+  /**
+   * OpenTelemetry spans for tasks, jobs, fan-out calls and durable tasks, through `@opentelemetry/api`. On by default,
+   * but spans are only made when the application registered a tracer provider before boot. `fanOutItems: true` adds a
+   * span per fan-out item (off by default: one per call).
+   */
+  tracing?: boolean | { fanOutItems?: boolean };
 }
 
 /**
@@ -63,4 +69,5 @@ export interface ResolvedConcurrencyOptions {
   durable?: ResolvedDurableOptions;
   /** Undefined unless `dashboard` is given. */
   dashboard?: ResolvedDashboardOptions;
+  tracing: { enabled: boolean; fanOutItems: boolean };
 }

@@ -8,13 +8,14 @@ import { dashboardPath } from './dashboard/dashboard-path.js';
 import { DashboardService } from './dashboard/dashboard.service.js';
 import type { DashboardOptions } from './interfaces/dashboard-options.interface.js';
 import { DASHBOARD_IN_FACTORY } from './observability.messages.js';
+import { ConcurrencyTracing } from './tracing/concurrency-tracing.js';
 
 /**
  * @internal OpenTelemetry metrics (idle without `@opentelemetry/api` or a registered SDK), the health indicator, and
  * the dashboard's data when it is configured.
  */
 export function createObservabilityProviders(dashboard: boolean): Provider[] {
-  return [ConcurrencyMetrics, ConcurrencyHealthIndicator, ...(dashboard ? [DashboardService] : [])];
+  return [ConcurrencyMetrics, ConcurrencyHealthIndicator, ConcurrencyTracing, ...(dashboard ? [DashboardService] : [])];
 }
 
 /**

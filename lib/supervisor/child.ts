@@ -1,3 +1,5 @@
+import type { Span } from '@opentelemetry/api';
+import type { ContextCapture } from '../observability/tracing/async-context.js';
 import type { ChildRef } from './interfaces/child.interface.js';
 import type { TaskContext } from './interfaces/task.interface.js';
 import { QUEUED } from './supervisor.constants.js';
@@ -19,6 +21,8 @@ export interface ChildExtras {
   /** Restart times within the intensity window and the last failure (restartable children). */
   restartTimes?: number[];
   lastError?: unknown;
+  /** This attempt's span, when the application traces. */
+  span?: Span;
 }
 
 /**
@@ -33,6 +37,8 @@ export class Child {
   startedAt = 0;
   controller: AbortController | undefined = undefined;
   ext: ChildExtras | undefined = undefined;
+  /** The async context of the code that started this child: every attempt runs in it. */
+  scope: ContextCapture | undefined = undefined;
   prev: Child | undefined = undefined;
   next: Child | undefined = undefined;
 

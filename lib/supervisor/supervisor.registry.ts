@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import type { ConcurrencyTracer } from '../observability/tracing/concurrency-tracer.js';
 import { TaskSupervisor } from './task-supervisor.js';
 
 /**
@@ -15,6 +16,8 @@ import { TaskSupervisor } from './task-supervisor.js';
 @Injectable()
 export class SupervisorRegistry implements OnApplicationShutdown {
   private readonly supervisors = new Map<string, TaskSupervisor>();
+  /** Set at boot when the application traces (`ConcurrencyTracing`); every supervisor, later ones too, uses it. */
+  tracer: ConcurrencyTracer | undefined;
 
   constructor(@Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions) {
     for (const [name, opts] of Object.entries(options.supervisors)) {
@@ -26,9 +29,15 @@ export class SupervisorRegistry implements OnApplicationShutdown {
     let supervisor = this.supervisors.get(name);
     if (supervisor === undefined) {
       supervisor = new TaskSupervisor(name, { shutdownTimeout: this.options.shutdownTimeout });
+      supervisor.tracer = this.tracer;
       this.supervisors.set(name, supervisor);
     }
     return supervisor;
+  }
+
+  setTracer(tracer: ConcurrencyTracer | undefined): void {
+    this.tracer = tracer;
+    for (const supervisor of this.supervisors.values()) supervisor.tracer = tracer;
   }
 
   all(): TaskSupervisor[] {

@@ -25,9 +25,12 @@ import { isThenable } from './utils/is-thenable.util.js';
 import { checkTimeoutMs, isTimeoutMs, timeoutMsExpected } from './utils/timeout.util.js';
 import { errorStack } from '../utils/describe.js';
 import { supervisorChannel } from '../observability/channels.js';
+import { ContextCapture } from '../observability/tracing/async-context.js';
+import type { ConcurrencyTracer } from '../observability/tracing/concurrency-tracer.js';
+import { ATTR } from '../observability/tracing/tracing.constants.js';
 
 type Fn<T> = (ctx: TaskContext) => T | Promise<T>;
-type Entry = Fn<unknown> | Child | null | undefined;
+type Entry = Fn<unknown> | Child | ContextCapture | null | undefined;
 
 const OK = 0;
 const FAILED = 1;
@@ -39,6 +42,12 @@ const DEFAULTS: Required<SupervisorOptions> = {
   maxSeconds: DEFAULT_MAX_SECONDS,
   shutdownTimeout: DEFAULT_SHUTDOWN_TIMEOUT,
 };
+
+/** A failure log names the attempt's trace (`traceId=...`), so that a log line finds its trace. */
+function withTraceId(message: string, child: Child): string {
+  const span = child.ext?.span;
+  return span === undefined ? message : `${message} traceId=${span.spanContext().traceId}`;
+}
 
 const PLAIN: ChildSpec = { name: undefined, restart: TEMPORARY, timeout: Infinity };
 
@@ -84,6 +93,13 @@ export class TaskSupervisor {
   private queue: Entry[] = [];
   private queueHead = 0;
   private queued = 0;
+  /**
+   * The async context of the last queued starter, also queued (as a pair [capture, 0]) before the children it
+   * started; `flushScope` is the one the flush has reached. Children run in their starter's context, not in the
+   * context of whoever scheduled the flush.
+   */
+  private scope: ContextCapture | undefined;
+  private flushScope: ContextCapture | undefined;
   private flushScheduled = false;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -95,6 +111,8 @@ export class TaskSupervisor {
    * child.
    */
   readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0 };
+  /** @internal Set at boot when the application traces: a span per attempt. Undefined: no span, no cost. */
+  tracer: ConcurrencyTracer | undefined;
 
   /** @internal Supervisors are created by `ConcurrencyModule` (one per configured or injected name). */
   constructor(name: string, options: SupervisorOptions = {}) {
@@ -168,7 +186,7 @@ export class TaskSupervisor {
     const q = this.queue;
     for (let i = this.queueHead; i < q.length && out.length < limit; i += 2) {
       const e = q[i];
-      if (!e) continue;
+      if (!e || e instanceof ContextCapture) continue;
       const child = e instanceof Child ? e : undefined;
       out.push({
         id: this.prefix + (q[i + 1] as unknown as number),
@@ -247,6 +265,8 @@ export class TaskSupervisor {
   }
 
   private enqueue(entry: Fn<unknown> | Child, seq: number): void {
+    const scope = this.scope;
+    if (scope === undefined || !scope.matches()) this.queue.push((this.scope = new ContextCapture()), 0 as never);
     this.queue.push(entry, seq as never);
     this.queued++;
     if (!this.flushScheduled) {
@@ -266,15 +286,13 @@ export class TaskSupervisor {
     const end = q.length < limit ? q.length : limit;
     const now = Date.now();
     let i = this.queueHead;
-    for (; i < end; i += 2) {
+    while (i < end) {
       const entry = q[i];
-      if (!entry) continue;
-      q[i] = undefined;
-      this.queued--;
-      this.run(
-        typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry,
-        now,
-      );
+      if (entry instanceof ContextCapture) {
+        q[i] = undefined;
+        this.flushScope = entry;
+        i += 2;
+      } else i = this.flushScope!.runInAsyncScope(this.runQueued, this, i, end, now);
     }
     if (i < q.length) {
       this.queueHead = i;
@@ -286,9 +304,30 @@ export class TaskSupervisor {
     } else {
       this.queue = [];
       this.queueHead = 0;
+      this.scope = this.flushScope = undefined;
       this.flushScheduled = false;
     }
   };
+
+  /** Runs the queued children from `i` up to `end` or the next context, inside `flushScope`; returns where it stopped. */
+  private runQueued(i: number, end: number, now: number): number {
+    const q = this.queue;
+    const scope = this.flushScope!;
+    const restore = scope.keys.length !== 0;
+    for (; i < end; i += 2) {
+      const entry = q[i];
+      if (!entry) continue;
+      if (entry instanceof ContextCapture) break;
+      q[i] = undefined;
+      this.queued--;
+      const child =
+        typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry;
+      child.scope = scope;
+      this.run(child, now);
+      if (restore) scope.restore();
+    }
+    return i;
+  }
 
   private run(child: Child, now: number): void {
     child.state = RUNNING;
@@ -307,7 +346,7 @@ export class TaskSupervisor {
     }
     let result: unknown;
     try {
-      result = child.fn(new ChildContext(child));
+      result = this.tracer === undefined ? child.fn(new ChildContext(child)) : this.traced(child, this.tracer);
       // Inside the try: reading `then` runs user code (a Proxy or a getter, as some ORMs return) and may throw. That
       // is this child's failure, as `Promise.resolve` would make it, never the supervisor's.
       if (isThenable(result)) {
@@ -325,6 +364,17 @@ export class TaskSupervisor {
       return;
     }
     this.settle(child, OK, result);
+  }
+
+  /** Runs one attempt inside its span `task <name or supervisor>`, a child of the span active where it was started. */
+  private traced(child: Child, tracer: ConcurrencyTracer): unknown {
+    const span = tracer.start(`task ${child.spec.name ?? this.name}`, {
+      [ATTR.supervisor]: this.name,
+      [ATTR.taskId]: child.id,
+      [ATTR.taskAttempt]: child.attempt,
+    });
+    (child.ext ??= {}).span = span;
+    return tracer.with(span, child.fn, undefined, new ChildContext(child));
   }
 
   private readonly onTimeout = (child: Child): void => {
@@ -346,6 +396,10 @@ export class TaskSupervisor {
     const ext = child.ext;
     if (ext?.timer !== undefined) clearTimeout(ext.timer);
     const stopped = kind !== TIMED_OUT && (state === STOPPING || (child.controller?.signal.aborted ?? false));
+    if (ext?.span !== undefined) {
+      const outcome = stopped ? 'terminated' : kind === OK ? 'completed' : kind === TIMED_OUT ? 'timeout' : 'failed';
+      this.tracer?.end(ext.span, outcome, stopped ? child.controller?.signal.reason : value);
+    }
     if (ext?.resolve !== undefined) {
       if (kind === OK) ext.resolve(value);
       else ext.reject!(value);
@@ -405,14 +459,21 @@ export class TaskSupervisor {
     next.ext = { restartTimes: recent, lastError };
     this.counts.restarted++;
     if (this.subject.observed || supervisorChannel.hasSubscribers) this.emit('restarted', next);
-    this.enqueue(next, next.seq);
+    // The new attempt runs in the context the first one was started in, whoever settled the last one.
+    if (child.scope === undefined) this.enqueue(next, next.seq);
+    else child.scope.runInAsyncScope(this.enqueue, this, next, next.seq);
   }
 
   private logFailure(child: Child, kind: number, error: unknown): void {
     if (kind === TIMED_OUT) {
-      this.logger.error(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout));
+      this.logger.error(
+        withTraceId(CHILD_TIMED_OUT(this.name, child.id, child.spec.name, child.attempt, child.spec.timeout), child),
+      );
     } else {
-      this.logger.error(CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error), errorStack(error));
+      this.logger.error(
+        withTraceId(CHILD_FAILED(this.name, child.id, child.spec.name, child.attempt, error), child),
+        errorStack(error),
+      );
     }
   }
 
@@ -451,7 +512,7 @@ export class TaskSupervisor {
 
   /** Drops an accepted child before it ran: it never runs, its task (if any) rejects with `TaskAbortedError`. */
   private cancelQueued(index: number, why: string): void {
-    const entry = this.queue[index]!;
+    const entry = this.queue[index] as Fn<unknown> | Child; // never a context: its seq is 0
     const seq = this.queue[index + 1] as unknown as number;
     this.queue[index] = null;
     this.queued--;
@@ -474,7 +535,10 @@ export class TaskSupervisor {
 
   private async drain(timeoutMs: number): Promise<void> {
     if (!(await this.waitIdle(timeoutMs))) {
-      for (let i = this.queueHead; i < this.queue.length; i += 2) if (this.queue[i]) this.cancelQueued(i, 'shutdown');
+      for (let i = this.queueHead; i < this.queue.length; i += 2) {
+        const entry = this.queue[i];
+        if (entry && !(entry instanceof ContextCapture)) this.cancelQueued(i, 'shutdown');
+      }
       for (let c = this.head; c !== undefined; c = c.next) this.stop(c, 'shutdown');
       if (!(await this.waitIdle(timeoutMs))) {
         const rest: Child[] = [];

@@ -22,12 +22,18 @@ import {
 } from '../scheduling.messages.js';
 import { errorMessage, errorStack } from '../../utils/describe.js';
 import { jobChannel } from '../../observability/channels.js';
+import { ContextCapture } from '../../observability/tracing/async-context.js';
+import { executionAsyncResource } from 'node:async_hooks';
+import type { ConcurrencyTracer } from '../../observability/tracing/concurrency-tracer.js';
+import { ATTR } from '../../observability/tracing/tracing.constants.js';
 import type { JobMessage } from '../../observability/interfaces/channel-messages.interface.js';
 
 /** The part of `TaskSupervisor` a job needs: start the run now, synchronously, tracked for shutdown. */
 export interface JobsSupervisor {
   readonly name: string;
   startNow<T>(fn: (ctx: TaskContext) => T | Promise<T>, opts?: { name?: string }): Task<T>;
+  /** Set when the application traces: a span per run. */
+  readonly tracer?: ConcurrencyTracer;
 }
 
 /** What jobs share: the supervisor, the registries, the logger and whether the application is closing. Internal. */
@@ -64,6 +70,8 @@ export abstract class ScheduledJob {
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
   readonly #runOptions: { name: string };
+  /** The context the application booted in: every scheduled run sees it, whoever (re)armed the timer. */
+  readonly #boot = new ContextCapture();
 
   constructor(
     readonly def: JobDefinition,
@@ -122,6 +130,10 @@ export abstract class ScheduledJob {
     verdict?: (outcome: TaskOutcome<unknown>) => void,
     lock: Lock | undefined = this.def.lock,
   ): void {
+    if (executionAsyncResource() !== this.#boot) {
+      this.#boot.runInAsyncScope(this.tick, this, scheduledAt, done, verdict, lock);
+      return;
+    }
     if (this.host.closing) return;
     if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
@@ -162,8 +174,11 @@ export abstract class ScheduledJob {
     }
     if (this.def.lock && this.def.overlap === 'skip') return this.#lockedTrigger(this.def.lock);
     return new Promise((resolve, reject) => {
-      this.#start(new Date(), undefined, (outcome) =>
-        outcome.status === 'fulfilled' ? resolve() : reject(outcome.reason),
+      this.#start(
+        new Date(),
+        undefined,
+        (outcome) => (outcome.status === 'fulfilled' ? resolve() : reject(outcome.reason)),
+        true,
       );
     });
   }
@@ -191,6 +206,46 @@ export abstract class ScheduledJob {
    * `verdict` gets the run's outcome at its end or at its timeout, whichever comes first.
    */
   #start(
+    scheduledAt: Date,
+    lease: JobLease | undefined,
+    verdict?: (outcome: TaskOutcome<unknown>) => void,
+    triggered = false,
+  ): Task<unknown> {
+    const tracer = this.host.supervisor.tracer;
+    if (tracer === undefined) return this.#run(scheduledAt, lease, verdict);
+    // A tick is a root span (a new trace, whatever was active at boot); a trigger() a child of its caller's span.
+    const attributes: Record<string, string | number> = {
+      [ATTR.jobName]: this.def.name,
+      [ATTR.jobKind]: this.kind,
+      [ATTR.jobScheduledAt]: scheduledAt.toISOString(),
+    };
+    if (lease) attributes[ATTR.jobFencingToken] = lease.token;
+    const span = tracer.start(`job ${this.def.name}`, attributes, undefined, !triggered);
+    let ended = false;
+    const end = (outcome: TaskOutcome<unknown>): void => {
+      if (ended) return;
+      ended = true;
+      const timedOut = outcome.status === 'rejected' && outcome.reason instanceof TaskTimeoutError;
+      tracer.end(
+        span,
+        outcome.status === 'fulfilled' ? 'completed' : timedOut ? 'timeout' : 'failed',
+        outcome.status === 'rejected' ? outcome.reason : undefined,
+      );
+    };
+    try {
+      return tracer.with(span, () =>
+        this.#run(scheduledAt, lease, (outcome) => {
+          end(outcome);
+          verdict?.(outcome);
+        }),
+      );
+    } catch (error) {
+      end({ status: 'rejected', reason: error });
+      throw error;
+    }
+  }
+
+  #run(
     scheduledAt: Date,
     lease: JobLease | undefined,
     verdict?: (outcome: TaskOutcome<unknown>) => void,
@@ -279,7 +334,10 @@ export abstract class ScheduledJob {
     if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
     this.host.onJobFailure?.(this.def.name, error);
-    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
+    // Called inside the run's span when the app traces: the log line names its trace.
+    const traceId = this.host.supervisor.tracer?.traceId();
+    const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
+    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}${suffix}`, errorStack(error), 'Jobs');
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
@@ -392,7 +450,7 @@ export abstract class ScheduledJob {
     let task: Task<unknown>;
     try {
       if (this.host.closing) throw new SupervisorShutdownError(this.host.supervisor.name);
-      task = this.#start(scheduledAt, undefined, verdict);
+      task = this.#start(scheduledAt, undefined, verdict, true);
     } catch (error) {
       this.#release(held, lock);
       throw error;
