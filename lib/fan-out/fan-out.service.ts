@@ -29,7 +29,7 @@ import { errorMessage } from '../utils/describe.js';
 import { withTimeout } from '../utils/with-timeout.js';
 
 /** How long `app.close()` waits at least for worker threads to exit once their pools are destroyed. */
-const MIN_THREAD_EXIT_WAIT = 1000;
+const MIN_THREAD_EXIT_WAIT = 5000;
 
 /** The part of the module options `FanOut` reads (`threads` defaults to one per core). */
 type FanOutSettings = Pick<ResolvedConcurrencyOptions, 'shutdownTimeout'> & {
@@ -338,6 +338,8 @@ export class FanOut implements OnApplicationShutdown {
       this.#onIdle = undefined;
     }
     this.#closed = true;
+    // Before cancelling: an item aborted now ends its thread, and a sealed pool starts no replacement.
+    this.#workers.seal();
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     await supervised;
     // Every call has ended (or was cancelled, which ended its items' threads): no thread may outlive the app. A

@@ -120,6 +120,8 @@ export class WorkerPools {
   readonly #pools = new Map<string, Promise<Piscina>>();
   /** Every thread started and not yet exited, including the ones piscina ended on an abort (and replaced). */
   readonly #live = new Set<Worker>();
+  /** Every pool made, to seal at shutdown. */
+  readonly #created = new Set<Piscina>();
   readonly #logger = new Logger('FanOut');
   #closed = false;
 
@@ -129,6 +131,8 @@ export class WorkerPools {
   fn(spec: WorkerSpec, transfer: boolean): FanOutFn<unknown, unknown> {
     let ready: Piscina | undefined;
     const run = (pool: Piscina, input: unknown, ctx: ItemContext): Promise<unknown> => {
+      // Once closed, a pool must not start a thread for anyone (piscina would start one for a late task).
+      if (this.#closed) return Promise.reject(new Error(`${spec.label}: ${WORKERS_CLOSED}`));
       const signal = ctx.signal;
       const index = ctx.index;
       const task: WorkerTask = { e: spec.exportName, i: index, x: input };
@@ -144,15 +148,33 @@ export class WorkerPools {
     };
   }
 
-  /** Destroys every pool (items still running are ended with their threads) and waits for every thread's exit. */
-  async close(): Promise<void> {
+  /**
+   * Shutdown has begun: no pool starts a thread from now on, not even to replace one that an aborted item ends
+   * (piscina replaces a terminated thread up to `minThreads` and starts one for a queued task up to `maxThreads`;
+   * both are set to 0 here, before the items still running are cancelled). Idempotent.
+   */
+  seal(): void {
     this.#closed = true;
+    for (const pool of this.#created) {
+      pool.options.minThreads = 0;
+      pool.options.maxThreads = 0;
+    }
+  }
+
+  /**
+   * Seals the pools, destroys them (items still running are ended with their threads) and waits until every thread
+   * they ever started has exited, including threads ended earlier that are still finishing a native call.
+   */
+  async close(): Promise<void> {
+    this.seal();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(
       pools.map(async (pending) => {
         const pool = await pending.catch(() => undefined);
-        await pool?.destroy();
+        if (pool === undefined) return;
+        for (const worker of pool.threads) this.#track(worker);
+        await pool.destroy();
       }),
     );
     await Promise.all(
@@ -160,6 +182,13 @@ export class WorkerPools {
         (worker) => new Promise<void>((resolve) => (worker.threadId === -1 ? resolve() : worker.once('exit', resolve))),
       ),
     );
+  }
+
+  /** Counts a thread until it exits (piscina reports a thread on `workerCreate` only once it is ready). */
+  #track(worker: Worker | undefined): void {
+    if (worker === undefined || worker.threadId === -1 || this.#live.has(worker)) return;
+    this.#live.add(worker);
+    worker.once('exit', () => this.#live.delete(worker));
   }
 
   #pool(spec: WorkerSpec): Promise<Piscina> {
@@ -202,12 +231,10 @@ export class WorkerPools {
       if (message.includes('Unexpected message from Worker')) this.#logger.debug(message);
       else this.#logger.warn(message);
     });
-    pool.on('workerCreate', (handle: object) => {
-      const worker = workerOf(handle);
-      if (worker === undefined || worker.threadId === -1) return;
-      this.#live.add(worker);
-      worker.once('exit', () => this.#live.delete(worker));
-    });
+    // 'workerDestroy' also reports threads ended before they were ever ready (never seen by 'workerCreate').
+    pool.on('workerCreate', (handle: object) => this.#track(workerOf(handle)));
+    pool.on('workerDestroy', (handle: object) => this.#track(workerOf(handle)));
+    this.#created.add(pool);
     return pool;
   }
 
