@@ -85,7 +85,7 @@ export function exitNow() {
 
 export function grow() {
   const hoard = [];
-  for (;;) hoard.push(new Array(1e5).fill({ n: hoard.length }));
+  for (;;) hoard.push(Array.from({ length: 1e5 }, () => ({ n: hoard.length })));
 }
 
 export class HttpError extends Error {
