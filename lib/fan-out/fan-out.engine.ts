@@ -16,6 +16,7 @@ export type RunMode = (typeof RunMode)[keyof typeof RunMode];
  */
 export class FanOutItemContext implements ItemContext {
   #controller: AbortController | undefined;
+  #hook: ((reason: unknown) => void) | undefined;
   readonly #run: string;
 
   constructor(
@@ -39,6 +40,17 @@ export class FanOutItemContext implements ItemContext {
 
   static abort(ctx: FanOutItemContext, reason: unknown): void {
     (ctx.#controller ??= new AbortController()).abort(reason);
+    ctx.#hook?.(reason);
+  }
+
+  /**
+   * @internal Calls `fn` once when the item is aborted (at once if it is already): for the worker-thread pools, which
+   * need the abort but not an `AbortSignal` (an `AbortController` and its listener per item cost more than the item).
+   */
+  static listen(ctx: FanOutItemContext, fn: (reason: unknown) => void): void {
+    const signal = ctx.#controller?.signal;
+    if (signal?.aborted) fn(signal.reason);
+    else ctx.#hook = fn;
   }
 }
 

@@ -16,6 +16,7 @@ import {
   workerModuleMissingMessage,
   workerResultMessage,
 } from '../fan-out.messages.js';
+import { FanOutItemContext } from '../fan-out.engine.js';
 import type { FanOutFn, ItemContext } from '../interfaces/fan-out-options.interface.js';
 import type { WorkerSpec } from './worker-fn.js';
 
@@ -168,8 +169,45 @@ interface Waiter {
   state: PoolState;
   resolve: () => void;
   reject: (reason: unknown) => void;
-  signal: AbortSignal;
+  signal: ItemSignal;
   onAbort: () => void;
+}
+
+/**
+ * The abort of one item as piscina takes it (`aborted`, `reason`, one 'abort' listener at a time: the pool's wait,
+ * then piscina's own), fed by the engine's abort of the item. Lighter than an `AbortController` and its `EventTarget`
+ * per item, which cost more than a tiny item's round trip to its thread.
+ */
+class ItemSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  #listener: (() => void) | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#listener === listener) this.#listener = undefined;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
+}
+
+/** The item's abort as an `ItemSignal`: through the engine's hook, else (any other context) its `AbortSignal`. */
+function itemSignal(ctx: ItemContext): ItemSignal {
+  const signal = new ItemSignal();
+  if (ctx instanceof FanOutItemContext) FanOutItemContext.listen(ctx, (reason) => signal.abort(reason));
+  else if (ctx.signal.aborted) signal.abort(ctx.signal.reason);
+  else ctx.signal.addEventListener('abort', () => signal.abort(ctx.signal.reason), { once: true });
+  return signal;
 }
 
 /** The real path of a worker module (one pool per file, whatever URL spelling or symlink names it), or undefined. */
@@ -239,8 +277,7 @@ export class WorkerPools {
   /** The function the fan-out engine runs for a `workerFn`: each item is one task on the module's pool. */
   fn(spec: WorkerSpec, transfer: boolean): FanOutFn<unknown, unknown> {
     let ready: PoolState | undefined;
-    const start = (state: PoolState, input: unknown, ctx: ItemContext): Promise<unknown> => {
-      const signal = ctx.signal;
+    const start = (state: PoolState, input: unknown, ctx: ItemContext, signal: ItemSignal): Promise<unknown> => {
       const index = ctx.index;
       if (transfer && detachedIn(input)) {
         this.#release(state);
@@ -261,11 +298,12 @@ export class WorkerPools {
     const run = (state: PoolState, input: unknown, ctx: ItemContext): Promise<unknown> => {
       // Once closed, a pool must not start a thread for anyone (piscina would start one for a late task).
       if (this.#closed) return Promise.reject(new Error(`${spec.label}: ${WORKERS_CLOSED}`));
+      const signal = itemSignal(ctx);
       if (this.#canStart(state)) {
         state.busy++;
-        return start(state, input, ctx);
+        return start(state, input, ctx, signal);
       }
-      return this.#wait(state, ctx.signal, () => start(state, input, ctx));
+      return this.#wait(state, signal, () => start(state, input, ctx, signal));
     };
     return (input, ctx) => {
       if (ready !== undefined && !ready.retired) return run(ready, input, ctx);
@@ -297,7 +335,7 @@ export class WorkerPools {
    * Waits for a thread, then runs `go` (at once, inside `#pump`: the thread it starts is counted before the next
    * waiter is looked at) with the item counted on its pool (`busy`).
    */
-  #wait(state: PoolState, signal: AbortSignal, go: () => Promise<unknown>): Promise<unknown> {
+  #wait(state: PoolState, signal: ItemSignal, go: () => Promise<unknown>): Promise<unknown> {
     if (signal.aborted) return Promise.reject(signal.reason);
     const waiting = new Promise<unknown>((resolve, reject) => {
       const waiter: Waiter = {
@@ -314,7 +352,7 @@ export class WorkerPools {
           reject(signal.reason);
         },
       };
-      signal.addEventListener('abort', waiter.onAbort, { once: true });
+      signal.addEventListener('abort', waiter.onAbort);
       this.#waiting.push(waiter);
       state.waiting++;
     });
@@ -485,7 +523,7 @@ export class WorkerPools {
     return state;
   }
 
-  #translate(error: unknown, spec: WorkerSpec, index: number, input: unknown, signal: AbortSignal): unknown {
+  #translate(error: unknown, spec: WorkerSpec, index: number, input: unknown, signal: ItemSignal): unknown {
     // Aborted (timeout, parent signal, a sibling's failure, shutdown): the engine has the reason already.
     if (signal.aborted) return signal.reason;
     if (isSerialisedError(error)) return revive(error);
