@@ -257,8 +257,13 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     signal?.addEventListener('abort', this.#onAbort);
     const inputs = this.#inputs;
     try {
-      if (Array.isArray(inputs)) this.#array = inputs;
-      else if (typeof (inputs as AsyncIterable<I>)[Symbol.asyncIterator] === 'function') {
+      if (Array.isArray(inputs)) {
+        this.#array = inputs;
+        // Sized once: filled by index as items settle, an empty array grown one element at a time cost 2-3x the
+        // whole per-item overhead of a trivial item (1e6 items: 526 vs 184 ns/item, bench/fan-out).
+        // oxlint-disable-next-line unicorn/no-new-array -- a length, on purpose: Array.from would fill it first
+        if (this.#mode !== RunMode.Stream) this.#results = new Array(inputs.length);
+      } else if (typeof (inputs as AsyncIterable<I>)[Symbol.asyncIterator] === 'function') {
         this.#iterator = (inputs as AsyncIterable<I>)[Symbol.asyncIterator]();
         this.#async = true;
       } else this.#iterator = (inputs as Iterable<I>)[Symbol.iterator]();
