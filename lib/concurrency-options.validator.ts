@@ -13,6 +13,7 @@ import {
   JOBS_SUPERVISOR,
 } from './concurrency.constants.js';
 import { ConcurrencyOptionsError } from './errors/concurrency-options.error.js';
+import { workerPoolOptions } from './fan-out/fan-out-options.validator.js';
 import { MAX_TIMEOUT_MS } from './supervisor/utils/timeout.util.js';
 import type {
   ConcurrencyModuleOptions,
@@ -35,7 +36,7 @@ import { DASHBOARD_GUARD_MISSING } from './observability/observability.messages.
 const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard', 'tracing'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
-  fanOut: ['concurrency', 'timeout', 'threads'],
+  fanOut: ['concurrency', 'timeout', 'threads', 'maxThreads', 'idleTimeout', 'resourceLimits'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait', 'maxValueSize'],
   durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
@@ -269,6 +270,9 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       timeout: number('fanOut.timeout', fanOut.timeout, DEFAULT_TASK_TIMEOUT, POSITIVE_MS),
       // One pool of this many worker threads per worker module (workerFn); a thread per core by default.
       threads: number('fanOut.threads', fanOut.threads, availableParallelism(), { min: 1, integer: true }),
+      ...workerPoolOptions(fanOut, (option, value, fallback) =>
+        number(option, value, fallback, { min: 1, integer: true, infinity: option === 'fanOut.idleTimeout' }),
+      ),
     },
     jobs: {
       lock: jobs.lock as ResolvedConcurrencyOptions['jobs']['lock'],

@@ -1,6 +1,13 @@
+import { availableParallelism } from 'node:os';
+import type { ResourceLimits } from 'node:worker_threads';
+import { ConcurrencyOptionsError } from '../errors/concurrency-options.error.js';
+import { describeValue } from '../utils/describe.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
 import type { FanOutOptions } from './interfaces/fan-out-options.interface.js';
 import { invalidOptionMessage } from './fan-out.messages.js';
+
+/** How long (ms) an idle worker thread lives by default. */
+export const DEFAULT_IDLE_TIMEOUT = 10_000;
 
 /** The options of one call after validation, every default filled in. Internal. */
 export interface ResolvedFanOutOptions {
@@ -67,5 +74,38 @@ export function resolveFanOutOptions(
     throwOnTimeout: (o.onTimeout ?? (method === 'map' ? 'throw' : 'skip')) === 'throw',
     signal: o.signal,
     transfer: o.transfer ?? false,
+  };
+}
+
+const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'];
+
+/**
+ * The worker-pool options of `forRoot({ fanOut })` (`maxThreads`, `idleTimeout`, `resourceLimits`), with their
+ * defaults; `number` is the module validator's check of an integer option. Throws `ConcurrencyOptionsError`.
+ */
+export function workerPoolOptions(
+  fanOut: Record<string, unknown>,
+  number: (option: string, value: unknown, fallback: number) => number,
+): Pick<Required<FanOutModuleOptions>, 'maxThreads' | 'idleTimeout' | 'resourceLimits'> {
+  const threads = typeof fanOut.threads === 'number' ? fanOut.threads : availableParallelism();
+  const limits = fanOut.resourceLimits;
+  const expected = `an object with some of ${RESOURCE_LIMITS.join(', ')} (each a number > 0, in MB)`;
+  const bad = (option: string, got: unknown): never => {
+    throw new ConcurrencyOptionsError(
+      option,
+      `Invalid ConcurrencyModule option "${option}": expected ${expected}, got ${describeValue(got)}.`,
+    );
+  };
+  if (limits !== undefined) {
+    if (limits === null || typeof limits !== 'object' || Array.isArray(limits)) bad('fanOut.resourceLimits', limits);
+    for (const [key, value] of Object.entries(limits as object)) {
+      if (!RESOURCE_LIMITS.includes(key)) bad(`fanOut.resourceLimits.${key}`, key);
+      if (typeof value !== 'number' || !(value > 0) || value === Infinity) bad(`fanOut.resourceLimits.${key}`, value);
+    }
+  }
+  return {
+    maxThreads: number('fanOut.maxThreads', fanOut.maxThreads, Math.max(threads, availableParallelism())),
+    idleTimeout: number('fanOut.idleTimeout', fanOut.idleTimeout, DEFAULT_IDLE_TIMEOUT),
+    resourceLimits: { ...(limits as ResourceLimits | undefined) },
   };
 }

@@ -20,6 +20,7 @@ export type RunMode = (typeof RunMode)[keyof typeof RunMode];
  */
 export class FanOutItemContext implements ItemContext {
   #controller: AbortController | undefined;
+  #hook: ((reason: unknown) => void) | undefined;
   readonly #run: string;
 
   constructor(
@@ -43,6 +44,17 @@ export class FanOutItemContext implements ItemContext {
 
   static abort(ctx: FanOutItemContext, reason: unknown): void {
     (ctx.#controller ??= new AbortController()).abort(reason);
+    ctx.#hook?.(reason);
+  }
+
+  /**
+   * @internal Calls `fn` once when the item is aborted (at once if it is already): for the worker-thread pools, which
+   * need the abort but not an `AbortSignal` (an `AbortController` and its listener per item cost more than the item).
+   */
+  static listen(ctx: FanOutItemContext, fn: (reason: unknown) => void): void {
+    const signal = ctx.#controller?.signal;
+    if (signal?.aborted) fn(signal.reason);
+    else ctx.#hook = fn;
   }
 }
 
@@ -264,8 +276,13 @@ export class FanOutRun<I, O> implements AsyncIterator<Outcome<I, O>>, RunHandle 
     signal?.addEventListener('abort', this.#onAbort);
     const inputs = this.#inputs;
     try {
-      if (Array.isArray(inputs)) this.#array = inputs;
-      else if (typeof (inputs as AsyncIterable<I>)[Symbol.asyncIterator] === 'function') {
+      if (Array.isArray(inputs)) {
+        this.#array = inputs;
+        // Sized once: filled by index as items settle, an empty array grown one element at a time cost 2-3x the
+        // whole per-item overhead of a trivial item (1e6 items: 526 vs 184 ns/item, bench/fan-out).
+        // oxlint-disable-next-line unicorn/no-new-array -- a length, on purpose: Array.from would fill it first
+        if (this.#mode !== RunMode.Stream) this.#results = new Array(inputs.length);
+      } else if (typeof (inputs as AsyncIterable<I>)[Symbol.asyncIterator] === 'function') {
         this.#iterator = (inputs as AsyncIterable<I>)[Symbol.asyncIterator]();
         this.#async = true;
       } else this.#iterator = (inputs as Iterable<I>)[Symbol.iterator]();

@@ -28,6 +28,9 @@ export const invalidWorkerModuleMessage = (got: string): string =>
 export const invalidWorkerExportMessage = (module: string, got: string): string =>
   `workerFn(${module}): invalid argument "exportName": expected a non-empty string, got ${got}.`;
 
+export const invalidWorkerOptionMessage = (label: string, option: string, expected: string, got: unknown): string =>
+  `${label}: invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
+
 export const workerCalledDirectlyMessage = (label: string): string =>
   `${label} runs on a worker thread of FanOut: pass it to FanOut.map(), settle(), stream() or stream$() ` +
   `instead of calling it.`;
@@ -55,6 +58,16 @@ export const workerResultMessage = (label: string, index: number, got: string): 
 export const workerEntryMissingMessage = (path: string): string =>
   `FanOut worker threads: the entry file ${path} of nestjs-concurrency is missing. ` +
   `Do not bundle nestjs-concurrency into the app (keep it in node_modules), or copy this file next to the bundle.`;
+
+export const workerDetachedMessage = (label: string, index: number): string =>
+  `${label}: the input of item ${index} holds a detached ArrayBuffer (already transferred, e.g. by an earlier item ` +
+  `with transfer: true, or moved): it cannot be sent to a worker thread. Send each buffer once, or copy it first ` +
+  `(buffer.slice()).`;
+
+export const workerDiedMessage = (label: string, index: number, why: string): string =>
+  `${label}: the worker thread died while running item ${index} (${why}). process.exit() in the worker function or ` +
+  `while its module loads ends the thread, as does running out of memory (fanOut.resourceLimits): the pool starts ` +
+  `a new thread for the next item.`;
 
 export const WORKERS_CLOSED = 'the application is shutting down: its worker threads are closed';
 

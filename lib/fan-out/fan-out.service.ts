@@ -20,7 +20,7 @@ import { FanOutRun, type RunHandle, type RunHooks, RunMode, type RunProgress } f
 import { fanOutChannel } from '../observability/channels.js';
 import type { FanOutMessage } from '../observability/interfaces/channel-messages.interface.js';
 import { GROUP_FAILED, SHUTDOWN, THREADS_LEFT, invalidOptionMessage } from './fan-out.messages.js';
-import { type ResolvedFanOutOptions, resolveFanOutOptions } from './fan-out-options.validator.js';
+import { DEFAULT_IDLE_TIMEOUT, type ResolvedFanOutOptions, resolveFanOutOptions } from './fan-out-options.validator.js';
 import type { FanOutModuleOptions } from './interfaces/fan-out-module-options.interface.js';
 import type { FanOutFn, FanOutInput, FanOutOptions, Outcome } from './interfaces/fan-out-options.interface.js';
 import { workerSpecOf } from './worker/worker-fn.js';
@@ -29,11 +29,13 @@ import { errorMessage } from '../utils/describe.js';
 import { withTimeout } from '../utils/with-timeout.js';
 
 /** How long `app.close()` waits at least for worker threads to exit once their pools are destroyed. */
-const MIN_THREAD_EXIT_WAIT = 1000;
+const MIN_THREAD_EXIT_WAIT = 5000;
+
+type WorkerOption = 'threads' | 'maxThreads' | 'idleTimeout' | 'resourceLimits';
 
 /** The part of the module options `FanOut` reads (`threads` defaults to one per core). */
 type FanOutSettings = Pick<ResolvedConcurrencyOptions, 'shutdownTimeout'> & {
-  fanOut: Omit<ResolvedConcurrencyOptions['fanOut'], 'threads'> & { threads?: number };
+  fanOut: Omit<ResolvedConcurrencyOptions['fanOut'], WorkerOption> & Partial<Pick<FanOutModuleOptions, WorkerOption>>;
 };
 
 const DEFAULTS: FanOutSettings = {
@@ -135,8 +137,15 @@ export class FanOut implements OnApplicationShutdown {
     @Optional() registry?: SupervisorRegistry,
   ) {
     const settings = options ?? DEFAULTS;
-    this.#defaults = { ...settings.fanOut, threads: settings.fanOut.threads ?? availableParallelism() };
-    this.#workers = new WorkerPools(this.#defaults.threads);
+    const threads = settings.fanOut.threads ?? availableParallelism();
+    this.#defaults = {
+      ...settings.fanOut,
+      threads,
+      maxThreads: settings.fanOut.maxThreads ?? Math.max(threads, availableParallelism()),
+      idleTimeout: settings.fanOut.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      resourceLimits: settings.fanOut.resourceLimits ?? {},
+    };
+    this.#workers = new WorkerPools(this.#defaults);
     this.#shutdownTimeout = settings.shutdownTimeout;
     this.#registry = registry;
     this.#supervisor =
@@ -340,6 +349,8 @@ export class FanOut implements OnApplicationShutdown {
       this.#onIdle = undefined;
     }
     this.#closed = true;
+    // Before cancelling: an item aborted now ends its thread, and a sealed pool starts no replacement.
+    this.#workers.seal();
     for (const run of this.#runs) run.cancel(new TaskAbortedError(run.id, SHUTDOWN), SHUTDOWN);
     await supervised;
     // Every call has ended (or was cancelled, which ended its items' threads): no thread may outlive the app. A
@@ -360,7 +371,7 @@ export class FanOut implements OnApplicationShutdown {
   #fn<I, O>(fn: FanOutFn<I, O>, opts: FanOutOptions | undefined, options: ResolvedFanOutOptions): FanOutFn<I, O> {
     const spec = workerSpecOf(fn);
     if (spec === undefined) return fn;
-    if (opts?.concurrency === undefined) options.concurrency = this.#workers.threads;
+    if (opts?.concurrency === undefined) options.concurrency = this.#workers.threadsOf(spec);
     return this.#workers.fn(spec, options.transfer) as FanOutFn<I, O>;
   }
 }

@@ -7,4 +7,4 @@ export type {
   Outcome,
 } from './interfaces/fan-out-options.interface.js';
 export { FanOut } from './fan-out.service.js';
-export { workerFn, type WorkerFn } from './worker/worker-fn.js';
+export { workerFn, type WorkerFn, type WorkerFnOptions } from './worker/worker-fn.js';

@@ -31,8 +31,16 @@ function safe(fn, fallback) {
   }
 }
 
-/** A thrown value as something structured clone carries: an Error keeps its class name, message, stack and code. */
-function serialise(error) {
+/** Nested causes and aggregated errors are carried this deep; deeper ones (and cycles) are left out. */
+const MAX_DEPTH = 8;
+const SKIP = new Set(['name', 'message', 'stack', 'cause', 'errors']);
+
+/**
+ * A thrown value as something structured clone carries: an Error keeps its class name, message, stack, code, `cause`
+ * (serialised the same way), `errors` (an AggregateError's) and its own enumerable properties that structured clone
+ * can carry (`status`, `details`...; a property it cannot carry, such as a function, is left out).
+ */
+function serialise(error, seen = new Set(), depth = 0) {
   const isErrorLike = safe(
     () => error instanceof Error || (typeof error === 'object' && error !== null && typeof error.message === 'string'),
     false,
@@ -42,12 +50,39 @@ function serialise(error) {
     const ctor = safe(() => error.constructor && error.constructor.name, undefined);
     if ((typeof name !== 'string' || name === 'Error') && typeof ctor === 'string' && ctor !== '') name = ctor;
     const code = safe(() => error.code, undefined);
-    return plain(
+    const out = plain(
       typeof name === 'string' ? name : 'Error',
       String(safe(() => error.message, '')),
       String(safe(() => error.stack, '')),
       typeof code === 'string' || typeof code === 'number' ? code : undefined,
     );
+    seen.add(error);
+    const nested = (value) =>
+      depth >= MAX_DEPTH || (typeof value === 'object' && value !== null && seen.has(value))
+        ? undefined
+        : { v: serialise(value, seen, depth + 1) };
+    if (safe(() => 'cause' in error, false)) {
+      const cause = nested(safe(() => error.cause, undefined));
+      if (cause !== undefined) out.cause = cause.v;
+    }
+    const errors = safe(() => error.errors, undefined);
+    if (Array.isArray(errors)) {
+      out.errors = errors.map((item) => {
+        const kept = nested(item);
+        return kept === undefined ? plain('Error', '[left out: a cycle or nested too deep]', '', undefined) : kept.v;
+      });
+    }
+    const props = {};
+    for (const key of safe(() => Object.keys(error), [])) {
+      if (SKIP.has(key)) continue;
+      try {
+        props[key] = structuredClone(error[key]);
+      } catch {
+        // not carried by structured clone (a function, a socket): left out
+      }
+    }
+    out.props = props;
+    return out;
   }
   try {
     // A thrown value that is not an Error (a string, a plain object) crosses as it is.

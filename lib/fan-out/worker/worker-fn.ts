@@ -4,6 +4,7 @@ import { describeValue } from '../../utils/describe.js';
 import {
   invalidWorkerExportMessage,
   invalidWorkerModuleMessage,
+  invalidWorkerOptionMessage,
   workerCalledDirectlyMessage,
   workerLabel,
 } from '../fan-out.messages.js';
@@ -21,6 +22,15 @@ export interface WorkerFn<I, O> {
   readonly exportName: string;
 }
 
+/** Options of one `workerFn()`. */
+export interface WorkerFnOptions {
+  /**
+   * Threads for this function: its module's pool grows to this many threads (at most `fanOut.maxThreads`), and a call
+   * that does not set `concurrency` runs this many of its items at once. An integer >= 1. Default `fanOut.threads`.
+   */
+  threads?: number;
+}
+
 /** @internal Where a worker function lives. */
 export interface WorkerSpec {
   /** A `file:` URL. */
@@ -28,6 +38,8 @@ export interface WorkerSpec {
   readonly exportName: string;
   /** `workerFn(module, exportName)`, for messages. */
   readonly label: string;
+  /** `WorkerFnOptions.threads`, when set. */
+  readonly threads: number | undefined;
 }
 
 const specs = new WeakMap<object, WorkerSpec>();
@@ -45,16 +57,30 @@ function moduleUrl(module: unknown): string {
 /**
  * Names the function `exportName` of the JavaScript module `module` (a `file:` URL or an absolute path) as work for a
  * worker thread: `FanOut.map(inputs, workerFn(new URL('./hash.worker.js', <this module's URL>)))`. The export is called
- * as `(input, { index })` on a thread of the module's pool (`fanOut.threads` threads, created on first use, closed
- * with the app); inputs and results cross the thread by structured clone. Nothing is loaded here: the module is
+ * as `(input, { index })` on a thread of the module's pool (one pool per real path of the file; `options.threads` or
+ * `fanOut.threads` threads, started on demand, ended when idle and closed with the app); inputs and results cross
+ * the thread by structured clone. Nothing is loaded here: the module is
  * imported on each thread when its first item runs, and a missing module or export fails the items naming both.
  */
-export function workerFn<I = unknown, O = unknown>(module: URL | string, exportName = 'default'): WorkerFn<I, O> {
+export function workerFn<I = unknown, O = unknown>(
+  module: URL | string,
+  exportName = 'default',
+  options?: WorkerFnOptions,
+): WorkerFn<I, O> {
   const url = moduleUrl(module);
   if (typeof exportName !== 'string' || exportName === '') {
     throw new TypeError(invalidWorkerExportMessage(url, describeValue(exportName)));
   }
-  const spec: WorkerSpec = { module: url, exportName, label: workerLabel(url, exportName) };
+  const label = workerLabel(url, exportName);
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new TypeError(invalidWorkerOptionMessage(label, 'options', 'an object of WorkerFnOptions', options));
+  }
+  const threads = options?.threads;
+  if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1)) {
+    const message = invalidWorkerOptionMessage(label, 'threads', 'an integer >= 1', threads);
+    throw typeof threads === 'number' && !Number.isNaN(threads) ? new RangeError(message) : new TypeError(message);
+  }
+  const spec: WorkerSpec = { module: url, exportName, label, threads };
   const fn = (() => Promise.reject(new Error(workerCalledDirectlyMessage(spec.label)))) as unknown as WorkerFn<I, O>;
   Object.defineProperties(fn, {
     name: { value: spec.label },
