@@ -44,6 +44,8 @@ export interface RawRedis {
   ping(): Promise<unknown>;
   sadd(key: string, ...members: string[]): Promise<number>;
   smembers(key: string): Promise<string[]>;
+  exists(key: string): Promise<number>;
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<'OK' | null>;
   publish(channel: string, message: string): Promise<number>;
   subscribe(channel: string): Promise<unknown>;
   xadd(key: string, ...args: Array<string | number>): Promise<unknown>;

@@ -31,6 +31,21 @@ export const INVALID_PAYLOAD = (task: string, path: string, what: string) =>
   `Cannot start durable task "${task}": ${path} is ${what}, which JSON cannot carry to the instance that runs it. ` +
   'Pass plain data (objects, arrays, strings, finite numbers, booleans, null), e.g. ids instead of instances.';
 
+export const UNKNOWN_CHILD_OPTION = (task: string, option: string, allowed: string[]) =>
+  `Cannot start durable task "${task}": unknown option ${JSON.stringify(safeString(option))}. Allowed: ${allowed.join(', ')}.`;
+
+const bytes = (n: number) => `${n.toLocaleString('en-US')} bytes`;
+
+export const PAYLOAD_TOO_LARGE = (task: string, size: number, limit: number) =>
+  `Cannot start durable task "${task}": its payload is ${bytes(size)} of JSON, over durable.maxPayloadSize ` +
+  `(${bytes(limit)}). Store large data elsewhere (a database, object storage) and pass its key.`;
+
+export const RESULT_TOO_LARGE = (task: string, size: number, limit: number) =>
+  `Durable task "${task}" returned a result of ${bytes(size)} of JSON, over durable.maxPayloadSize ` +
+  `(${bytes(limit)}). Store large results elsewhere and return their key.`;
+
+export const SHUT_DOWN = () => 'DurableSupervisor is shut down (the application is closing): nothing was started.';
+
 export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 

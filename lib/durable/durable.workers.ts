@@ -21,13 +21,13 @@ import {
   DURABLE_BULLMQ,
   DURABLE_EVENT,
   DURABLE_SUPERVISOR,
-  MAX_STALLS,
   TASKS_KEY,
   TERMINATE_CHANNEL,
 } from './durable.constants.js';
 import { type BullMQModule, connectionOptions, keepErrorListener, type RawRedis, rawClient } from './durable.loader.js';
-import { HANDLER_FAILED, RESULT_NOT_JSON, SHUTDOWN_HANDBACK } from './durable.messages.js';
-import { findNonJson } from './utils/json-check.util.js';
+import { HANDLER_FAILED, RESULT_NOT_JSON, RESULT_TOO_LARGE, SHUTDOWN_HANDBACK } from './durable.messages.js';
+import { fromJobId } from './utils/job-id.util.js';
+import { toJson } from './utils/json-check.util.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 import { untilAborted } from './utils/until-aborted.util.js';
 
@@ -81,7 +81,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
           concurrency: def.concurrency,
           lockDuration: half,
           stalledInterval: half,
-          maxStalledCount: MAX_STALLS,
+          maxStalledCount: durable.maxStalls,
           settings: { backoffStrategy: (attemptsMade: number) => def.backoff * 2 ** Math.max(0, attemptsMade - 1) },
         },
       );
@@ -156,16 +156,14 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   private async run(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
     const { def, worker } = entry;
     const ctx = new DurableContext(job, signal, this.options.durable!.storeTimeout);
-    if (this.early.size > 0 && this.early.delete(ctx.id)) {
-      worker.cancelJob(ctx.id, new TaskAbortedError(def.name, 'terminated') as never);
+    const jobId = job.id as string;
+    if (this.early.size > 0 && this.early.delete(jobId)) {
+      worker.cancelJob(jobId, new TaskAbortedError(def.name, 'terminated') as never);
     }
     const timer =
       def.timeout === undefined
         ? undefined
-        : setTimeout(
-            () => worker.cancelJob(ctx.id, new TaskTimeoutError(def.timeout!, def.name) as never),
-            def.timeout,
-          );
+        : setTimeout(() => worker.cancelJob(jobId, new TaskTimeoutError(def.timeout!, def.name) as never), def.timeout);
     const startedAt = Date.now();
     if (durableChannel.hasSubscribers) durableChannel.publish(localEvent(def.name, ctx.id, 'started', ctx.attempt));
     try {
@@ -176,8 +174,15 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       );
       if (isThenable(value)) value = await untilAborted(value, signal);
       if (value !== undefined) {
-        const bad = findNonJson(value, 'result');
-        if (bad) throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, bad.path, bad.what));
+        // Checked as JSON.stringify really writes it, once: BullMQ then stores the parsed copy, to the same text.
+        const checked = toJson(value, 'result');
+        if (!('json' in checked)) {
+          throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, checked.path, checked.what));
+        }
+        const size = Buffer.byteLength(checked.json);
+        const limit = this.options.durable!.maxPayloadSize;
+        if (size > limit) throw new this.bullmq!.UnrecoverableError(RESULT_TOO_LARGE(def.name, size, limit));
+        value = JSON.parse(checked.json);
       }
       if (durableChannel.hasSubscribers) {
         const event = localEvent(def.name, ctx.id, 'completed', ctx.attempt);
@@ -205,9 +210,10 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const { def } = entry;
     const bullmq = this.bullmq!;
     const id = job.id as string;
+    const shown = fromJobId(id);
     const reason: unknown = signal.aborted ? signal.reason : undefined;
     if (reason instanceof HandBack) {
-      this.logger.warn(SHUTDOWN_HANDBACK(def.name, id, this.options.shutdownTimeout));
+      this.logger.warn(SHUTDOWN_HANDBACK(def.name, shown, this.options.shutdownTimeout));
       try {
         await withTimeout(job.moveToWait(token), this.options.durable!.storeTimeout, () => new Error('timeout'));
         return new bullmq.WaitingError();
@@ -219,7 +225,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     }
     const durationMs = Date.now() - startedAt;
     if (reason instanceof TaskAbortedError) {
-      this.logger.warn(`Durable task "${def.name}" (${id}) was terminated at attempt ${attempt}.`);
+      this.logger.warn(`Durable task "${def.name}" (${shown}) was terminated at attempt ${attempt}.`);
       this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }], reason);
       return new bullmq.UnrecoverableError(reason.message);
     }
@@ -231,7 +237,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       def.restart === 'temporary' ||
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
-    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final), errorStack(error));
+    this.logger.error(HANDLER_FAILED(def.name, shown, attempt, message, final), errorStack(error));
     const events: WorkerEvent[] = [
       { type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message, ...(final ? { final } : {}) },
     ];
@@ -248,7 +254,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   private report(entry: Running, id: string, events: WorkerEvent[], cause: unknown): void {
     if (durableChannel.hasSubscribers) {
       for (const { type, attempt, durationMs, error } of events) {
-        const event = localEvent(entry.def.name, id, type, attempt);
+        const event = localEvent(entry.def.name, fromJobId(id), type, attempt);
         if (durationMs !== undefined) event.durationMs = durationMs;
         if (error !== undefined) event.error = cause;
         durableChannel.publish(event);

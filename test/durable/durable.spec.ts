@@ -11,6 +11,7 @@ import {
   UnknownTaskError,
 } from 'nestjs-concurrency';
 import { Queue } from 'bullmq';
+import { toJobId } from '../../lib/durable/utils/job-id.util.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootDurable, type DurableApp, uniquePrefix } from './helpers.js';
 
@@ -144,7 +145,9 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     const ref = await apiSupervisor.startChild('held', { key: 'progress' });
     const queue = new Queue('held', { connection: { url: server.url }, prefix });
     try {
-      await vi.waitFor(async () => expect((await queue.getJob(ref.id))?.progress).toBe(50), { timeout: 10_000 });
+      await vi.waitFor(async () => expect((await queue.getJob(toJobId(ref.id)))?.progress).toBe(50), {
+        timeout: 10_000,
+      });
     } finally {
       release();
       await queue.close();
