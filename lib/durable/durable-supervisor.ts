@@ -25,7 +25,14 @@ import {
   TERMINATE_CHANNEL,
   UNKNOWN_HANDLER_ATTEMPTS,
 } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, keepErrorListener, rawClient } from './durable.loader.js';
+import {
+  type BullMQModule,
+  connectionOptions,
+  cut,
+  isConnected,
+  keepErrorListener,
+  rawClient,
+} from './durable.loader.js';
 import {
   INVALID_CHILD_OPTION,
   INVALID_PAYLOAD,
@@ -410,7 +417,20 @@ export class DurableSupervisor implements OnApplicationShutdown {
     // Awaiters of outcomes would poll a closed queue for ever (and keep the process alive): tell them now.
     for (const abort of this.pending) abort(); // each removes itself: a Set iterates on safely
     this.subject.complete();
-    await Promise.allSettled(all.map((item) => withTimeout(item.close(), 2000, () => new Error('close timed out'))));
+    // A connection that is down cannot send QUIT: it is cut at once; one that is up gets storeTimeout to close.
+    const ms = this.options.durable?.storeTimeout ?? 2000;
+    await Promise.allSettled(
+      all.map(async (item) => {
+        if (await isConnected(item)) {
+          try {
+            return await withTimeout(item.close(), ms, () => new Error('close timed out'));
+          } catch {
+            // cut below
+          }
+        }
+        await cut(item);
+      }),
+    );
   }
 
   private durable(): ResolvedDurableOptions {

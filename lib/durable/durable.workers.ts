@@ -24,7 +24,14 @@ import {
   TASKS_KEY,
   TERMINATE_CHANNEL,
 } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, keepErrorListener, type RawRedis, rawClient } from './durable.loader.js';
+import {
+  type BullMQModule,
+  connectionOptions,
+  cut,
+  keepErrorListener,
+  type RawRedis,
+  rawClient,
+} from './durable.loader.js';
 import { HANDLER_FAILED, RESULT_NOT_JSON, RESULT_TOO_LARGE, SHUTDOWN_HANDBACK } from './durable.messages.js';
 import { fromJobId } from './utils/job-id.util.js';
 import { toJson } from './utils/json-check.util.js';
@@ -56,6 +63,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   /** Terminate requests that arrived before their job was tracked by the worker: id -> until when. */
   private readonly early = new Map<string, number>();
   private subscriber: RedisClient | undefined;
+  /** Attempts running on this instance, and who waits for that to be none. */
+  private active = 0;
+  private readonly idle = new Set<() => void>();
 
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
@@ -96,28 +106,41 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     void this.listen(durable.prefix);
   }
 
-  /** Drains: no new attempts; running ones get `shutdownTimeout`, then are aborted and handed back to the queue. */
+  /**
+   * Drains: no new attempts; running ones get `shutdownTimeout`, then are aborted and handed back to the queue. With
+   * nothing running, or with Redis away (nothing can be handed back then: another instance takes the attempts back
+   * after their locks expire), it does not wait more than `storeTimeout` for Redis.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     if (this.running.size === 0) return;
     const entries = [...this.running.values()];
     const closing = Promise.allSettled(entries.map(({ worker }) => worker.close()));
-    const ms = this.options.shutdownTimeout;
-    const drained = await within(closing, ms);
-    if (!drained) {
+    const { storeTimeout } = this.options.durable!;
+    const drained = await within(Promise.race([closing, this.untilIdle()]), this.options.shutdownTimeout);
+    let closed: boolean;
+    if (drained && this.active === 0) {
+      // Nothing runs: what is left is Redis's answer to the close.
+      closed = await within(closing, storeTimeout);
+    } else {
       for (const { worker, def } of entries) worker.cancelAllJobs(new HandBack(def.name, 'shutdown') as never);
-      // Handing back is one Redis call per attempt; a Redis that does not answer must not hold the shutdown.
-      if (!(await within(closing, this.options.durable!.storeTimeout + 1000))) {
-        // Redis away: BullMQ's close waits for a QUIT that cannot be answered. Cut the connections, wait no more.
-        await within(
-          Promise.allSettled(entries.map(({ worker }) => worker.disconnect())),
-          this.options.durable!.storeTimeout,
-        );
-      }
+      // Handing back is one Redis call per attempt: only worth a wait while Redis is there.
+      const reachable = entries.some(({ client }) => client?.status === 'ready');
+      closed = reachable && (await within(closing, storeTimeout + 1000));
+    }
+    if (!closed) {
+      // Redis away: BullMQ's close waits for a QUIT that cannot be answered. Cut the connections, wait no more.
+      await Promise.allSettled(entries.map(({ worker }) => cut(worker)));
     }
     this.running.clear();
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     subscriber?.disconnect();
+  }
+
+  /** Resolves once no attempt runs on this instance. */
+  private untilIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.add(resolve));
   }
 
   private async listen(prefix: string): Promise<void> {
@@ -166,6 +189,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
         : setTimeout(() => worker.cancelJob(jobId, new TaskTimeoutError(def.timeout!, def.name) as never), def.timeout);
     const startedAt = Date.now();
     if (durableChannel.hasSubscribers) durableChannel.publish(localEvent(def.name, ctx.id, 'started', ctx.attempt));
+    this.active++;
     try {
       if (signal.aborted) throw signal.reason;
       let value = (def.instance as Record<string, (p: unknown, c: DurableContext) => unknown>)[def.methodName](
@@ -194,6 +218,10 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       throw await this.failed(entry, job, token, signal, thrown, ctx.attempt, startedAt);
     } finally {
       clearTimeout(timer);
+      if (--this.active === 0) {
+        for (const resolve of this.idle) resolve();
+        this.idle.clear();
+      }
     }
   }
 
