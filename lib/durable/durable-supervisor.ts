@@ -34,12 +34,14 @@ import {
   rawClient,
 } from './durable.loader.js';
 import {
+  BULLMQ_STALLED_REASON,
   INVALID_CHILD_OPTION,
   INVALID_PAYLOAD,
   INVALID_TASK_ARG,
   NOT_CONFIGURED,
   PAYLOAD_TOO_LARGE,
   SHUT_DOWN,
+  STALLED_TOO_OFTEN,
   STORE_UNAVAILABLE,
   UNKNOWN_CHILD_OPTION,
   type StoreOperation,
@@ -347,7 +349,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       const onCompleted = (args: { returnvalue: unknown }) =>
         finish({ status: 'fulfilled', value: args.returnvalue as R });
       const onFailed = (args: { failedReason: string }) =>
-        finish({ status: 'rejected', reason: new DurableTaskError(task, id, safeString(args.failedReason)) });
+        finish({ status: 'rejected', reason: new DurableTaskError(task, id, this.reason(args.failedReason)) });
       const onRemoved = () => finish({ status: 'rejected', reason: new TaskAbortedError(task, 'terminated') });
       events.on(`completed:${jobId}` as 'completed', onCompleted as never);
       events.on(`failed:${jobId}` as 'failed', onFailed as never);
@@ -547,6 +549,14 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return [...names];
   }
 
+  /** A failure reason as stored in Redis, with BullMQ's own stall reason said in full. */
+  private reason(failedReason: unknown): string {
+    const text = safeString(failedReason);
+    if (text !== BULLMQ_STALLED_REASON) return text;
+    const durable = this.options.durable!;
+    return STALLED_TOO_OFTEN(durable.maxStalls, durable.stalledTimeout);
+  }
+
   /** Never rejects (it runs unawaited): a name it cannot watch is logged (`watch()`). */
   private async watchAll(): Promise<void> {
     let names: string[];
@@ -639,7 +649,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
     // A failure no worker reported: e.g. stalled more often than allowed (its instances kept dying).
     on('failed', async ({ jobId, failedReason }) => {
       if (this.reported.delete(jobId)) return undefined;
-      return { ...base(jobId, 'failed', await attemptOf(jobId)), error: new Error(failedReason) };
+      return { ...base(jobId, 'failed', await attemptOf(jobId)), error: new Error(this.reason(failedReason)) };
     });
     on('stalled', async ({ jobId }) => ({
       ...base(jobId, 'restarted', await attemptOf(jobId)),

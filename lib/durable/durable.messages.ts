@@ -79,7 +79,13 @@ export const CLUSTER_CONNECTION = () =>
   'redis:// URL, ioredis options or an ioredis client (its options are copied for each connection).';
 
 export const NOT_CONFIGURED = () =>
-  'Durable tasks are not configured: pass ConcurrencyModule.forRoot({ durable: { connection: process.env.REDIS_URL } }).';
+  'Durable tasks are not configured: give ConcurrencyModule the option durable: { connection: process.env.REDIS_URL } ' +
+  '(in forRoot({ ... }), or in the options your forRootAsync() factory returns).';
+
+export const HANDLER_WITHOUT_DURABLE = (task: string, at: string) =>
+  `@TaskHandler(${JSON.stringify(task)}) on ${at} would never run: ConcurrencyModule has no "durable" option. Give it ` +
+  'durable: { connection: process.env.REDIS_URL } (in forRoot({ ... }), or in the options your forRootAsync() factory ' +
+  'returns), or remove the decorator.';
 
 export const BULLMQ_MISSING = (cause: string) =>
   `ConcurrencyModule option "durable" needs the package "bullmq" (npm install bullmq), which could not be loaded: ${cause}.`;
@@ -93,3 +99,12 @@ export const RESULT_NOT_JSON = (task: string, path: string, what: string) =>
 export const SHUTDOWN_HANDBACK = (task: string, id: string, ms: number) =>
   `Durable task "${task}" (${id}) still ran after shutdownTimeout (${ms} ms): aborted and handed back to the queue ` +
   'for another instance (this attempt does not count as a failure).';
+
+/** BullMQ's reason for a job that stalled more than maxStalledCount times. */
+export const BULLMQ_STALLED_REASON = 'job stalled more than allowable limit';
+
+export const STALLED_TOO_OFTEN = (maxStalls: number, stalledTimeout: number) =>
+  `its instance stopped renewing its lock more than durable.maxStalls (${maxStalls}) times: the instance died ` +
+  `(crash, SIGKILL, process.exit, out of memory) or its event loop was blocked longer than durable.stalledTimeout ` +
+  `(${stalledTimeout} ms), by this handler or by another one on the same instance. Run CPU-bound work on worker ` +
+  'threads (workerFn) or in another process.';

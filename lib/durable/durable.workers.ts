@@ -76,9 +76,13 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   onApplicationBootstrap(): void {
     const durable = this.options.durable;
     if (!durable?.workers || !this.bullmq || this.handlers.byName.size === 0) return;
-    // BullMQ: the lock is renewed every lockDuration / 2; a dead instance's job is taken back by the stalled check
-    // that runs after its lock expired: at most lockDuration + stalledInterval = stalledTimeout.
-    const half = Math.max(500, Math.floor(durable.stalledTimeout / 2));
+    // BullMQ takes a dead instance's job back at a stalled check that finds it in the stalled set (put there by an
+    // earlier check, after the job's last lock renewal) with its lock expired. The check runs at most once per
+    // stalledInterval cluster-wide, so after the checking instance dies the next one can come up to 2 intervals late:
+    // worst case max(2 x interval + interval, lock + interval). With lock = T/2 (renewed every T/4) and interval =
+    // T/4 that is 3/4 T, inside stalledTimeout T (lock = interval = T/2 gave up to 1.5 T).
+    const lockDuration = Math.max(500, Math.floor(durable.stalledTimeout / 2));
+    const stalledInterval = Math.max(250, Math.floor(durable.stalledTimeout / 4));
     for (const def of this.handlers.byName.values()) {
       const entry: Running = { def, worker: undefined as unknown as Worker, client: undefined };
       entry.worker = new this.bullmq.Worker(
@@ -89,8 +93,8 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
           connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
           prefix: durable.prefix,
           concurrency: def.concurrency,
-          lockDuration: half,
-          stalledInterval: half,
+          lockDuration,
+          stalledInterval,
           maxStalledCount: durable.maxStalls,
           settings: { backoffStrategy: (attemptsMade: number) => def.backoff * 2 ** Math.max(0, attemptsMade - 1) },
         },
