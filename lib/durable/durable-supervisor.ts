@@ -35,6 +35,8 @@ import {
 } from './durable.loader.js';
 import {
   BULLMQ_STALLED_REASON,
+  AMBIGUOUS_CHILD_ID,
+  INVALID_CHILD_ID,
   INVALID_CHILD_OPTION,
   INVALID_PAYLOAD,
   INVALID_TASK_ARG,
@@ -258,21 +260,41 @@ export class DurableSupervisor implements OnApplicationShutdown {
    * Stops the child `id` wherever it is: a waiting or delayed child is removed; a running one has its `ctx.signal`
    * aborted (a `TaskAbortedError`) on the instance that runs it, and its attempt fails without restart. Resolves
    * true once it has stopped, false if there is no such unfinished child (or it was still running after
-   * `durable.stalledTimeout`: its instance does not answer).
+   * `durable.stalledTimeout`: its instance does not answer). Ids are per task name: an id that names children of
+   * two task names is refused, naming them; pass `task` then.
    */
-  async terminateChild(id: string): Promise<boolean> {
+  async terminateChild(id: string, task?: string): Promise<boolean> {
     const durable = this.durable();
-    for (const task of await this.knownNames('terminate')) {
-      const queue = this.queue(task);
-      const job = await this.store('terminate', task, () => queue.getJob(toJobId(id)));
-      if (!job) continue;
+    if (typeof id !== 'string' || id === '') throw new TypeError(INVALID_CHILD_ID(id));
+    if (task !== undefined && (typeof task !== 'string' || task === '' || task.includes(':'))) {
+      throw new TypeError(INVALID_TASK_ARG(task));
+    }
+    const jobId = toJobId(id);
+    const names = task === undefined ? await this.knownNames('terminate') : [task];
+    const found = (
+      await Promise.all(
+        names.map(async (name) => {
+          const job = await this.store('terminate', name, () => this.queue(name).getJob(jobId));
+          return job ? { name, job } : undefined;
+        }),
+      )
+    ).filter((hit) => hit !== undefined);
+    // One id under two task names (ids are per task name): stopping either would be a guess.
+    if (found.length > 1)
+      throw new Error(
+        AMBIGUOUS_CHILD_ID(
+          id,
+          found.map((hit) => hit.name),
+        ),
+      );
+    for (const { name, job } of found) {
       const deadline = Date.now() + durable.stalledTimeout + durable.storeTimeout;
       let asked = 0;
       for (;;) {
-        const state = await this.store('terminate', task, () => job.getState());
+        const state = await this.store('terminate', name, () => job.getState());
         if (WAITING_STATES.has(state)) {
           try {
-            await this.store('terminate', task, () => job.remove());
+            await this.store('terminate', name, () => job.remove());
             return true;
           } catch {
             // Taken by a worker meanwhile: terminate it there. Or a removal that keeps failing: not past the deadline,
@@ -287,7 +309,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         // Asked again while it runs: the request may reach its instance before the job is tracked there.
         if (Date.now() - asked >= 500) {
           asked = Date.now();
-          await this.store('terminate', task, () => this.publishTerminate(task, toJobId(id)));
+          await this.store('terminate', name, () => this.publishTerminate(name, jobId));
         }
         await sleep(20);
       }

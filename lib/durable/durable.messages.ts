@@ -46,6 +46,13 @@ export const RESULT_TOO_LARGE = (task: string, size: number, limit: number) =>
 
 export const SHUT_DOWN = () => 'DurableSupervisor is shut down (the application is closing): nothing was started.';
 
+export const INVALID_CHILD_ID = (id: unknown) =>
+  `Invalid durable child id ${describeValue(id)}: expected the non-empty id a start resolved with.`;
+
+export const AMBIGUOUS_CHILD_ID = (id: string, tasks: string[]) =>
+  `Cannot terminate durable child ${JSON.stringify(safeString(id))}: children of ${list(tasks)} have that id ` +
+  '(ids are per task name). Say which: terminateChild(id, task).';
+
 export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 

@@ -244,7 +244,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const id = job.id as string;
     const shown = fromJobId(id);
     const reason: unknown = signal.aborted ? signal.reason : undefined;
-    if (reason instanceof HandBack) {
+    if (isA(reason, HandBack)) {
       this.logger.warn(SHUTDOWN_HANDBACK(def.name, shown, this.options.shutdownTimeout));
       try {
         await withTimeout(job.moveToWait(token), this.options.durable!.storeTimeout, () => new Error('timeout'));
@@ -256,16 +256,16 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       }
     }
     const durationMs = Date.now() - startedAt;
-    if (reason instanceof TaskAbortedError) {
+    if (isA(reason, TaskAbortedError)) {
       this.logger.warn(`Durable task "${def.name}" (${shown}) was terminated at attempt ${attempt}.`);
       this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }], reason);
       return new bullmq.UnrecoverableError(reason.message);
     }
-    const timedOut = reason instanceof TaskTimeoutError;
+    const timedOut = isA(reason, TaskTimeoutError);
     const error = timedOut ? reason : thrown;
     const message = errorMessage(error);
     const final =
-      thrown instanceof bullmq.UnrecoverableError ||
+      isA(thrown, bullmq.UnrecoverableError) ||
       def.restart === 'temporary' ||
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
@@ -335,5 +335,14 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
     return await Promise.race([work.then(() => true as const), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** `value instanceof type`, false where asking throws (a thrown Proxy whose getPrototypeOf trap throws). */
+function isA<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
   }
 }

@@ -12,6 +12,7 @@ import { bootDurable, type DurableApp, uniquePrefix } from './helpers.js';
 
 /** Ids each handler saw, in order. */
 const runs: Array<{ task: string; id: string; payload: unknown }> = [];
+const releases = new Set<() => void>();
 
 @Injectable()
 class Handlers {
@@ -25,6 +26,29 @@ class Handlers {
   other(payload: unknown, ctx: DurableTaskContext) {
     runs.push({ task: 'other', id: ctx.id, payload });
     return 'other';
+  }
+
+  @TaskHandler('proxy', { restart: 'temporary' })
+  proxy() {
+    throw new Proxy(
+      {},
+      {
+        getPrototypeOf() {
+          throw new Error('trap');
+        },
+      },
+    );
+  }
+
+  /** Held until its signal aborts or the test releases it. */
+  @TaskHandler('held', { restart: 'temporary', concurrency: 1 })
+  async held(payload: unknown, ctx: DurableTaskContext) {
+    runs.push({ task: 'held', id: ctx.id, payload });
+    await new Promise<void>((resolve) => {
+      releases.add(resolve);
+      ctx.signal.addEventListener('abort', () => resolve());
+    });
+    return 'released';
   }
 
   /** Returns what the payload asks for: a value JSON would change or refuse. */
@@ -61,6 +85,8 @@ describe.skipIf(!redisAvailable)('durable tasks: hostile ids, dedup window, payl
     prefix = uniquePrefix();
   });
   afterEach(async () => {
+    for (const release of releases) release();
+    releases.clear();
     await app?.app.close();
   });
 
@@ -189,4 +215,37 @@ describe.skipIf(!redisAvailable)('durable tasks: hostile ids, dedup window, payl
       expect(runs.filter((r) => r.id === task.id)).toHaveLength(1);
     }
   }, 60_000);
+
+  it('logs a thrown Proxy whose traps throw, with its task name', async () => {
+    await boot();
+    const task = await supervisor.async('proxy', null);
+    await expect(task.await(10_000)).rejects.toThrow('failed');
+    expect(app.logger.text('error')).toContain('Durable task "proxy"');
+  });
+
+  it('does not terminate the task when await() times out, unless asked to', async () => {
+    await boot();
+    const first = await supervisor.async('held', { n: 1 });
+    const queued = await supervisor.async('held', { n: 2 }); // waits behind the first (concurrency 1)
+    await vi.waitFor(() => expect(runs).toHaveLength(1), { timeout: 10_000 });
+    await expect(queued.await(200)).rejects.toThrow('did not finish within 200 ms');
+    expect((await supervisor.children()).map((c) => c.id)).toContain(queued.id);
+    await expect(first.await(200, { terminate: true })).rejects.toThrow('did not finish within 200 ms');
+    // The first was terminated: the queued one runs now, to completion.
+    await vi.waitFor(() => expect(runs.map((r) => r.id)).toContain(queued.id), { timeout: 10_000 });
+    for (const release of releases) release();
+    expect(await queued.await(10_000)).toBe('released');
+  });
+
+  it('refuses to terminate an id that names children of two task names, naming both', async () => {
+    await boot();
+    await supervisor.startChild('held', { n: 1 }, { id: 'shared' });
+    await supervisor.startChild('held', { n: 2 }, { id: 'other' });
+    await supervisor.startChild('work', { n: 3 }, { id: 'shared', delay: 60_000 });
+    const error = await supervisor.terminateChild('shared').catch((e: unknown) => e);
+    expect((error as Error).message).toContain('"held"');
+    expect((error as Error).message).toContain('"work"');
+    expect(await supervisor.terminateChild('shared', 'work')).toBe(true);
+    expect((await supervisor.children()).map((c) => `${c.task}:${c.id}`).sort()).toEqual(['held:other', 'held:shared']);
+  });
 });

@@ -131,11 +131,11 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     expect(await task.yield(10_000)).toEqual({ status: 'fulfilled', value: 'released' });
   });
 
-  it('terminates the task when await() times out, as Task.await does', async () => {
+  it('terminates the task when await() times out with { terminate: true }, as Task.await does', async () => {
     gate('await-timeout');
     const task = await apiSupervisor.async('held', { key: 'await-timeout' });
     await vi.waitFor(() => expect(seen.map((s) => s.id)).toContain(task.id), { timeout: 10_000 });
-    await expect(task.await(300)).rejects.toThrow(TaskTimeoutError);
+    await expect(task.await(300, { terminate: true })).rejects.toThrow(TaskTimeoutError);
     expect((await apiSupervisor.children()).map((c) => c.id)).not.toContain(task.id);
     expect(seen.filter((s) => s.id === task.id)).toHaveLength(1);
   });
