@@ -24,6 +24,10 @@ import {
   DEFAULT_DURABLE_CONCURRENCY,
   DEFAULT_DURABLE_PREFIX,
   DEFAULT_DURABLE_STORE_TIMEOUT,
+  DEFAULT_IDEMPOTENCY_WINDOW,
+  DEFAULT_MAX_PAYLOAD_SIZE,
+  DEFAULT_MAX_STALLS,
+  DEFAULT_RETENTION,
   DEFAULT_STALLED_TIMEOUT,
 } from './durable/durable.constants.js';
 import type { ResolvedDurableOptions } from './durable/interfaces/durable-options.interface.js';
@@ -39,7 +43,20 @@ const KEYS = {
   fanOut: ['concurrency', 'timeout', 'threads', 'maxThreads', 'idleTimeout', 'resourceLimits'],
   jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait', 'maxValueSize'],
-  durable: ['connection', 'prefix', 'concurrency', 'workers', 'stalledTimeout', 'storeTimeout'],
+  durable: [
+    'connection',
+    'prefix',
+    'concurrency',
+    'workers',
+    'stalledTimeout',
+    'storeTimeout',
+    'idempotencyWindow',
+    'retention',
+    'maxPayloadSize',
+    'maxStalls',
+  ],
+  retention: ['completed', 'failed'],
+  keep: ['count', 'age'],
   dashboard: ['path', 'guard', 'readOnly'],
   tracing: ['fanOutItems'],
 } as const;
@@ -200,7 +217,33 @@ function durableOptions(value: unknown): ResolvedDurableOptions | undefined {
       exclusive: true,
       max: MAX_TIMEOUT_MS,
     }),
+    idempotencyWindow: number('durable.idempotencyWindow', durable.idempotencyWindow, DEFAULT_IDEMPOTENCY_WINDOW, {
+      min: 1000,
+      max: 365 * 24 * 3600_000,
+      integer: true,
+    }),
+    retention: retention(durable.retention),
+    maxPayloadSize: number('durable.maxPayloadSize', durable.maxPayloadSize, DEFAULT_MAX_PAYLOAD_SIZE, {
+      min: 1,
+      max: 512 * 1024 * 1024,
+      integer: true,
+    }),
+    maxStalls: number('durable.maxStalls', durable.maxStalls, DEFAULT_MAX_STALLS, { min: 0, max: 1000, integer: true }),
   };
+}
+
+/** `durable.retention`: count and age (ms) of the finished children kept per task name. */
+function retention(value: unknown): ResolvedDurableOptions['retention'] {
+  const kinds = section('durable.retention', value, KEYS.retention);
+  const keep = (kind: 'completed' | 'failed') => {
+    const name = `durable.retention.${kind}`;
+    const given = section(name, kinds[kind], KEYS.keep);
+    return {
+      count: number(`${name}.count`, given.count, DEFAULT_RETENTION.count, { min: 0, max: 10_000_000, integer: true }),
+      age: number(`${name}.age`, given.age, DEFAULT_RETENTION.age, { min: 1000, max: 365 * 24 * 3600_000 }),
+    };
+  };
+  return { completed: keep('completed'), failed: keep('failed') };
 }
 
 /**

@@ -61,7 +61,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
       ...createSchedulingProviders(),
       ...createCachingProviders(),
       // Durable tasks only when asked for (forRootAsync: not known yet, idle without it): no Redis, no bullmq else.
-      ...(raw === undefined || raw.durable !== undefined ? createDurableProviders() : []),
+      ...createDurableProviders(raw === undefined || raw.durable !== undefined),
       ...createObservabilityProviders(dashboard !== undefined),
     ];
     const imports = createSchedulingImports();

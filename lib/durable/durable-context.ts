@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 import { errorMessage } from '../utils/describe.js';
 import { withTimeout } from '../utils/with-timeout.js';
+import { fromJobId } from './utils/job-id.util.js';
 import { STORE_UNAVAILABLE } from './durable.messages.js';
 import { DurableUnavailableError } from './errors/durable.errors.js';
 import type { DurableTaskContext } from './interfaces/durable-options.interface.js';
@@ -15,7 +16,7 @@ export class DurableContext implements DurableTaskContext {
     readonly signal: AbortSignal,
     private readonly storeTimeout: number,
   ) {
-    this.id = job.id as string;
+    this.id = fromJobId(job.id as string);
     this.attempt = job.attemptsMade + 1;
   }
 

@@ -20,18 +20,32 @@ import {
   DURABLE_BULLMQ,
   DURABLE_EVENT,
   DURABLE_SUPERVISOR,
-  KEEP_FINISHED,
+  IDEMPOTENCY_KEY,
   TASKS_KEY,
   TERMINATE_CHANNEL,
   UNKNOWN_HANDLER_ATTEMPTS,
 } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, keepErrorListener, rawClient } from './durable.loader.js';
 import {
+  type BullMQModule,
+  connectionOptions,
+  cut,
+  isConnected,
+  keepErrorListener,
+  rawClient,
+} from './durable.loader.js';
+import {
+  BULLMQ_STALLED_REASON,
+  AMBIGUOUS_CHILD_ID,
+  INVALID_CHILD_ID,
   INVALID_CHILD_OPTION,
   INVALID_PAYLOAD,
   INVALID_TASK_ARG,
   NOT_CONFIGURED,
+  PAYLOAD_TOO_LARGE,
+  SHUT_DOWN,
+  STALLED_TOO_OFTEN,
   STORE_UNAVAILABLE,
+  UNKNOWN_CHILD_OPTION,
   type StoreOperation,
   UNKNOWN_TASK,
 } from './durable.messages.js';
@@ -47,11 +61,13 @@ import type {
   DurableChildRef,
   ResolvedDurableOptions,
 } from './interfaces/durable-options.interface.js';
-import { findNonJson } from './utils/json-check.util.js';
+import { fromJobId, MAX_CHILD_ID_LENGTH, toJobId } from './utils/job-id.util.js';
+import { toJson } from './utils/json-check.util.js';
 import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
 import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 
+const CHILD_OPTIONS = ['id', 'delay', 'priority'];
 const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed', 'waiting-children']);
 const MAX_PRIORITY = 2_097_152;
 /** `children()` lists at most this many children per task name and state. */
@@ -145,42 +161,62 @@ export class DurableSupervisor implements OnApplicationShutdown {
     if (typeof task !== 'string' || task === '' || task.includes(':')) throw new TypeError(INVALID_TASK_ARG(task));
     const handler = this.handlers.byName.get(task);
     if (!handler && durable.workers) throw new UnknownTaskError(task, UNKNOWN_TASK(task, this.handlers.byName.keys()));
-    const bad = findNonJson(payload, 'payload');
-    if (bad) throw new InvalidPayloadError(task, bad.path, INVALID_PAYLOAD(task, bad.path, bad.what));
-    const jobId = this.childId(task, opts?.id);
-    const delay = opts?.delay;
-    if (delay !== undefined && !(typeof delay === 'number' && delay >= 0 && delay <= MAX_TIMEOUT_MS)) {
-      throw new RangeError(INVALID_CHILD_OPTION(task, 'delay', `a number of ms >= 0 and <= ${MAX_TIMEOUT_MS}`, delay));
+    checkChildOptions(task, opts);
+    // What JSON.stringify really produces is checked and stored (a toJSON() runs once, here, in the caller's call).
+    const checked = toJson(payload === undefined ? null : payload, 'payload');
+    if (!('json' in checked)) {
+      throw new InvalidPayloadError(task, checked.path, INVALID_PAYLOAD(task, checked.path, checked.what));
     }
-    const priority = opts?.priority;
-    if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= MAX_PRIORITY)) {
-      throw new RangeError(INVALID_CHILD_OPTION(task, 'priority', `an integer >= 1 and <= ${MAX_PRIORITY}`, priority));
+    const size = Buffer.byteLength(checked.json);
+    if (size > durable.maxPayloadSize) {
+      throw new InvalidPayloadError(task, 'payload', PAYLOAD_TOO_LARGE(task, size, durable.maxPayloadSize));
     }
+    const given = opts?.id;
+    const id = given ?? randomUUID();
+    const jobId = toJobId(id);
     const queue = this.queue(task);
-    const attempts = handler
-      ? handler.restart === 'temporary'
-        ? 1
-        : 1 + handler.maxRestarts
-      : // The worker applies its handler's policy (it throws UnrecoverableError past maxRestarts).
-        UNKNOWN_HANDLER_ATTEMPTS;
-    const job = await traceSend(this.tracing?.tracer, task, (telemetry) =>
+    // Handed to BullMQ as the parsed copy of the checked text: it stringifies plain data, to the same text.
+    const data: unknown = JSON.parse(checked.json);
+    const record = given === undefined ? undefined : `${durable.prefix}:${IDEMPOTENCY_KEY}:${task}:${jobId}`;
+    if (record !== undefined) {
+      // Started within the idempotency window, whether or not the finished child is still kept: the same child.
+      const seen = await this.store('start', task, async () => (await this.controlClient()).exists(record));
+      if (seen) return { id, task, duplicate: true };
+    }
+    const { retention } = durable;
+    await traceSend(this.tracing?.tracer, task, (telemetry) =>
       this.store('start', task, () =>
-        queue.add(task, payload === undefined ? null : payload, {
+        queue.add(task, data, {
           jobId,
-          attempts,
+          // Finality is decided by the worker, from its own handler's policy (it throws UnrecoverableError past it).
+          attempts: UNKNOWN_HANDLER_ATTEMPTS,
           backoff: { type: BACKOFF_TYPE },
-          removeOnComplete: KEEP_FINISHED,
-          removeOnFail: KEEP_FINISHED,
-          delay,
-          priority,
+          removeOnComplete: { count: retention.completed.count, age: Math.ceil(retention.completed.age / 1000) },
+          removeOnFail: { count: retention.failed.count, age: Math.ceil(retention.failed.age / 1000) },
+          delay: opts?.delay,
+          priority: opts?.priority,
           telemetry, // the W3C trace context of the 'send' span, when tracing: not in the handler's payload
         }),
       ),
     );
     // The child is stored: nothing after this may fail the call (a retry without an id would run it twice).
-    if (!this.registered.has(task)) this.register(task);
-    this.startedHere?.set(job.id as string, task);
-    return { id: job.id as string, task };
+    let duplicate = false;
+    if (record !== undefined) {
+      try {
+        const first = await withTimeout(
+          this.controlClient().then((client) => client.set(record, '1', 'PX', durable.idempotencyWindow, 'NX')),
+          durable.storeTimeout,
+          () => new Error('timeout'),
+        );
+        duplicate = first === null;
+      } catch (error) {
+        // The child exists: while BullMQ keeps it, its id dedupes on its own; the next start writes the record.
+        this.logError('idempotency records', error);
+      }
+    }
+    this.register(task);
+    this.startedHere?.set(id, task);
+    return { id, task, duplicate };
   }
 
   /**
@@ -211,7 +247,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
             ? []
             : [
                 {
-                  id: job.id,
+                  id: fromJobId(job.id),
                   task,
                   status,
                   attempt: job.attemptsMade + 1,
@@ -232,21 +268,41 @@ export class DurableSupervisor implements OnApplicationShutdown {
    * Stops the child `id` wherever it is: a waiting or delayed child is removed; a running one has its `ctx.signal`
    * aborted (a `TaskAbortedError`) on the instance that runs it, and its attempt fails without restart. Resolves
    * true once it has stopped, false if there is no such unfinished child (or it was still running after
-   * `durable.stalledTimeout`: its instance does not answer).
+   * `durable.stalledTimeout`: its instance does not answer). Ids are per task name: an id that names children of
+   * two task names is refused, naming them; pass `task` then.
    */
-  async terminateChild(id: string): Promise<boolean> {
+  async terminateChild(id: string, task?: string): Promise<boolean> {
     const durable = this.durable();
-    for (const task of await this.knownNames('terminate')) {
-      const queue = this.queue(task);
-      const job = await this.store('terminate', task, () => queue.getJob(id));
-      if (!job) continue;
+    if (typeof id !== 'string' || id === '') throw new TypeError(INVALID_CHILD_ID(id));
+    if (task !== undefined && (typeof task !== 'string' || task === '' || task.includes(':'))) {
+      throw new TypeError(INVALID_TASK_ARG(task));
+    }
+    const jobId = toJobId(id);
+    const names = task === undefined ? await this.knownNames('terminate') : [task];
+    const found = (
+      await Promise.all(
+        names.map(async (name) => {
+          const job = await this.store('terminate', name, () => this.queue(name).getJob(jobId));
+          return job ? { name, job } : undefined;
+        }),
+      )
+    ).filter((hit) => hit !== undefined);
+    // One id under two task names (ids are per task name): stopping either would be a guess.
+    if (found.length > 1)
+      throw new Error(
+        AMBIGUOUS_CHILD_ID(
+          id,
+          found.map((hit) => hit.name),
+        ),
+      );
+    for (const { name, job } of found) {
       const deadline = Date.now() + durable.stalledTimeout + durable.storeTimeout;
       let asked = 0;
       for (;;) {
-        const state = await this.store('terminate', task, () => job.getState());
+        const state = await this.store('terminate', name, () => job.getState());
         if (WAITING_STATES.has(state)) {
           try {
-            await this.store('terminate', task, () => job.remove());
+            await this.store('terminate', name, () => job.remove());
             return true;
           } catch {
             // Taken by a worker meanwhile: terminate it there. Or a removal that keeps failing: not past the deadline,
@@ -261,7 +317,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         // Asked again while it runs: the request may reach its instance before the job is tracked there.
         if (Date.now() - asked >= 500) {
           asked = Date.now();
-          await this.store('terminate', task, () => this.publishTerminate(task, id));
+          await this.store('terminate', name, () => this.publishTerminate(name, jobId));
         }
         await sleep(20);
       }
@@ -297,6 +353,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
     );
     if (this.closed) throw shuttingDown(task, id);
     const queue = this.queue(task);
+    const jobId = toJobId(id);
     return new Promise<TaskOutcome<R> | null>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let poller: ReturnType<typeof setInterval> | undefined;
@@ -307,9 +364,9 @@ export class DurableSupervisor implements OnApplicationShutdown {
         this.pending.delete(abort);
         clearTimeout(timer);
         clearInterval(poller);
-        events.off(`completed:${id}` as 'completed', onCompleted as never);
-        events.off(`failed:${id}` as 'failed', onFailed as never);
-        events.off(`removed:${id}` as 'removed', onRemoved);
+        events.off(`completed:${jobId}` as 'completed', onCompleted as never);
+        events.off(`failed:${jobId}` as 'failed', onFailed as never);
+        events.off(`removed:${jobId}` as 'removed', onRemoved);
         return true;
       };
       const finish = (outcome: TaskOutcome<R> | null) => {
@@ -322,23 +379,23 @@ export class DurableSupervisor implements OnApplicationShutdown {
       const onCompleted = (args: { returnvalue: unknown }) =>
         finish({ status: 'fulfilled', value: args.returnvalue as R });
       const onFailed = (args: { failedReason: string }) =>
-        finish({ status: 'rejected', reason: new DurableTaskError(task, id, safeString(args.failedReason)) });
+        finish({ status: 'rejected', reason: new DurableTaskError(task, id, this.reason(args.failedReason)) });
       const onRemoved = () => finish({ status: 'rejected', reason: new TaskAbortedError(task, 'terminated') });
-      events.on(`completed:${id}` as 'completed', onCompleted as never);
-      events.on(`failed:${id}` as 'failed', onFailed as never);
-      events.on(`removed:${id}` as 'removed', onRemoved);
+      events.on(`completed:${jobId}` as 'completed', onCompleted as never);
+      events.on(`failed:${jobId}` as 'failed', onFailed as never);
+      events.on(`removed:${jobId}` as 'removed', onRemoved);
       if (timeoutMs !== Infinity) timer = setTimeout(() => finish(null), timeoutMs);
       // Already finished before we listened, or an event lost to a reconnect: read the state (now, then each second).
       const check = async () => {
         if (settled) return;
         try {
           // The state first: a job read before it completes would carry no return value yet.
-          const state = await queue.getJobState(id);
+          const state = await queue.getJobState(jobId);
           if (state === 'unknown') {
             return finish({ status: 'rejected', reason: new DurableTaskError(task, id, 'no such child') });
           }
           if (state !== 'completed' && state !== 'failed') return;
-          const job = await queue.getJob(id);
+          const job = await queue.getJob(jobId);
           if (!job) return;
           if (state === 'completed') finish({ status: 'fulfilled', value: job.returnvalue as R });
           else onFailed({ failedReason: job.failedReason });
@@ -371,7 +428,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       [...started].map(async ([id, task]) => ({
         id,
         task,
-        state: await this.store('list', task, () => this.queue(task).getJobState(id)),
+        state: await this.store('list', task, () => this.queue(task).getJobState(toJobId(id))),
       })),
     );
     const left: Array<{ id: string; task: string }> = [];
@@ -392,24 +449,31 @@ export class DurableSupervisor implements OnApplicationShutdown {
     // Awaiters of outcomes would poll a closed queue for ever (and keep the process alive): tell them now.
     for (const abort of this.pending) abort(); // each removes itself: a Set iterates on safely
     this.subject.complete();
-    await Promise.allSettled(all.map((item) => withTimeout(item.close(), 2000, () => new Error('close timed out'))));
+    // A connection that is down cannot send QUIT: it is cut at once; one that is up gets storeTimeout to close.
+    const ms = this.options.durable?.storeTimeout ?? 2000;
+    await Promise.allSettled(
+      all.map(async (item) => {
+        if (await isConnected(item)) {
+          try {
+            return await withTimeout(item.close(), ms, () => new Error('close timed out'));
+          } catch {
+            // cut below
+          }
+        }
+        await cut(item);
+      }),
+    );
   }
 
   private durable(): ResolvedDurableOptions {
     const durable = this.options.durable;
     if (!durable || !this.bullmq) throw new Error(NOT_CONFIGURED());
-    if (this.closed) throw new Error('DurableSupervisor is shut down (the application is closing).');
-    return durable;
-  }
-
-  private childId(task: string, id: unknown): string {
-    if (id === undefined) return randomUUID();
-    if (typeof id !== 'string' || id === '' || id.includes(':') || /^\d+$/.test(id)) {
-      throw new TypeError(
-        INVALID_CHILD_OPTION(task, 'id', 'a non-empty string without ":" that is not an integer', id),
-      );
+    if (this.closed) {
+      const error = new SupervisorShutdownError(DURABLE_SUPERVISOR);
+      error.message = SHUT_DOWN();
+      throw error;
     }
-    return id;
+    return durable;
   }
 
   /**
@@ -458,17 +522,16 @@ export class DurableSupervisor implements OnApplicationShutdown {
     if (this.throttle.allow(what)) this.logger.error(`Durable tasks: Redis error on ${what}: ${errorMessage(error)}`);
   }
 
-  /** Never throws: it runs after a child was stored. */
+  /**
+   * Adds `task` to the Redis set of task names on every start (one SADD, not awaited): a Redis that lost its data
+   * (FLUSHALL, an empty replica) learns the name again with the next start. Never throws: it runs after a child was
+   * stored.
+   */
   private register(task: string): void {
     this.registered.add(task);
-    try {
-      void this.controlClient()
-        .then((client) => client.sadd(`${this.options.durable!.prefix}:${TASKS_KEY}`, task))
-        .catch(() => this.registered.delete(task)); // tried again on the next start
-    } catch (error) {
-      this.registered.delete(task);
-      this.logError('task names', error);
-    }
+    this.controlClient()
+      .then((client) => client.sadd(`${this.options.durable!.prefix}:${TASKS_KEY}`, task))
+      .catch((error: unknown) => this.logError('task names', error));
     if (this.watching) this.watch(task);
   }
 
@@ -514,6 +577,14 @@ export class DurableSupervisor implements OnApplicationShutdown {
     });
     for (const name of stored) names.add(name);
     return [...names];
+  }
+
+  /** A failure reason as stored in Redis, with BullMQ's own stall reason said in full. */
+  private reason(failedReason: unknown): string {
+    const text = safeString(failedReason);
+    if (text !== BULLMQ_STALLED_REASON) return text;
+    const durable = this.options.durable!;
+    return STALLED_TOO_OFTEN(durable.maxStalls, durable.stalledTimeout);
   }
 
   /** Never rejects (it runs unawaited): a name it cannot watch is logged (`watch()`). */
@@ -576,10 +647,10 @@ export class DurableSupervisor implements OnApplicationShutdown {
         });
         this.chains.set(task, next);
       });
-    const base = (childId: string, type: SupervisorEvent['type'], attempt: number): SupervisorEvent => ({
+    const base = (jobId: string, type: SupervisorEvent['type'], attempt: number): SupervisorEvent => ({
       type,
       supervisor: DURABLE_SUPERVISOR,
-      childId,
+      childId: fromJobId(jobId),
       name: task,
       attempt,
     });
@@ -608,7 +679,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
     // A failure no worker reported: e.g. stalled more often than allowed (its instances kept dying).
     on('failed', async ({ jobId, failedReason }) => {
       if (this.reported.delete(jobId)) return undefined;
-      return { ...base(jobId, 'failed', await attemptOf(jobId)), error: new Error(failedReason) };
+      return { ...base(jobId, 'failed', await attemptOf(jobId)), error: new Error(this.reason(failedReason)) };
     });
     on('stalled', async ({ jobId }) => ({
       ...base(jobId, 'restarted', await attemptOf(jobId)),
@@ -645,4 +716,30 @@ function revive(data: WorkerEventData): Error {
     return error;
   }
   return new Error(message);
+}
+
+/** The options of one start, checked before anything is stored: an unknown or invalid one is refused, named. */
+function checkChildOptions(task: string, opts: DurableChildOptions | undefined): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') {
+    throw new TypeError(INVALID_CHILD_OPTION(task, 'opts', 'an object with id, delay, priority', opts));
+  }
+  for (const key of Object.keys(opts)) {
+    if (!CHILD_OPTIONS.includes(key)) throw new TypeError(UNKNOWN_CHILD_OPTION(task, key, CHILD_OPTIONS));
+  }
+  const { id, delay, priority } = opts;
+  if (
+    id !== undefined &&
+    (typeof id !== 'string' || id === '' || id.length > MAX_CHILD_ID_LENGTH || fromJobId(toJobId(id)) !== id)
+  ) {
+    throw new TypeError(
+      INVALID_CHILD_OPTION(task, 'id', `a non-empty string of at most ${MAX_CHILD_ID_LENGTH} characters`, id),
+    );
+  }
+  if (delay !== undefined && !(typeof delay === 'number' && delay >= 0 && delay <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(INVALID_CHILD_OPTION(task, 'delay', `a number of ms >= 0 and <= ${MAX_TIMEOUT_MS}`, delay));
+  }
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= MAX_PRIORITY)) {
+    throw new RangeError(INVALID_CHILD_OPTION(task, 'priority', `an integer >= 1 and <= ${MAX_PRIORITY}`, priority));
+  }
 }

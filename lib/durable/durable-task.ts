@@ -4,7 +4,7 @@ import type { TaskOutcome } from '../supervisor/interfaces/task.interface.js';
 /** @internal What a `DurableTask` asks for its outcome (the `DurableSupervisor`). */
 export interface DurableTaskWaiter {
   outcome<R>(task: string, id: string, timeoutMs: number): Promise<TaskOutcome<R> | null>;
-  terminateChild(id: string): Promise<boolean>;
+  terminateChild(id: string, task?: string): Promise<boolean>;
 }
 
 /**
@@ -24,12 +24,13 @@ export class DurableTask<R> {
   /**
    * The result, once the task has completed on any instance. Rejects with a `DurableTaskError` (the failure's
    * message as the running instance stored it) after its last attempt failed; with a `TaskTimeoutError` after
-   * `timeoutMs`, and then the task is terminated (as `Task.await` does).
+   * `timeoutMs`. A timeout only stops the waiting: the task goes on (it is durable work, maybe still queued behind
+   * others), unless `{ terminate: true }` asks to terminate it then, as `Task.await` does.
    */
-  async await(timeoutMs = 5000): Promise<R> {
+  async await(timeoutMs = 5000, opts?: { terminate?: boolean }): Promise<R> {
     const outcome = await this.waiter.outcome<R>(this.task, this.id, timeoutMs);
     if (outcome === null) {
-      await this.waiter.terminateChild(this.id).catch(() => false);
+      if (opts?.terminate === true) await this.waiter.terminateChild(this.id, this.task).catch(() => false);
       throw new TaskTimeoutError(timeoutMs, this.task);
     }
     if (outcome.status === 'rejected') throw outcome.reason;

@@ -9,10 +9,16 @@ export const DEFAULT_STALLED_TIMEOUT = 30_000;
 export const DEFAULT_DURABLE_STORE_TIMEOUT = 2000;
 export const DEFAULT_DURABLE_MAX_RESTARTS = 3;
 export const DEFAULT_DURABLE_BACKOFF = 1000;
-/** How many times a task whose instance died is taken back before it counts as failed. */
-export const MAX_STALLS = 3;
-/** How long finished tasks (and so their results and idempotency keys) are kept: seconds, count per task name. */
-export const KEEP_FINISHED = { age: 24 * 3600, count: 10_000 };
+/** How many times a task whose instance died is taken back before it counts as failed (`durable.maxStalls`). */
+export const DEFAULT_MAX_STALLS = 3;
+/** How long finished tasks (and their results or failure reasons) are kept by default: ms, count per task name. */
+export const DEFAULT_RETENTION = { age: 24 * 3600_000, count: 10_000 };
+/** How long an idempotency key (`opts.id`) is remembered after its first start, by default: 24 h. */
+export const DEFAULT_IDEMPOTENCY_WINDOW = 24 * 3600_000;
+/** The largest payload or result, in bytes of JSON, by default: 1 MiB (Redis itself takes up to 512 MB). */
+export const DEFAULT_MAX_PAYLOAD_SIZE = 1024 * 1024;
+/** Redis key suffix (after the prefix) of the idempotency records: `<prefix>:~idem:<task>:<job id>`. */
+export const IDEMPOTENCY_KEY = '~idem';
 /** The backoff strategy name stored on each job; computed by the worker from the handler's options. */
 export const BACKOFF_TYPE = 'nestjs-concurrency';
 /** `attempts` of a job whose handler this instance does not know: the worker caps it with the handler's policy. */
@@ -21,6 +27,8 @@ export const UNKNOWN_HANDLER_ATTEMPTS = 1000;
 export const DURABLE_EVENT = 'nestjs-concurrency';
 /** Injection token of the loaded `bullmq` module (undefined without `durable`). Internal. */
 export const DURABLE_BULLMQ = Symbol('DURABLE_BULLMQ');
+/** Injection token, true when `forRoot()` was given no `durable` option (known before boot). Internal. */
+export const DURABLE_OFF = Symbol('DURABLE_OFF');
 /** Redis key suffix (after the prefix) of the set of task names ever started or handled: `children()` reads it. */
 export const TASKS_KEY = '~tasks';
 /** Redis pub/sub channel suffix of terminate requests. */

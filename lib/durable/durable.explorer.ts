@@ -1,13 +1,19 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { MAX_TIMEOUT_MS } from '../supervisor/utils/timeout.util.js';
 import type { TaskHandlerMetadata } from './decorators/task-handler.decorator.js';
 import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
-import { DEFAULT_DURABLE_BACKOFF, DEFAULT_DURABLE_MAX_RESTARTS, TASK_HANDLER_METADATA } from './durable.constants.js';
+import {
+  DEFAULT_DURABLE_BACKOFF,
+  DEFAULT_DURABLE_MAX_RESTARTS,
+  DURABLE_OFF,
+  TASK_HANDLER_METADATA,
+} from './durable.constants.js';
 import {
   DUPLICATE_HANDLER,
+  HANDLER_WITHOUT_DURABLE,
   INVALID_HANDLER_OPTION,
   INVALID_TASK_NAME,
   REQUEST_SCOPED_HANDLER,
@@ -17,6 +23,8 @@ import { InvalidTaskHandlerError } from './errors/durable.errors.js';
 import { discoverMethods } from '../utils/discover-methods.js';
 
 const OPTIONS = ['concurrency', 'restart', 'maxRestarts', 'backoff', 'timeout'];
+
+const safeName = (name: unknown) => (typeof name === 'string' ? name : String(name as never));
 
 const getMetadata = (method: unknown): TaskHandlerMetadata | undefined =>
   typeof method === 'function'
@@ -34,17 +42,26 @@ export class DurableExplorer implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly handlers: DurableHandlers,
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
+    @Optional() @Inject(DURABLE_OFF) private readonly off?: boolean,
   ) {}
 
   onModuleInit(): void {
     const durable = this.options.durable;
-    if (!durable) return;
     for (const { metadata: meta, instance, className, methodName, staticTree } of discoverMethods(
       this.discovery,
       this.scanner,
       getMetadata,
     )) {
       const w = at(className, methodName);
+      if (!durable) {
+        // forRoot() without `durable`: nothing would ever run it, a silent no-op is worse than a failed boot. With
+        // forRootAsync() the options may switch durable tasks off per environment on purpose (no Redis in dev):
+        // said once per handler, the boot goes on.
+        const message = HANDLER_WITHOUT_DURABLE(safeName(meta.name), w);
+        if (this.off) throw new InvalidTaskHandlerError(message);
+        new Logger('DurableSupervisor').warn(message);
+        continue;
+      }
       if (typeof meta.name !== 'string' || meta.name === '' || meta.name.includes(':')) {
         throw new InvalidTaskHandlerError(INVALID_TASK_NAME(w, meta.name));
       }

@@ -29,9 +29,56 @@ export async function loadBullMQ(): Promise<BullMQModule> {
  * are copied, as a URL's are, and the client itself stays the application's (never used, never closed here).
  */
 export function connectionOptions(connection: string | object, extra: object): BullMQ.ConnectionOptions {
-  if (typeof connection === 'string') return { url: connection, ...extra };
-  if (isRedisClient(connection)) return { ...connection.options, ...extra } as BullMQ.ConnectionOptions;
-  return { ...connection, ...extra };
+  // Under the application's own options: a retryStrategy it gives wins.
+  const base = { retryStrategy: reconnectDelay };
+  if (typeof connection === 'string') return { ...base, url: connection, ...extra };
+  if (isRedisClient(connection)) return { ...base, ...connection.options, ...extra } as BullMQ.ConnectionOptions;
+  return { ...base, ...connection, ...extra };
+}
+
+/**
+ * @internal The wait before reconnect attempt `times` of every connection durable tasks open: 100 ms doubling, at
+ * most 1 s. BullMQ's default grows to 20 s, so after a long outage an instance stayed down up to 20 s after Redis was
+ * back (TRAPS: ioredis).
+ */
+export function reconnectDelay(times: number): number {
+  return Math.min(100 * 2 ** Math.max(0, times - 1), MAX_RECONNECT_DELAY);
+}
+
+/** @internal The longest wait between two reconnect attempts, in ms. */
+export const MAX_RECONNECT_DELAY = 1000;
+
+/**
+ * @internal true when the regular connection of a BullMQ Queue, Worker or QueueEvents is up now (checked without
+ * waiting): a close with the connection down cannot send QUIT, it is cut instead.
+ */
+export async function isConnected(owner: { backend: unknown }): Promise<boolean> {
+  const client = (owner.backend as { client: Promise<unknown> }).client;
+  const status = await Promise.race([
+    client.then(
+      (c) => (c as RawRedis).status,
+      () => undefined,
+    ),
+    new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
+  ]);
+  return status === 'ready';
+}
+
+/**
+ * @internal Cuts the connections of a BullMQ Queue, Worker or QueueEvents without waiting for Redis: their raw
+ * clients are disconnected where they exist (BullMQ's own `disconnect()` first waits for a connection that may never
+ * come back).
+ */
+export async function cut(owner: { backend: unknown; disconnect(): Promise<void> }): Promise<void> {
+  const backend = owner.backend as { client: Promise<unknown>; blockingClient?: Promise<unknown> };
+  const now = <T>(promise: Promise<T> | undefined) =>
+    promise === undefined
+      ? undefined
+      : Promise.race([promise.catch(() => undefined), new Promise<undefined>((r) => setImmediate(() => r(undefined)))]);
+  for (const client of await Promise.all([now(backend.client), now(backend.blockingClient)])) {
+    (client as RawRedis | undefined)?.disconnect();
+  }
+  owner.disconnect().catch(() => undefined);
 }
 
 /** @internal An ioredis client instance (`new Redis()`, or a Cluster: `isCluster` is true then). */
@@ -44,12 +91,16 @@ export interface RawRedis {
   ping(): Promise<unknown>;
   sadd(key: string, ...members: string[]): Promise<number>;
   smembers(key: string): Promise<string[]>;
+  exists(key: string): Promise<number>;
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<'OK' | null>;
   publish(channel: string, message: string): Promise<number>;
   subscribe(channel: string): Promise<unknown>;
   xadd(key: string, ...args: Array<string | number>): Promise<unknown>;
   duplicate(options?: object): RawRedis;
   on(event: string, listener: (...args: never[]) => void): unknown;
   disconnect(): void;
+  /** ioredis: 'ready' while connected. */
+  readonly status?: string;
 }
 
 /** @internal The raw client of a BullMQ Queue or Worker (its regular, non-blocking connection). */

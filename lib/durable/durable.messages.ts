@@ -31,6 +31,28 @@ export const INVALID_PAYLOAD = (task: string, path: string, what: string) =>
   `Cannot start durable task "${task}": ${path} is ${what}, which JSON cannot carry to the instance that runs it. ` +
   'Pass plain data (objects, arrays, strings, finite numbers, booleans, null), e.g. ids instead of instances.';
 
+export const UNKNOWN_CHILD_OPTION = (task: string, option: string, allowed: string[]) =>
+  `Cannot start durable task "${task}": unknown option ${JSON.stringify(safeString(option))}. Allowed: ${allowed.join(', ')}.`;
+
+const bytes = (n: number) => `${n.toLocaleString('en-US')} bytes`;
+
+export const PAYLOAD_TOO_LARGE = (task: string, size: number, limit: number) =>
+  `Cannot start durable task "${task}": its payload is ${bytes(size)} of JSON, over durable.maxPayloadSize ` +
+  `(${bytes(limit)}). Store large data elsewhere (a database, object storage) and pass its key.`;
+
+export const RESULT_TOO_LARGE = (task: string, size: number, limit: number) =>
+  `Durable task "${task}" returned a result of ${bytes(size)} of JSON, over durable.maxPayloadSize ` +
+  `(${bytes(limit)}). Store large results elsewhere and return their key.`;
+
+export const SHUT_DOWN = () => 'DurableSupervisor is shut down (the application is closing): nothing was started.';
+
+export const INVALID_CHILD_ID = (id: unknown) =>
+  `Invalid durable child id ${describeValue(id)}: expected the non-empty id a start resolved with.`;
+
+export const AMBIGUOUS_CHILD_ID = (id: string, tasks: string[]) =>
+  `Cannot terminate durable child ${JSON.stringify(safeString(id))}: children of ${list(tasks)} have that id ` +
+  '(ids are per task name). Say which: terminateChild(id, task).';
+
 export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 
@@ -64,7 +86,13 @@ export const CLUSTER_CONNECTION = () =>
   'redis:// URL, ioredis options or an ioredis client (its options are copied for each connection).';
 
 export const NOT_CONFIGURED = () =>
-  'Durable tasks are not configured: pass ConcurrencyModule.forRoot({ durable: { connection: process.env.REDIS_URL } }).';
+  'Durable tasks are not configured: give ConcurrencyModule the option durable: { connection: process.env.REDIS_URL } ' +
+  '(in forRoot({ ... }), or in the options your forRootAsync() factory returns).';
+
+export const HANDLER_WITHOUT_DURABLE = (task: string, at: string) =>
+  `@TaskHandler(${JSON.stringify(task)}) on ${at} would never run: ConcurrencyModule has no "durable" option. Give it ` +
+  'durable: { connection: process.env.REDIS_URL } (in forRoot({ ... }), or in the options your forRootAsync() factory ' +
+  'returns), or remove the decorator.';
 
 export const BULLMQ_MISSING = (cause: string) =>
   `ConcurrencyModule option "durable" needs the package "bullmq" (npm install bullmq), which could not be loaded: ${cause}.`;
@@ -78,3 +106,12 @@ export const RESULT_NOT_JSON = (task: string, path: string, what: string) =>
 export const SHUTDOWN_HANDBACK = (task: string, id: string, ms: number) =>
   `Durable task "${task}" (${id}) still ran after shutdownTimeout (${ms} ms): aborted and handed back to the queue ` +
   'for another instance (this attempt does not count as a failure).';
+
+/** BullMQ's reason for a job that stalled more than maxStalledCount times. */
+export const BULLMQ_STALLED_REASON = 'job stalled more than allowable limit';
+
+export const STALLED_TOO_OFTEN = (maxStalls: number, stalledTimeout: number) =>
+  `its instance stopped renewing its lock more than durable.maxStalls (${maxStalls}) times: the instance died ` +
+  `(crash, SIGKILL, process.exit, out of memory) or its event loop was blocked longer than durable.stalledTimeout ` +
+  `(${stalledTimeout} ms), by this handler or by another one on the same instance. Run CPU-bound work on worker ` +
+  'threads (workerFn) or in another process.';

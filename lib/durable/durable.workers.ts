@@ -23,13 +23,20 @@ import {
   DURABLE_BULLMQ,
   DURABLE_EVENT,
   DURABLE_SUPERVISOR,
-  MAX_STALLS,
   TASKS_KEY,
   TERMINATE_CHANNEL,
 } from './durable.constants.js';
-import { type BullMQModule, connectionOptions, keepErrorListener, type RawRedis, rawClient } from './durable.loader.js';
-import { HANDLER_FAILED, RESULT_NOT_JSON, SHUTDOWN_HANDBACK } from './durable.messages.js';
-import { findNonJson } from './utils/json-check.util.js';
+import {
+  type BullMQModule,
+  connectionOptions,
+  cut,
+  keepErrorListener,
+  type RawRedis,
+  rawClient,
+} from './durable.loader.js';
+import { HANDLER_FAILED, RESULT_NOT_JSON, RESULT_TOO_LARGE, SHUTDOWN_HANDBACK } from './durable.messages.js';
+import { fromJobId } from './utils/job-id.util.js';
+import { toJson } from './utils/json-check.util.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 import { untilAborted } from './utils/until-aborted.util.js';
 
@@ -58,6 +65,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   /** Terminate requests that arrived before their job was tracked by the worker: id -> until when. */
   private readonly early = new Map<string, number>();
   private subscriber: RedisClient | undefined;
+  /** Attempts running on this instance, and who waits for that to be none. */
+  private active = 0;
+  private readonly idle = new Set<() => void>();
 
   /** A CONSUMER span per attempt when the application traces. */
   @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
@@ -71,9 +81,13 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   onApplicationBootstrap(): void {
     const durable = this.options.durable;
     if (!durable?.workers || !this.bullmq || this.handlers.byName.size === 0) return;
-    // BullMQ: the lock is renewed every lockDuration / 2; a dead instance's job is taken back by the stalled check
-    // that runs after its lock expired: at most lockDuration + stalledInterval = stalledTimeout.
-    const half = Math.max(500, Math.floor(durable.stalledTimeout / 2));
+    // BullMQ takes a dead instance's job back at a stalled check that finds it in the stalled set (put there by an
+    // earlier check, after the job's last lock renewal) with its lock expired. The check runs at most once per
+    // stalledInterval cluster-wide, so after the checking instance dies the next one can come up to 2 intervals late:
+    // worst case max(2 x interval + interval, lock + interval). With lock = T/2 (renewed every T/4) and interval =
+    // T/4 that is 3/4 T, inside stalledTimeout T (lock = interval = T/2 gave up to 1.5 T).
+    const lockDuration = Math.max(500, Math.floor(durable.stalledTimeout / 2));
+    const stalledInterval = Math.max(250, Math.floor(durable.stalledTimeout / 4));
     for (const def of this.handlers.byName.values()) {
       const entry: Running = { def, worker: undefined as unknown as Worker, client: undefined };
       entry.worker = new this.bullmq.Worker(
@@ -85,9 +99,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
           connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
           prefix: durable.prefix,
           concurrency: def.concurrency,
-          lockDuration: half,
-          stalledInterval: half,
-          maxStalledCount: MAX_STALLS,
+          lockDuration,
+          stalledInterval,
+          maxStalledCount: durable.maxStalls,
           settings: { backoffStrategy: (attemptsMade: number) => def.backoff * 2 ** Math.max(0, attemptsMade - 1) },
         },
       );
@@ -102,28 +116,41 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     void this.listen(durable.prefix);
   }
 
-  /** Drains: no new attempts; running ones get `shutdownTimeout`, then are aborted and handed back to the queue. */
+  /**
+   * Drains: no new attempts; running ones get `shutdownTimeout`, then are aborted and handed back to the queue. With
+   * nothing running, or with Redis away (nothing can be handed back then: another instance takes the attempts back
+   * after their locks expire), it does not wait more than `storeTimeout` for Redis.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     if (this.running.size === 0) return;
     const entries = [...this.running.values()];
     const closing = Promise.allSettled(entries.map(({ worker }) => worker.close()));
-    const ms = this.options.shutdownTimeout;
-    const drained = await within(closing, ms);
-    if (!drained) {
+    const { storeTimeout } = this.options.durable!;
+    const drained = await within(Promise.race([closing, this.untilIdle()]), this.options.shutdownTimeout);
+    let closed: boolean;
+    if (drained && this.active === 0) {
+      // Nothing runs: what is left is Redis's answer to the close.
+      closed = await within(closing, storeTimeout);
+    } else {
       for (const { worker, def } of entries) worker.cancelAllJobs(new HandBack(def.name, 'shutdown') as never);
-      // Handing back is one Redis call per attempt; a Redis that does not answer must not hold the shutdown.
-      if (!(await within(closing, this.options.durable!.storeTimeout + 1000))) {
-        // Redis away: BullMQ's close waits for a QUIT that cannot be answered. Cut the connections, wait no more.
-        await within(
-          Promise.allSettled(entries.map(({ worker }) => worker.disconnect())),
-          this.options.durable!.storeTimeout,
-        );
-      }
+      // Handing back is one Redis call per attempt: only worth a wait while Redis is there.
+      const reachable = entries.some(({ client }) => client?.status === 'ready');
+      closed = reachable && (await within(closing, storeTimeout + 1000));
+    }
+    if (!closed) {
+      // Redis away: BullMQ's close waits for a QUIT that cannot be answered. Cut the connections, wait no more.
+      await Promise.allSettled(entries.map(({ worker }) => cut(worker)));
     }
     this.running.clear();
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     subscriber?.disconnect();
+  }
+
+  /** Resolves once no attempt runs on this instance. */
+  private untilIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.add(resolve));
   }
 
   private async listen(prefix: string): Promise<void> {
@@ -162,18 +189,17 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   private async run(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
     const { def, worker } = entry;
     const ctx = new DurableContext(job, signal, this.options.durable!.storeTimeout);
-    if (this.early.size > 0 && this.early.delete(ctx.id)) {
-      worker.cancelJob(ctx.id, new TaskAbortedError(def.name, 'terminated') as never);
+    const jobId = job.id as string;
+    if (this.early.size > 0 && this.early.delete(jobId)) {
+      worker.cancelJob(jobId, new TaskAbortedError(def.name, 'terminated') as never);
     }
     const timer =
       def.timeout === undefined
         ? undefined
-        : setTimeout(
-            () => worker.cancelJob(ctx.id, new TaskTimeoutError(def.timeout!, def.name) as never),
-            def.timeout,
-          );
+        : setTimeout(() => worker.cancelJob(jobId, new TaskTimeoutError(def.timeout!, def.name) as never), def.timeout);
     const startedAt = Date.now();
     if (durableChannel.hasSubscribers) durableChannel.publish(localEvent(def.name, ctx.id, 'started', ctx.attempt));
+    this.active++;
     try {
       if (signal.aborted) throw signal.reason;
       let value = (def.instance as Record<string, (p: unknown, c: DurableContext) => unknown>)[def.methodName](
@@ -182,8 +208,15 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       );
       if (isThenable(value)) value = await untilAborted(value, signal);
       if (value !== undefined) {
-        const bad = findNonJson(value, 'result');
-        if (bad) throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, bad.path, bad.what));
+        // Checked as JSON.stringify really writes it, once: BullMQ then stores the parsed copy, to the same text.
+        const checked = toJson(value, 'result');
+        if (!('json' in checked)) {
+          throw new this.bullmq!.UnrecoverableError(RESULT_NOT_JSON(def.name, checked.path, checked.what));
+        }
+        const size = Buffer.byteLength(checked.json);
+        const limit = this.options.durable!.maxPayloadSize;
+        if (size > limit) throw new this.bullmq!.UnrecoverableError(RESULT_TOO_LARGE(def.name, size, limit));
+        value = JSON.parse(checked.json);
       }
       if (durableChannel.hasSubscribers) {
         const event = localEvent(def.name, ctx.id, 'completed', ctx.attempt);
@@ -195,6 +228,10 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       throw await this.failed(entry, job, token, signal, thrown, ctx.attempt, startedAt);
     } finally {
       clearTimeout(timer);
+      if (--this.active === 0) {
+        for (const resolve of this.idle) resolve();
+        this.idle.clear();
+      }
     }
   }
 
@@ -211,9 +248,10 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const { def } = entry;
     const bullmq = this.bullmq!;
     const id = job.id as string;
+    const shown = fromJobId(id);
     const reason: unknown = signal.aborted ? signal.reason : undefined;
-    if (reason instanceof HandBack) {
-      this.logger.warn(SHUTDOWN_HANDBACK(def.name, id, this.options.shutdownTimeout));
+    if (isA(reason, HandBack)) {
+      this.logger.warn(SHUTDOWN_HANDBACK(def.name, shown, this.options.shutdownTimeout));
       try {
         await withTimeout(job.moveToWait(token), this.options.durable!.storeTimeout, () => new Error('timeout'));
         return new bullmq.WaitingError();
@@ -224,22 +262,22 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       }
     }
     const durationMs = Date.now() - startedAt;
-    if (reason instanceof TaskAbortedError) {
-      this.logger.warn(`Durable task "${def.name}" (${id}) was terminated at attempt ${attempt}.`);
+    if (isA(reason, TaskAbortedError)) {
+      this.logger.warn(`Durable task "${def.name}" (${shown}) was terminated at attempt ${attempt}.`);
       this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }], reason);
       return new bullmq.UnrecoverableError(reason.message);
     }
-    const timedOut = reason instanceof TaskTimeoutError;
+    const timedOut = isA(reason, TaskTimeoutError);
     const error = timedOut ? reason : thrown;
     const message = errorMessage(error);
     const final =
-      thrown instanceof bullmq.UnrecoverableError ||
+      isA(thrown, bullmq.UnrecoverableError) ||
       def.restart === 'temporary' ||
       attempt >= 1 + def.maxRestarts ||
       attempt >= (job.opts.attempts ?? 1);
     const traceId = this.tracing?.tracer?.traceId(); // inside the attempt's CONSUMER span when the app traces
     const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
-    this.logger.error(HANDLER_FAILED(def.name, id, attempt, message, final) + suffix, errorStack(error));
+    this.logger.error(HANDLER_FAILED(def.name, shown, attempt, message, final) + suffix, errorStack(error));
     const events: WorkerEvent[] = [
       { type: timedOut ? 'timeout' : 'failed', attempt, durationMs, error: message, ...(final ? { final } : {}) },
     ];
@@ -256,7 +294,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
   private report(entry: Running, id: string, events: WorkerEvent[], cause: unknown): void {
     if (durableChannel.hasSubscribers) {
       for (const { type, attempt, durationMs, error } of events) {
-        const event = localEvent(entry.def.name, id, type, attempt);
+        const event = localEvent(entry.def.name, fromJobId(id), type, attempt);
         if (durationMs !== undefined) event.durationMs = durationMs;
         if (error !== undefined) event.error = cause;
         durableChannel.publish(event);
@@ -305,5 +343,14 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
     return await Promise.race([work.then(() => true as const), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** `value instanceof type`, false where asking throws (a thrown Proxy whose getPrototypeOf trap throws). */
+function isA<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
   }
 }

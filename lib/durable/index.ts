@@ -3,6 +3,7 @@ export type {
   DurableChildOptions,
   DurableChildRef,
   DurableModuleOptions,
+  DurableRetention,
   DurableTaskContext,
   TaskHandlerOptions,
 } from './interfaces/durable-options.interface.js';

@@ -11,7 +11,7 @@ import {
   InvalidTaskHandlerError,
   TaskHandler,
 } from 'nestjs-concurrency';
-import { bootError } from './helpers.js';
+import { bootError, CapturingLogger } from './helpers.js';
 
 // Boot validation happens before any connection: these tests need no Redis.
 const connection = 'redis://127.0.0.1:1';
@@ -126,13 +126,47 @@ describe('durable: off unless configured', () => {
     await app.close();
   });
 
-  it('with forRootAsync and no durable option, the supervisor says how to configure it', async () => {
+  it('with forRootAsync and no durable option, the supervisor says how to configure it, in forRootAsync terms too', async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [ConcurrencyModule.forRootAsync({ useFactory: () => ({}) })],
     }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
-    await expect(app.get(DurableSupervisor).startChild('x', {})).rejects.toThrow('durable: { connection');
+    const error = (await app
+      .get(DurableSupervisor)
+      .startChild('x', {})
+      .catch((e: unknown) => e)) as Error;
+    expect(error.message).toContain('durable: { connection');
+    expect(error.message).toContain('forRootAsync');
+    await app.close();
+  });
+
+  it('fails boot on a @TaskHandler with forRoot() and no durable option, naming the class and method', async () => {
+    @Injectable()
+    class Mailer {
+      @TaskHandler('mail.send')
+      send() {}
+    }
+    const error = (await bootError({}, [Mailer])) as Error;
+    expect(error).toBeInstanceOf(InvalidTaskHandlerError);
+    expect(error.message).toContain('Mailer.send()');
+    expect(error.message).toContain('"durable"');
+  });
+
+  it('warns about a @TaskHandler with forRootAsync() options without durable (switched off per environment)', async () => {
+    @Injectable()
+    class Mailer {
+      @TaskHandler('mail.send')
+      send() {}
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConcurrencyModule.forRootAsync({ useFactory: () => ({}) })],
+      providers: [Mailer],
+    }).compile();
+    const logger = new CapturingLogger();
+    const app = moduleRef.createNestApplication({ logger });
+    await app.init();
+    expect(logger.text('warn')).toContain('@TaskHandler("mail.send") on Mailer.send() would never run');
     await app.close();
   });
 });

@@ -100,4 +100,57 @@ describe.skipIf(!redisAvailable)('durable: a task whose process is SIGKILLed is 
     expect(Date.now() - killedAt).toBeLessThan(STALLED_TIMEOUT + 3000 + 5000);
     await second.kill('SIGTERM');
   }, 90_000);
+
+  it('takes tasks back within stalledTimeout, also when the dead process ran the last stalled check', async () => {
+    const stalledTimeout = 4000;
+    const prefix = uniquePrefix();
+    const env = { REDIS_URL: server.url, PREFIX: prefix, STALLED_TIMEOUT: String(stalledTimeout) };
+    api = await bootDurable({ connection: server.url, prefix, workers: false });
+    const supervisor = api.app.get(DurableSupervisor);
+    const taken: number[] = [];
+    // Several rounds: each kill lands at another point of the stalled-check cycle of the survivor.
+    for (let round = 0; round < 3; round++) {
+      const doomed = new WorkerProcess(`doomed-${round}`, env);
+      workers.push(doomed);
+      await doomed.ready;
+      const task = await supervisor.startChild('chunk', { ms: 60_000 });
+      await vi.waitFor(() => expect(doomed.lines).toContain(`started ${task.id} 1`), { timeout: 15_000, interval: 20 });
+      const survivor = new WorkerProcess(`survivor-${round}`, env);
+      workers.push(survivor);
+      await survivor.ready;
+      await new Promise((resolve) => setTimeout(resolve, (round * stalledTimeout) / 3));
+      await doomed.kill('SIGKILL');
+      const killedAt = Date.now();
+      await vi.waitFor(() => expect(survivor.lines).toContain(`started ${task.id} 1`), {
+        timeout: 30_000,
+        interval: 20,
+      });
+      taken.push(Date.now() - killedAt);
+      await survivor.kill('SIGKILL');
+    }
+    console.log(`take-back after SIGKILL, stalledTimeout ${stalledTimeout} ms: ${taken.join(', ')} ms`);
+    // The documented bound, with 1 s for a loaded machine (it was up to 1.5 x stalledTimeout).
+    expect(Math.max(...taken)).toBeLessThan(stalledTimeout + 1000);
+  }, 180_000);
+
+  it('fails a task whose process keeps dying after durable.maxStalls take-backs, naming the stall limit', async () => {
+    const prefix = uniquePrefix();
+    const env = { REDIS_URL: server.url, PREFIX: prefix, STALLED_TIMEOUT: '2000', MAX_STALLS: '0' };
+    api = await bootDurable({ connection: server.url, prefix, workers: false, maxStalls: 0 });
+    const poisoned = new WorkerProcess('poisoned', env);
+    workers.push(poisoned);
+    await poisoned.ready;
+    const task = await api.app.get(DurableSupervisor).async('crash', null);
+    await vi.waitFor(() => expect(poisoned.alive).toBe(false), { timeout: 15_000, interval: 20 });
+    const survivor = new WorkerProcess('after-poison', env);
+    workers.push(survivor);
+    await survivor.ready;
+    const error = await task.await(30_000).catch((e: unknown) => e);
+    expect((error as Error).message).toContain('durable.maxStalls (0)');
+    expect((error as Error).message).toContain('blocked');
+    // Not run again on the survivor (it would have died too).
+    expect(survivor.alive).toBe(true);
+    expect(survivor.lines.filter((l) => l.startsWith('started '))).toEqual([]);
+    await survivor.kill('SIGTERM');
+  }, 90_000);
 });

@@ -11,6 +11,7 @@ import {
   UnknownTaskError,
 } from 'nestjs-concurrency';
 import { Queue } from 'bullmq';
+import { toJobId } from '../../lib/durable/utils/job-id.util.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootDurable, type DurableApp, uniquePrefix } from './helpers.js';
 
@@ -130,11 +131,11 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     expect(await task.yield(10_000)).toEqual({ status: 'fulfilled', value: 'released' });
   });
 
-  it('terminates the task when await() times out, as Task.await does', async () => {
+  it('terminates the task when await() times out with { terminate: true }, as Task.await does', async () => {
     gate('await-timeout');
     const task = await apiSupervisor.async('held', { key: 'await-timeout' });
     await vi.waitFor(() => expect(seen.map((s) => s.id)).toContain(task.id), { timeout: 10_000 });
-    await expect(task.await(300)).rejects.toThrow(TaskTimeoutError);
+    await expect(task.await(300, { terminate: true })).rejects.toThrow(TaskTimeoutError);
     expect((await apiSupervisor.children()).map((c) => c.id)).not.toContain(task.id);
     expect(seen.filter((s) => s.id === task.id)).toHaveLength(1);
   });
@@ -144,7 +145,9 @@ describe.skipIf(!redisAvailable)('durable tasks across two instances (real redis
     const ref = await apiSupervisor.startChild('held', { key: 'progress' });
     const queue = new Queue('held', { connection: { url: server.url }, prefix });
     try {
-      await vi.waitFor(async () => expect((await queue.getJob(ref.id))?.progress).toBe(50), { timeout: 10_000 });
+      await vi.waitFor(async () => expect((await queue.getJob(toJobId(ref.id)))?.progress).toBe(50), {
+        timeout: 10_000,
+      });
     } finally {
       release();
       await queue.close();

@@ -21,6 +21,30 @@ export interface DurableModuleOptions {
   stalledTimeout?: number;
   /** How long `startChild()` and the other calls wait for Redis before rejecting, in ms. Default 2000. */
   storeTimeout?: number;
+  /**
+   * How long an idempotency key (`opts.id` of a start) is remembered after its first start, in ms: a start with the
+   * same key within it is the same child, whether or not the finished child is still kept. Default 24 h.
+   */
+  idempotencyWindow?: number;
+  /**
+   * Finished children kept in Redis per task name, with their results (completed) or failure reasons (failed): at
+   * most `count` of them, none older than `age` ms. Default `{ count: 10000, age: 24 h }` for both. An awaiter reads
+   * the outcome of a child from there.
+   */
+  retention?: { completed?: DurableRetention; failed?: DurableRetention };
+  /** The largest payload (and result), in bytes of its JSON. Default 1 MiB (1,048,576). */
+  maxPayloadSize?: number;
+  /**
+   * How many times a running child is taken back after its instance stopped renewing its lock (crash, kill, an event
+   * loop blocked past `stalledTimeout`) before it fails for good. Default 3.
+   */
+  maxStalls?: number;
+}
+
+/** How many finished children of a task name are kept, and for how long (ms). */
+export interface DurableRetention {
+  count?: number;
+  age?: number;
 }
 
 /** `@TaskHandler(name, opts)`. */
@@ -52,8 +76,9 @@ export interface DurableTaskContext extends TaskContext {
 /** Options of one durable start. */
 export interface DurableChildOptions {
   /**
-   * Idempotency key: starting the same task with the same id again is the same child (nothing new is stored) while
-   * the child exists or its outcome is kept (24 h). A string without ":" that is not an integer.
+   * Idempotency key: starting the same task with the same id again within `durable.idempotencyWindow` (24 h) is
+   * the same child (nothing new is stored; the ref says `duplicate: true`). Any non-empty string of up to 512
+   * characters (it is encoded before it reaches Redis, so it can be user input).
    */
   id?: string;
   /** ms to wait before the task may run. */
@@ -66,6 +91,8 @@ export interface DurableChildOptions {
 export interface DurableChildRef {
   readonly id: string;
   readonly task: string;
+  /** true: a child with this `opts.id` was started before (within `durable.idempotencyWindow`): nothing new started. */
+  readonly duplicate: boolean;
 }
 
 /** One child that has not finished yet, on any instance, as listed by `DurableSupervisor.children()`. */
@@ -87,4 +114,8 @@ export interface ResolvedDurableOptions {
   workers: boolean;
   stalledTimeout: number;
   storeTimeout: number;
+  idempotencyWindow: number;
+  retention: { completed: Required<DurableRetention>; failed: Required<DurableRetention> };
+  maxPayloadSize: number;
+  maxStalls: number;
 }
