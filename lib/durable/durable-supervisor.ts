@@ -184,7 +184,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       if (seen) return { id, task, duplicate: true };
     }
     const { retention } = durable;
-    await traceSend(this.tracing?.tracer, task, (telemetry) =>
+    await traceSend(this.tracing?.tracer, task, id, (telemetry) =>
       this.store('start', task, () =>
         queue.add(task, data, {
           jobId,

@@ -94,7 +94,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
         def.name,
         // Three parameters: BullMQ then gives the processor an AbortSignal (Worker.cancelJob aborts it).
         (job: Job, token?: string, signal?: AbortSignal) =>
-          traceProcess(this.tracing?.tracer, def.name, job, () => this.run(entry, job, token as string, signal!)),
+          traceProcess(this.tracing?.tracer, def.name, job, job.id === undefined ? undefined : fromJobId(job.id), () =>
+            this.run(entry, job, token as string, signal!),
+          ),
         {
           connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
           prefix: durable.prefix,

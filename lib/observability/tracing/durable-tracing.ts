@@ -19,9 +19,10 @@ const messaging = (task: string): Record<string, string> => ({
  * the W3C trace context of that span in its telemetry options (`{"traceparent", "tracestate"}`, as BullMQ's own
  * telemetry carries it), never in the handler's payload. Without a tracer: `add(undefined)`.
  */
-export async function traceSend<J extends { id?: string }>(
+export async function traceSend<J>(
   tracer: ConcurrencyTracer | undefined,
   task: string,
+  messageId: string,
   add: (telemetry: JobTelemetry | undefined) => Promise<J>,
 ): Promise<J> {
   if (tracer === undefined) return add(undefined);
@@ -34,7 +35,7 @@ export async function traceSend<J extends { id?: string }>(
   if (state) carrier.tracestate = state;
   try {
     const job = await add({ metadata: JSON.stringify(carrier) });
-    if (job.id !== undefined) span.setAttribute('messaging.message.id', job.id);
+    span.setAttribute('messaging.message.id', messageId);
     tracer.end(span, 'completed');
     return job;
   } catch (error) {
@@ -70,7 +71,8 @@ function producerContext(tracer: ConcurrencyTracer, metadata: unknown): Context 
 export async function traceProcess<R>(
   tracer: ConcurrencyTracer | undefined,
   task: string,
-  job: { id?: string; attemptsMade: number; opts?: { telemetry?: { metadata?: unknown } } },
+  job: { attemptsMade: number; opts?: { telemetry?: { metadata?: unknown } } },
+  messageId: string | undefined,
   run: () => Promise<R>,
 ): Promise<R> {
   if (tracer === undefined) return run();
@@ -78,7 +80,7 @@ export async function traceProcess<R>(
     ...messaging(task),
     [ATTR.taskAttempt]: job.attemptsMade + 1,
   };
-  if (job.id !== undefined) attributes['messaging.message.id'] = job.id;
+  if (messageId !== undefined) attributes['messaging.message.id'] = messageId;
   const parent = producerContext(tracer, job.opts?.telemetry?.metadata);
   const span: Span = tracer.start(`process ${task}`, attributes, CONSUMER, parent === undefined, parent);
   try {
