@@ -34,6 +34,7 @@ export interface JobsSupervisor {
 export interface JobHost {
   readonly supervisor: JobsSupervisor;
   readonly schedulerRegistry: SchedulerRegistry;
+  /** Carries its own context (`Jobs`): pass no context argument, or it prints as an extra message line. */
   readonly logger: LoggerService;
   readonly closing: boolean;
   /** The testing kit (`ConcurrencyTester.failures()`) hears of every failed run here. */
@@ -127,8 +128,7 @@ export abstract class ScheduledJob {
       this.skipped++;
       if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       // Skips can be frequent: build the message only when debug logs are on.
-      if (Logger.isLevelEnabled('debug'))
-        this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt), 'Jobs');
+      if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt));
       done?.();
       return;
     }
@@ -279,7 +279,7 @@ export abstract class ScheduledJob {
     if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
     this.host.onJobFailure?.(this.def.name, error);
-    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error), 'Jobs');
+    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}`, errorStack(error));
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
@@ -287,7 +287,7 @@ export abstract class ScheduledJob {
     this.skipped++;
     if (jobChannel.hasSubscribers) this.#publish('skipped', 'refused');
     if (error instanceof SupervisorShutdownError) return;
-    this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`, 'Jobs');
+    this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`);
   }
 
   /**
@@ -317,8 +317,7 @@ export abstract class ScheduledJob {
           // The tick is this instance's, but a run of the job is going on another instance.
           this.skipped++;
           if (jobChannel.hasSubscribers) this.#publish('skipped', 'cluster-overlap');
-          if (Logger.isLevelEnabled('debug'))
-            this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt), 'Jobs');
+          if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt));
           return done?.();
         }
       }
@@ -330,7 +329,7 @@ export abstract class ScheduledJob {
         this.#publish('lock-failed', undefined, undefined, error);
         this.#publish('skipped', 'lock-failed');
       }
-      this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error), 'Jobs');
+      this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error));
       if (lease) this.#release(lease, lock);
       return done?.();
     } finally {
@@ -479,7 +478,6 @@ export abstract class ScheduledJob {
         (error: unknown) =>
           this.host.logger.warn(
             `Job "${this.def.name}" could not extend its lease (will retry): ${errorMessage(error)}`,
-            'Jobs',
           ),
       );
     const timer = setInterval(
@@ -487,12 +485,12 @@ export abstract class ScheduledJob {
         if (tickHeld)
           void extend(extendTick!, () => {
             tickHeld = false;
-            this.host.logger.warn(LEASE_LOST(this.def.name, scheduledAt), 'Jobs');
+            this.host.logger.warn(LEASE_LOST(this.def.name, scheduledAt));
           });
         if (runHeld)
           void extend(extendRun!, () => {
             runHeld = false;
-            this.host.logger.warn(RUN_LEASE_LOST(this.def.name), 'Jobs');
+            this.host.logger.warn(RUN_LEASE_LOST(this.def.name));
           });
         if (!tickHeld && !runHeld) clearInterval(timer);
       },
