@@ -21,6 +21,12 @@ import {
 import type { DashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
 
 /**
+ * What `ConcurrencyModule.forRootAsync()` takes: `imports`, `inject` and `useFactory` (or `useClass` /
+ * `useExisting` with a `ConcurrencyOptionsFactory`), plus `dashboard`, which is fixed when the module is defined.
+ */
+export type ConcurrencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE & { dashboard?: DashboardOptions };
+
+/**
  * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
  * scheduled jobs and a single-flight response cache. Global; registers `@nestjs/schedule` and
  * `@nestjs/cache-manager` itself.
@@ -35,7 +41,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
    * Options from a factory. `dashboard` goes here, next to `useFactory`, not in what the factory returns: its routes
    * are fixed when the module is defined.
    */
-  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE & { dashboard?: DashboardOptions }): DynamicModule {
+  static forRootAsync(options: ConcurrencyModuleAsyncOptions): DynamicModule {
     const { dashboard, ...rest } = options;
     return ConcurrencyModule.assemble(super.forRootAsync(rest), undefined, dashboard);
   }
