@@ -1,12 +1,7 @@
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type ConfigurableModuleAsyncOptions, type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { createCachingProviders } from './caching/caching.providers.js';
 import { CONCURRENCY_OPTIONS } from './concurrency.constants.js';
-import {
-  ASYNC_OPTIONS_TYPE,
-  ConfigurableModuleClass,
-  OPTIONS_TYPE,
-  RAW_OPTIONS_TOKEN,
-} from './concurrency.module-definition.js';
+import { ConfigurableModuleClass, OPTIONS_TYPE, RAW_OPTIONS_TOKEN } from './concurrency.module-definition.js';
 import { resolveConcurrencyOptions } from './concurrency-options.validator.js';
 import { createDurableProviders } from './durable/durable.providers.js';
 import { createFanOutProviders } from './fan-out/fan-out.providers.js';
@@ -24,7 +19,10 @@ import type { DashboardOptions } from './observability/interfaces/dashboard-opti
  * What `ConcurrencyModule.forRootAsync()` takes: `imports`, `inject` and `useFactory` (or `useClass` /
  * `useExisting` with a `ConcurrencyOptionsFactory`), plus `dashboard`, which is fixed when the module is defined.
  */
-export type ConcurrencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE & { dashboard?: DashboardOptions };
+export type ConcurrencyModuleAsyncOptions = ConfigurableModuleAsyncOptions<
+  ConcurrencyModuleOptions,
+  'createConcurrencyOptions'
+> & { dashboard?: DashboardOptions };
 
 /**
  * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
@@ -33,6 +31,7 @@ export type ConcurrencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE & { dashbo
  */
 @Module({})
 export class ConcurrencyModule extends ConfigurableModuleClass {
+  /** The module with these options (all optional: in-memory defaults). */
   static forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
     return ConcurrencyModule.assemble(super.forRoot(options), options);
   }

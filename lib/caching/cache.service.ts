@@ -99,6 +99,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   private lastRefreshLog = 0;
   private lastTagLog = 0;
 
+  /** Created by `ConcurrencyModule`: inject it. */
   constructor(
     @Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions,
     @Optional() private readonly supervisors?: SupervisorRegistry,
@@ -161,6 +162,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => this.refreshed(key, error));
   }
 
+  /** Nest lifecycle hook. */
   onModuleInit(): void {
     this.redis?.start();
   }
