@@ -7,9 +7,10 @@
 // deliberately partial must not be fenced as ts (use ```text, or ```ts with the full sample).
 // The samples are written to .doc-samples/ inside the package, so 'nestjs-concurrency' resolves to this package's
 // own exports (self-reference), exactly as an installed copy would. Errors are reported as <file.md>:<line>.
+// First, every relative link of those pages must point at a file the package ships.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -50,6 +51,31 @@ function extract(md) {
     i = j;
   }
   return blocks;
+}
+
+// Relative links must resolve to a file that ships in the package ("files"), so they work from an installed copy
+// and from the npm page's file browser too.
+const shipped = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).files;
+const brokenLinks = [];
+for (const md of markdownFiles()) {
+  readFileSync(md, 'utf8')
+    .split('\n')
+    .forEach((text, i) => {
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/i.test(target) || target.startsWith('#')) continue;
+        const path = join(dirname(md), decodeURI(target.split('#')[0]));
+        const rel = relative(root, path);
+        const top = rel.split(sep)[0];
+        if (!existsSync(path)) brokenLinks.push(`${relative(root, md)}:${i + 1}: ${target} does not exist`);
+        else if (rel.startsWith('..') || !shipped.includes(top))
+          brokenLinks.push(`${relative(root, md)}:${i + 1}: ${target} is not in package.json "files"`);
+      }
+    });
+}
+if (brokenLinks.length) {
+  console.error(brokenLinks.join('\n'));
+  console.error(`\ncheck-doc-samples: ${brokenLinks.length} link(s) that do not resolve inside the package.`);
+  process.exit(1);
 }
 
 const outDir = join(root, '.doc-samples');
