@@ -1,12 +1,7 @@
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type ConfigurableModuleAsyncOptions, type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { createCachingProviders } from './caching/caching.providers.js';
 import { CONCURRENCY_OPTIONS } from './concurrency.constants.js';
-import {
-  ASYNC_OPTIONS_TYPE,
-  ConfigurableModuleClass,
-  OPTIONS_TYPE,
-  RAW_OPTIONS_TOKEN,
-} from './concurrency.module-definition.js';
+import { ConfigurableModuleClass, OPTIONS_TYPE, RAW_OPTIONS_TOKEN } from './concurrency.module-definition.js';
 import { resolveConcurrencyOptions } from './concurrency-options.validator.js';
 import { createDurableProviders } from './durable/durable.providers.js';
 import { createFanOutProviders } from './fan-out/fan-out.providers.js';
@@ -21,12 +16,22 @@ import {
 import type { DashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
 
 /**
+ * What `ConcurrencyModule.forRootAsync()` takes: `imports`, `inject` and `useFactory` (or `useClass` /
+ * `useExisting` with a `ConcurrencyOptionsFactory`), plus `dashboard`, which is fixed when the module is defined.
+ */
+export type ConcurrencyModuleAsyncOptions = ConfigurableModuleAsyncOptions<
+  ConcurrencyModuleOptions,
+  'createConcurrencyOptions'
+> & { dashboard?: DashboardOptions };
+
+/**
  * One line gives an application the four patterns: supervised background tasks, fan-out/fan-in, supervised
  * scheduled jobs and a single-flight response cache. Global; registers `@nestjs/schedule` and
  * `@nestjs/cache-manager` itself.
  */
 @Module({})
 export class ConcurrencyModule extends ConfigurableModuleClass {
+  /** The module with these options (all optional: in-memory defaults). */
   static forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
     return ConcurrencyModule.assemble(super.forRoot(options), options);
   }
@@ -35,7 +40,7 @@ export class ConcurrencyModule extends ConfigurableModuleClass {
    * Options from a factory. `dashboard` goes here, next to `useFactory`, not in what the factory returns: its routes
    * are fixed when the module is defined.
    */
-  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE & { dashboard?: DashboardOptions }): DynamicModule {
+  static forRootAsync(options: ConcurrencyModuleAsyncOptions): DynamicModule {
     const { dashboard, ...rest } = options;
     return ConcurrencyModule.assemble(super.forRootAsync(rest), undefined, dashboard);
   }

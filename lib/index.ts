@@ -1,6 +1,6 @@
 // First: refuses to load when the package's other build (ESM or CommonJS) is already loaded in this process.
 import './utils/single-build.guard.js';
-export { ConcurrencyModule } from './concurrency.module.js';
+export { ConcurrencyModule, type ConcurrencyModuleAsyncOptions } from './concurrency.module.js';
 export type {
   ConcurrencyModuleOptions,
   ConcurrencyOptionsFactory,

@@ -120,6 +120,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** Envelopes of `getOrStore` values: written to a store only if its serializer gives them back as they are. */
   private readonly exact = new WeakSet<CacheEnvelope>();
 
+  /** Created by `ConcurrencyModule`: inject it. */
   constructor(
     @Inject(CONCURRENCY_OPTIONS) options: ResolvedConcurrencyOptions,
     @Optional() private readonly supervisors?: SupervisorRegistry,
@@ -188,6 +189,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     this.cache.on('refresh', ({ key, error }: { key: string; error?: unknown }) => this.refreshed(key, error));
   }
 
+  /** Nest lifecycle hook. */
   onModuleInit(): void {
     for (const store of this.guarded) {
       if (sharedWithDefaultNamespace(store.keyv)) {

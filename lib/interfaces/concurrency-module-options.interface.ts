@@ -10,6 +10,7 @@ import type {
   ResolvedDashboardOptions,
 } from '../observability/interfaces/dashboard-options.interface.js';
 
+/** Options of `ConcurrencyModule.forRoot()` (and what a `forRootAsync()` factory returns). Durations in ms. */
 export interface ConcurrencyModuleOptions {
   /** Named supervisors; `'default'` and `'jobs'` (where scheduled jobs run) always exist. */
   supervisors?: Record<string, SupervisorOptions>;
@@ -39,6 +40,7 @@ export interface ConcurrencyModuleOptions {
  * (as `CacheOptionsFactory` is for `CacheModule`).
  */
 export interface ConcurrencyOptionsFactory {
+  /** Returns the options, as a `useFactory` would. */
   createConcurrencyOptions(): ConcurrencyModuleOptions | Promise<ConcurrencyModuleOptions>;
 }
 

@@ -121,4 +121,12 @@ export class ConcurrencyHealthIndicator implements OnModuleDestroy {
     }
     return { [key]: details };
   }
+
+  /**
+   * `check(key)` under the name terminus' own indicators use (`isHealthy('concurrency')`): the same result, never
+   * rejects; terminus' `HealthCheckService` counts a `down` result as a failed check.
+   */
+  isHealthy(key = 'concurrency'): Promise<ConcurrencyHealthResult> {
+    return this.check(key);
+  }
 }

@@ -97,6 +97,9 @@ export class JobsExplorer implements OnModuleInit {
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
       fail('name', 'a non-empty string', options.name);
     }
+    if (meta.kind !== 'cron' && meta.givenName !== undefined && meta.givenName !== options.name) {
+      fail('name', `${JSON.stringify(options.name)} (the name argument) or no name option`, meta.givenName);
+    }
     if (options.overlap !== undefined && options.overlap !== 'skip' && options.overlap !== 'allow') {
       fail('overlap', `'skip' or 'allow'`, options.overlap);
     }

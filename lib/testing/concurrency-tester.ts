@@ -45,7 +45,10 @@ const IDLE_POLL_MS = 10;
 @Injectable()
 export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   /** The cache of the application (the one `@Cached`, `ResponseCacheInterceptor` and `CacheService` use). */
-  readonly cache: { clear(): Promise<void> };
+  readonly cache: {
+    /** Empties the cache (L1, stores and tags). */
+    clear(): Promise<void>;
+  };
 
   readonly #failures: ConcurrencyFailure[] = [];
   readonly #watched = new Map<TaskSupervisor, Subscription>();
@@ -67,6 +70,7 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     this.cache = { clear: () => this.#clearCache() };
   }
 
+  /** Nest lifecycle hook. */
   onModuleInit(): void {
     if (!this.supervisors || !this.fanOut || !this.jobs || !this.orchestrator) throw new Error(NO_CONCURRENCY_MODULE());
     this.fanOut.watch({
@@ -79,11 +83,13 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     this.#watchSupervisors();
   }
 
+  /** Nest lifecycle hook. */
   onApplicationBootstrap(): void {
     // The jobs' clock starts at boot, as their timers would (jobs armed at boot run on their own timers).
     if (this.armJobs === false) this.#clock = new JobClock(this.jobs!.jobs(), Date.now());
   }
 
+  /** Nest lifecycle hook. */
   onApplicationShutdown(): void {
     for (const subscription of this.#watched.values()) subscription.unsubscribe();
     this.#watched.clear();

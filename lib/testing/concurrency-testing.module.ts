@@ -65,11 +65,13 @@ function withTestDefaults(options: unknown): ConcurrencyModuleOptions {
  */
 @Module({})
 export class ConcurrencyTestingModule {
+  /** The real `ConcurrencyModule.forRoot(options)` with test defaults, and `ConcurrencyTester`. */
   static forRoot(options?: ConcurrencyModuleOptions, testing?: ConcurrencyTestingOptions): DynamicModule {
     const kit = ConcurrencyTestingModule.forApp(testing);
     return { ...kit, imports: [ConcurrencyModule.forRoot(withTestDefaults(options))] };
   }
 
+  /** The testing kit beside an `AppModule` that already imports `ConcurrencyModule`, with its options. */
   static forApp(testing?: ConcurrencyTestingOptions): DynamicModule {
     const providers: Provider[] = [{ provide: ARM_JOBS_AT_BOOT, useValue: armJobs(testing) }, ConcurrencyTester];
     return {

@@ -51,6 +51,9 @@ install_app() {
   npm_install "$tarball"
 }
 
+step "the apps' src/docs/ are the documentation's samples, verbatim"
+bash "$here/docs-samples.sh"
+
 # COMPAT_PACK_BUILT=1 packs the dist/ that is there (CI has just built it) instead of building again in prepack.
 pack_flags=(--silent --pack-destination "$work")
 [ "${COMPAT_PACK_BUILT:-}" = "1" ] && pack_flags+=(--ignore-scripts)

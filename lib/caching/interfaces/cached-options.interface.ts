@@ -3,6 +3,7 @@ import type { ExecutionContext } from '@nestjs/common';
 /** What a response's cache key varies on, beyond the route path and sorted query string. */
 export type CacheVary = 'query' | 'user' | `header:${string}`;
 
+/** Options of `@Cached()`: TTLs in milliseconds. */
 export interface CachedOptions {
   /** Time to live in ms. Default: `forRoot({ cache: { ttl } })`, else 5000. Never "forever". */
   ttl?: number;
@@ -20,6 +21,7 @@ export interface CachedOptions {
   tags?: Array<string | ((context: ExecutionContext) => string)>;
 }
 
+/** Options of `@CacheEvict()`: what to evict once the handler succeeded. */
 export interface CacheEvictOptions {
   /** Keys evicted after the handler succeeded (e.g. `'/items'`, or a function of the request). */
   keys?: Array<string | ((context: ExecutionContext) => string)>;
@@ -27,6 +29,7 @@ export interface CacheEvictOptions {
   tags?: Array<string | ((context: ExecutionContext) => string)>;
 }
 
+/** Counters of `CacheService.stats()`, since boot. */
 export interface CacheStats {
   /** Served from the cache while fresh. */
   hits: number;
@@ -56,6 +59,7 @@ export interface CacheStats {
   clusterFallbacks: number;
 }
 
+/** Options of `CacheService.isolated()`. */
 export interface IsolatedOptions {
   /** How long to wait for the key's lock, in ms. Default 5000. */
   timeout?: number;

@@ -5,14 +5,20 @@ import { JOB_METADATA } from '../scheduling.constants.js';
 
 /**
  * Runs the method once, `ms` milliseconds after the application has started, supervised. Also
- * `@Timeout(name, ms)` as in `@nestjs/schedule`.
+ * `@Timeout(name, ms)` as in `@nestjs/schedule`, and `@Timeout(name, ms, options)`.
  *
  * @publicApi
  */
 export function Timeout(ms: number, options?: TimeoutJobOptions): MethodDecorator;
-export function Timeout(name: string, ms: number): MethodDecorator;
-export function Timeout(msOrName: number | string, msOrOptions?: number | TimeoutJobOptions): MethodDecorator {
-  const [ms, options] =
-    typeof msOrName === 'string' ? [msOrOptions, { name: msOrName }] : [msOrName, (msOrOptions ?? {}) as object];
-  return SetMetadata<string, JobMetadata>(JOB_METADATA, { kind: 'timeout', ms, options });
+export function Timeout(name: string, ms: number, options?: TimeoutJobOptions): MethodDecorator;
+export function Timeout(
+  msOrName: number | string,
+  msOrOptions?: number | TimeoutJobOptions,
+  named?: TimeoutJobOptions,
+): MethodDecorator {
+  const meta: JobMetadata =
+    typeof msOrName === 'string'
+      ? { kind: 'timeout', ms: msOrOptions, options: { ...named, name: msOrName }, givenName: named?.name }
+      : { kind: 'timeout', ms: msOrName, options: (msOrOptions ?? {}) as TimeoutJobOptions };
+  return SetMetadata<string, JobMetadata>(JOB_METADATA, meta);
 }

@@ -40,6 +40,7 @@ export interface JobsSupervisor {
 export interface JobHost {
   readonly supervisor: JobsSupervisor;
   readonly schedulerRegistry: SchedulerRegistry;
+  /** Carries its own context (`Jobs`): pass no context argument, or it prints as an extra message line. */
   readonly logger: LoggerService;
   readonly closing: boolean;
   /** The testing kit (`ConcurrencyTester.failures()`) hears of every failed run here. */
@@ -139,8 +140,7 @@ export abstract class ScheduledJob {
       this.skipped++;
       if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       // Skips can be frequent: build the message only when debug logs are on.
-      if (Logger.isLevelEnabled('debug'))
-        this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt), 'Jobs');
+      if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt));
       done?.();
       return;
     }
@@ -337,7 +337,7 @@ export abstract class ScheduledJob {
     // Called inside the run's span when the app traces: the log line names its trace.
     const traceId = this.host.supervisor.tracer?.traceId();
     const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
-    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}${suffix}`, errorStack(error), 'Jobs');
+    this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}${suffix}`, errorStack(error));
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
@@ -345,7 +345,7 @@ export abstract class ScheduledJob {
     this.skipped++;
     if (jobChannel.hasSubscribers) this.#publish('skipped', 'refused');
     if (error instanceof SupervisorShutdownError) return;
-    this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`, 'Jobs');
+    this.host.logger.warn(`Job "${this.def.name}" skipped a tick: ${errorMessage(error)}`);
   }
 
   /**
@@ -375,8 +375,7 @@ export abstract class ScheduledJob {
           // The tick is this instance's, but a run of the job is going on another instance.
           this.skipped++;
           if (jobChannel.hasSubscribers) this.#publish('skipped', 'cluster-overlap');
-          if (Logger.isLevelEnabled('debug'))
-            this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt), 'Jobs');
+          if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_CLUSTER_OVERLAP(name, scheduledAt));
           return done?.();
         }
       }
@@ -388,7 +387,7 @@ export abstract class ScheduledJob {
         this.#publish('lock-failed', undefined, undefined, error);
         this.#publish('skipped', 'lock-failed');
       }
-      this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error), 'Jobs');
+      this.host.logger.warn(LOCK_FAILED(name, scheduledAt, error));
       if (lease) this.#release(lease, lock);
       return done?.();
     } finally {
@@ -537,7 +536,6 @@ export abstract class ScheduledJob {
         (error: unknown) =>
           this.host.logger.warn(
             `Job "${this.def.name}" could not extend its lease (will retry): ${errorMessage(error)}`,
-            'Jobs',
           ),
       );
     const timer = setInterval(
@@ -545,12 +543,12 @@ export abstract class ScheduledJob {
         if (tickHeld)
           void extend(extendTick!, () => {
             tickHeld = false;
-            this.host.logger.warn(LEASE_LOST(this.def.name, scheduledAt), 'Jobs');
+            this.host.logger.warn(LEASE_LOST(this.def.name, scheduledAt));
           });
         if (runHeld)
           void extend(extendRun!, () => {
             runHeld = false;
-            this.host.logger.warn(RUN_LEASE_LOST(this.def.name), 'Jobs');
+            this.host.logger.warn(RUN_LEASE_LOST(this.def.name));
           });
         if (!tickHeld && !runHeld) clearInterval(timer);
       },

@@ -4,9 +4,11 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 
 /** The part of an ioredis client `RedisJobLock` uses (ioredis' `Redis` and `Cluster` fit). */
 export interface RedisJobLockClient {
+  /** Runs a Lua script (ioredis `eval`). */
   eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
 }
 
+/** Options of `new RedisJobLock(client, options)`. */
 export interface RedisJobLockOptions {
   /**
    * Prefix of every key. Default `{nestjs-concurrency:jobs}:`; the braces are a Redis Cluster hash tag, so a lease
