@@ -16,3 +16,5 @@ export const DASHBOARD_IN_FACTORY =
 export const READ_ONLY = 'The dashboard is read-only (dashboard.readOnly): actions are refused.';
 export const ACTION_HEADER_MISSING = (header: string) =>
   `Dashboard actions need the ${header} header (a cross-site form cannot send it).`;
+export const DASHBOARD_CLOSING =
+  "The application is shutting down: the dashboard's feed is closed. Reload the page once it is back.";

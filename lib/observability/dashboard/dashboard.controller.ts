@@ -11,6 +11,7 @@ import {
   Param,
   Post,
   Req,
+  ServiceUnavailableException,
   Sse,
   type Type,
   UseGuards,
@@ -21,7 +22,8 @@ import { JobRegistry } from '../../scheduling/job.registry.js';
 import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { describeValue } from '../../utils/describe.js';
-import { ACTION_HEADER_MISSING, READ_ONLY } from '../observability.messages.js';
+import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, READ_ONLY } from '../observability.messages.js';
+import type { Socket } from 'node:net';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 import { DashboardService } from './dashboard.service.js';
 import { dashboardPage, PAGE_CSP } from './dashboard.page.js';
@@ -60,9 +62,16 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       return this.dashboard.snapshot();
     }
 
+    /**
+     * Refused with 503 once the application is closing: an EventSource does not retry after an answer that is not
+     * an event stream, so an open tab stops reconnecting to a server that shuts down.
+     */
     @Sse('events')
-    events(): Observable<{ data: DashboardSnapshot }> {
-      return this.dashboard.stream();
+    events(@Req() request: unknown): Observable<{ data: string }> {
+      if (this.dashboard.closing) throw new ServiceUnavailableException(DASHBOARD_CLOSING);
+      const socket = requestSocket(request);
+      // Something the client has not taken yet is still in the socket's buffer: skip a tick rather than queue it.
+      return this.dashboard.stream(() => socket !== undefined && (socket.destroyed || socket.writableLength > 0));
     }
 
     @Post('supervisors/:supervisor/children/:id/terminate')
@@ -135,4 +144,10 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
     }
   }
   return ConcurrencyDashboardController;
+}
+
+/** The connection of a request: Express's `req.socket`, Fastify's `request.raw.socket`. */
+function requestSocket(request: unknown): Socket | undefined {
+  const r = request as { socket?: Socket; raw?: { socket?: Socket } } | undefined;
+  return r?.socket ?? r?.raw?.socket;
 }

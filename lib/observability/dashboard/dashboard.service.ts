@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
-import { type Observable, Subject, exhaustMap, map, takeUntil, timer } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import { CacheService } from '../../caching/cache.service.js';
 import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
 import { DurableSupervisor } from '../../durable/durable-supervisor.js';
@@ -32,9 +32,22 @@ const time = (date: Date | null | undefined): number | null => (date ? date.getT
  * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Nothing is
  * recorded per task for the page.
  */
+/** A connected page: where its snapshots go, and whether its connection still holds an unsent one. */
+interface Client {
+  readonly subscriber: Subscriber<{ data: string }>;
+  readonly backedUp: () => boolean;
+}
+
 @Injectable()
 export class DashboardService implements OnModuleDestroy {
-  readonly #closed = new Subject<void>();
+  /** Set by the first close hook: new streams are refused, open ones end. */
+  #closing = false;
+  readonly #clients = new Set<Client>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** A snapshot being built: at most one, whatever the number of pages. */
+  #building = false;
+  /** The last serialized snapshot, sent at once to a page that connects between ticks. */
+  #last: { data: string; at: number } | undefined;
   /** The last answer of the durable queues, and when it came. */
   #durableLast: { value: DurablePart; at: number } | undefined;
   /** The read of the durable queues in flight: at most one, whatever the number of pages and ticks. */
@@ -53,16 +66,59 @@ export class DashboardService implements OnModuleDestroy {
     return this.options.dashboard?.readOnly ?? true;
   }
 
+  /** True from the application's first close hook: the controller answers 503 to a new stream. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   /**
-   * One snapshot a second, from now until the client leaves or the application closes. A tick that comes while a
-   * snapshot is still being taken is skipped (never the snapshot: cancelling it each second sent nothing at all).
+   * The snapshots for one page, serialized: one snapshot a second is built and serialized once for every connected
+   * page. `backedUp` says that the page's connection still holds data it has not taken: that page skips the tick
+   * (never more than the latest snapshot waits for a client that does not read). Ends when the application closes;
+   * a stream that starts once it is closing ends at once.
    */
-  stream(): Observable<{ data: DashboardSnapshot }> {
-    return timer(0, SNAPSHOT_EVERY_MS).pipe(
-      exhaustMap(() => this.snapshot()),
-      map((data) => ({ data })),
-      takeUntil(this.#closed),
-    );
+  stream(backedUp: () => boolean = () => false): Observable<{ data: string }> {
+    return new Observable<{ data: string }>((subscriber) => {
+      if (this.#closing) {
+        subscriber.complete();
+        return;
+      }
+      const client: Client = { subscriber, backedUp };
+      this.#clients.add(client);
+      const last = this.#last;
+      if (last !== undefined && Date.now() - last.at < SNAPSHOT_EVERY_MS) subscriber.next({ data: last.data });
+      if (this.#timer === undefined) {
+        this.#timer = setInterval(() => this.tick(), SNAPSHOT_EVERY_MS);
+        this.#timer.unref?.();
+        if (last === undefined || Date.now() - last.at >= SNAPSHOT_EVERY_MS) this.tick();
+      }
+      return () => {
+        this.#clients.delete(client);
+        if (this.#clients.size === 0) this.stopTimer();
+      };
+    });
+  }
+
+  /** One snapshot for every connected page; a tick that comes while the previous one is still built is skipped. */
+  private tick(): void {
+    if (this.#building || this.#clients.size === 0) return;
+    this.#building = true;
+    this.snapshot()
+      .then((snapshot) => {
+        const data = JSON.stringify(snapshot);
+        this.#last = { data, at: Date.now() };
+        for (const client of this.#clients) {
+          if (!client.backedUp()) client.subscriber.next({ data });
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => (this.#building = false));
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#last = undefined;
   }
 
   async snapshot(): Promise<DashboardSnapshot> {
@@ -165,9 +221,14 @@ export class DashboardService implements OnModuleDestroy {
     }
   }
 
-  /** Ends every open event stream: an SSE connection must not hold `app.close()` up. */
+  /**
+   * Ends every open event stream and refuses new ones: an SSE connection must not hold `app.close()` up, and a page
+   * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends.
+   */
   onModuleDestroy(): void {
-    this.#closed.next();
-    this.#closed.complete();
+    this.#closing = true;
+    this.stopTimer();
+    for (const client of [...this.#clients]) client.subscriber.complete();
+    this.#clients.clear();
   }
 }
