@@ -14,6 +14,23 @@ import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 
 /** Children listed per supervisor; the total is always given. */
 const CHILDREN_SHOWN = 100;
+/** Fan-out calls listed; the total is always given. */
+export const FAN_OUT_SHOWN = 100;
+/** Longest name (child) and error text sent to the page, in characters; longer ones end with an ellipsis. */
+export const NAME_MAX = 200;
+export const ERROR_MAX = 500;
+/** Characters that reorder the text around them (bidi embeddings, overrides, isolates, marks). */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+/**
+ * @internal Text from user code as the page shows it: bidi controls replaced by U+FFFD (`report-\u202Etxt.exe` must
+ * not render as `report-exe.txt`), and cut at `max` characters with an ellipsis (a 100,000-character name must not
+ * make a 2 MB snapshot).
+ */
+export function displayText(text: string, max: number): string {
+  const clean = text.replace(BIDI_CONTROLS, '\uFFFD');
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+}
 /** How often the page gets a snapshot (ms). */
 export const SNAPSHOT_EVERY_MS = 1000;
 
@@ -131,7 +148,7 @@ export class DashboardService implements OnModuleDestroy {
         total,
         children: children.map((c) => ({
           id: c.id,
-          name: c.name ?? null,
+          name: c.name === undefined || c.name === null ? null : displayText(String(c.name), NAME_MAX),
           status: c.status,
           ageMs: c.startedAt ? now - c.startedAt.getTime() : null,
           attempt: c.restarts + 1,
@@ -150,9 +167,11 @@ export class DashboardService implements OnModuleDestroy {
       lastRunAt: time(job.lastRunAt),
       lastDurationMs: job.lastDurationMs,
       nextRunAt: time(job.nextRunAt),
-      lastError: job.lastError === null || job.lastError === undefined ? null : errorMessage(job.lastError),
+      lastError:
+        job.lastError === null || job.lastError === undefined ? null : displayText(errorMessage(job.lastError), ERROR_MAX),
     }));
-    const fanOut = this.fanOut.runningCallsProgress().map((call) => ({
+    const calls = this.fanOut.runningCallsProgress();
+    const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
       id: call.id,
       settled: call.settled,
       total: call.total ?? null,
@@ -175,6 +194,7 @@ export class DashboardService implements OnModuleDestroy {
       supervisors,
       jobs,
       fanOut,
+      fanOutTotal: calls.length,
       cache,
       durable: await this.durableQueues(),
     };
@@ -217,7 +237,7 @@ export class DashboardService implements OnModuleDestroy {
       // Task names with nothing waiting, running or failed are left out.
       return { queues: queues.filter((q) => q.waiting + q.running + q.failed > 0) };
     } catch (error) {
-      return { queues: [], error: errorMessage(error) };
+      return { queues: [], error: displayText(errorMessage(error), ERROR_MAX) };
     }
   }
 

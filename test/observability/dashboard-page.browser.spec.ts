@@ -1,0 +1,101 @@
+import { type INestApplication, Injectable, Module } from '@nestjs/common';
+import { existsSync } from 'node:fs';
+import { ConcurrencyModule, getSupervisorToken, Interval, type TaskSupervisor } from 'nestjs-concurrency';
+import { type Browser, chromium } from 'playwright-core';
+import { bootstrapApp, HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
+
+/** The page itself in Chromium (as dashboard.browser.spec.ts, which covers the sample app): hostile names. */
+const CHROMIUM = '/usr/bin/chromium';
+const chromiumAvailable = existsSync(CHROMIUM) || process.env.REQUIRE_CHROMIUM === '1';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SPOOFED = 'report-\u202Etxt.exe';
+
+@Injectable()
+class Jobs {
+  @Interval(3_600_000, { name: SPOOFED })
+  spoofed(): void {}
+}
+
+@Module({
+  imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })],
+  providers: [Jobs],
+})
+class AppModule {}
+
+let browser: Browser;
+beforeAll(async () => {
+  if (chromiumAvailable) browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)', (adapter: HttpAdapterName) => {
+  let app: INestApplication;
+  let base: string;
+  const abort = new AbortController();
+
+  beforeAll(async () => {
+    app = await bootstrapApp(adapter, AppModule);
+    await app.listen(0, '127.0.0.1');
+    base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    abort.abort();
+    await app?.close();
+  });
+
+  async function open(path = '/_concurrency') {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(`${base}${path}`);
+    return { page, close: () => context.close() };
+  }
+
+  it('keeps the Terminate button in view beside a 100,000-character name, the name cut with an ellipsis', async () => {
+    const supervisor = app.get<TaskSupervisor>(getSupervisorToken('default'));
+    const child = supervisor.startChild(
+      ({ signal }) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve())),
+      { name: `long-${'n'.repeat(100_000)}` },
+    );
+    const { page, close } = await open();
+    try {
+      const button = page.getByRole('button', { name: `Terminate ${child.id}` });
+      await button.waitFor({ timeout: 10_000 });
+      const box = (await button.boundingBox())!;
+      expect(box.x + box.width).toBeLessThanOrEqual(1280);
+      const name = page.locator(`tr[data-child="${child.id}"] .clip`);
+      expect((await name.getAttribute('title'))!.startsWith('long-nnn')).toBe(true);
+    } finally {
+      await close();
+      await supervisor.terminateChild(child.id);
+    }
+  });
+
+  it('shows a name with a bidi override with the override neutralised, and its actions still reach it', async () => {
+    const { page, close } = await open();
+    try {
+      const row = page.locator('tr[data-job]').first();
+      await row.waitFor({ timeout: 10_000 });
+      const text = (await row.locator('td').first().textContent())!;
+      expect(text).not.toContain('\u202E');
+      expect(text).toContain('report-\uFFFDtxt.exe');
+      await page.getByRole('button', { name: /^Run .* now$/ }).click();
+      await expect
+        .poll(async () => Number(await row.locator('td[data-field="runs"]').textContent()), { timeout: 10_000 })
+        .toBe(1);
+    } finally {
+      await close();
+    }
+  });
+});
