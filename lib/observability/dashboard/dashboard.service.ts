@@ -168,7 +168,9 @@ export class DashboardService implements OnModuleDestroy {
       lastDurationMs: job.lastDurationMs,
       nextRunAt: time(job.nextRunAt),
       lastError:
-        job.lastError === null || job.lastError === undefined ? null : displayText(errorMessage(job.lastError), ERROR_MAX),
+        job.lastError === null || job.lastError === undefined
+          ? null
+          : displayText(errorMessage(job.lastError), ERROR_MAX),
     }));
     const calls = this.fanOut.runningCallsProgress();
     const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
