@@ -250,7 +250,8 @@ export class DashboardService implements OnModuleDestroy {
   onModuleDestroy(): void {
     this.#closing = true;
     this.stopTimer();
-    for (const client of [...this.#clients]) client.subscriber.complete();
+    // Completing runs the teardown, which deletes the client: deleting during a Set iteration is safe.
+    for (const client of this.#clients) client.subscriber.complete();
     this.#clients.clear();
   }
 }
