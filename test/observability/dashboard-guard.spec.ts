@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { bootSample, testConfig } from '../fixtures/sample-app.js';
 import { HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
@@ -94,5 +95,15 @@ describe.each(HTTP_ADAPTERS)('the sample DashboardGuard with a token (%s)', (ada
     expect((await get(port, { authorization: basic('ops', TOKEN) })).status).toBe(200);
     expect((await get(port, { authorization: basic('ops', 'wrong') })).status).toBe(401);
     expect((await get(port, { authorization: basic(TOKEN, '') })).status).toBe(401);
+  });
+});
+
+describe('the guard recipe in docs/observability.md', () => {
+  it("is the sample app's guard, verbatim from its request type to its end", () => {
+    const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+    const guard = read('sample-app/config/dashboard.guard.ts');
+    const body = guard.slice(guard.indexOf('type DashboardRequest'));
+    expect(body.length).toBeGreaterThan(1000);
+    expect(read('docs/observability.md')).toContain(body);
   });
 });
