@@ -1,5 +1,6 @@
 import { type INestApplication, Injectable, Module } from '@nestjs/common';
 import { existsSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { ConcurrencyModule, getSupervisorToken, Interval, type TaskSupervisor } from 'nestjs-concurrency';
 import { type Browser, chromium } from 'playwright-core';
 import { bootstrapApp, HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
@@ -96,6 +97,60 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
         .toBe(1);
     } finally {
       await close();
+    }
+  });
+
+  it("runs under a Content-Security-Policy without 'unsafe-inline': its own script by hash, an injected one not", async () => {
+    const res = await fetch(`${base}/_concurrency`);
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    const { page, close } = await open();
+    try {
+      // The page's own script runs (the feed goes live)...
+      await page.getByRole('status').filter({ hasText: 'live' }).waitFor({ timeout: 10_000 });
+      // ...an inline script that an escaping bug would let in does not.
+      const ran = await page.evaluate(() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.__injected = true';
+        document.body.append(script);
+        return (window as unknown as { __injected?: boolean }).__injected === true;
+      });
+      expect(ran).toBe(false);
+    } finally {
+      await close();
+    }
+  });
+
+  it('goes live behind a proxy that strips a path prefix: its requests go where the page was loaded from', async () => {
+    // A reverse proxy serving the app under /ops, as nginx `location /ops/ { proxy_pass http://app/; }` does.
+    const { port } = new URL(base);
+    const proxy: Server = createServer((req, res) => {
+      if (!req.url!.startsWith('/ops/')) return void res.writeHead(404).end();
+      const upstream = httpRequest(
+        { host: '127.0.0.1', port, path: req.url!.slice('/ops'.length), method: req.method, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode!, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxied = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const requests: string[] = [];
+      page.on('request', (request) => requests.push(new URL(request.url()).pathname));
+      await page.goto(`${proxied}/ops/_concurrency`);
+      await page.getByRole('status').filter({ hasText: 'live' }).waitFor({ timeout: 10_000 });
+      expect(requests).toContain('/ops/_concurrency/events');
+      for (const path of requests) expect(path.startsWith('/ops/')).toBe(true);
+    } finally {
+      await context.close();
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   });
 });

@@ -11,6 +11,7 @@ import {
   Param,
   Post,
   Req,
+  Res,
   ServiceUnavailableException,
   Sse,
   type Type,
@@ -26,7 +27,7 @@ import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, READ_ONLY } from '../observab
 import type { Socket } from 'node:net';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 import { DashboardService } from './dashboard.service.js';
-import { dashboardPage, PAGE_CSP } from './dashboard.page.js';
+import { dashboardPage, pageCsp } from './dashboard.page.js';
 
 /** The header every action needs: a cross-site form cannot send a custom header, and fetch() needs CORS for it. */
 export const ACTION_HEADER = 'x-concurrency-dashboard';
@@ -49,11 +50,12 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
 
     @Get()
     @Header('Content-Type', 'text/html; charset=utf-8')
-    @Header('Content-Security-Policy', PAGE_CSP)
     @Header('Cache-Control', 'no-store')
     @Header('X-Content-Type-Options', 'nosniff')
-    page(@Req() request: unknown): string {
-      return dashboardPage(this.mountedAt(request), this.dashboard.readOnly);
+    page(@Res({ passthrough: true }) response: unknown): string {
+      // Set here rather than with @Header(): the policy holds the hashes of the page, read on first use.
+      this.adapterHost.httpAdapter.setHeader(response, 'Content-Security-Policy', pageCsp());
+      return dashboardPage(this.dashboard.readOnly);
     }
 
     @Get('snapshot')
@@ -110,22 +112,6 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       this.allow(header);
       this.job(name, () => this.jobs.resume(name));
       return { paused: false };
-    }
-
-    /**
-     * Where the page was served, so that its requests go there too: `path` moves under `app.setGlobalPrefix()`,
-     * a version or a RouterModule path, which only the request's URL tells (Express and Fastify alike).
-     */
-    private mountedAt(request: unknown): string {
-      let url: unknown;
-      try {
-        url = this.adapterHost.httpAdapter?.getRequestUrl(request);
-      } catch {
-        url = undefined;
-      }
-      if (typeof url !== 'string') return path;
-      const mounted = url.split(/[?#]/, 1)[0]!.replace(/^\/+|\/+$/g, '');
-      return mounted === '' ? path : mounted;
     }
 
     private allow(header: string | undefined): void {
