@@ -18,3 +18,5 @@ export const ACTION_HEADER_MISSING = (header: string) =>
   `Dashboard actions need the ${header} header (a cross-site form cannot send it).`;
 export const DASHBOARD_CLOSING =
   "The application is shutting down: the dashboard's feed is closed. Reload the page once it is back.";
+export const NO_SUCH_CHILD = (supervisor: string, id: string) =>
+  `Supervisor ${describeValue(supervisor)} has no running child ${describeValue(id)}: it has ended already, or never existed.`;

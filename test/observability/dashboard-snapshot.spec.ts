@@ -21,7 +21,20 @@ class Jobs {
   }
 }
 
-@Module({ imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false } })], providers: [Jobs] })
+let releaseSlow: () => void = () => undefined;
+
+@Injectable()
+class SlowJobs {
+  @Interval(3_600_000, { name: 'slow' })
+  slow(): Promise<void> {
+    return new Promise((resolve) => (releaseSlow = resolve));
+  }
+}
+
+@Module({
+  imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false, readOnly: false } })],
+  providers: [Jobs, SlowJobs],
+})
 class AppModule {}
 
 describe('the dashboard snapshot', () => {
@@ -81,5 +94,29 @@ describe('the dashboard snapshot', () => {
     const names = snapshot.supervisors[0].children.map((c: { name: string }) => c.name);
     expect(names).toContain('report-\uFFFDtxt.exe\uFFFDx\uFFFD');
     await supervisor.terminateChild(child.id);
+  });
+
+  const action = (path: string) =>
+    fetch(`${base}${path}`, { method: 'POST', headers: { 'x-concurrency-dashboard': '1' } });
+
+  it('answers 404 to Terminate for a child that is not running, naming it', async () => {
+    const res = await action('/supervisors/default/children/no-such-child/terminate');
+    expect(res.status).toBe(404);
+    expect((await res.json()).message).toContain('no-such-child');
+  });
+
+  it('answers 409 to Run while the job is running (the run is skipped), 202 once it is not', async () => {
+    const jobs = app.get(JobRegistry);
+    const first = jobs.trigger('slow');
+    const res = await action('/jobs/slow/run');
+    expect(res.status).toBe(409);
+    expect((await res.json()).message).toContain('slow');
+    expect(jobs.get('slow').runs).toBe(1);
+    releaseSlow();
+    await first;
+    const again = await action('/jobs/slow/run');
+    expect(again.status).toBe(202);
+    await vi.waitFor(() => expect(jobs.get('slow').runs).toBe(2));
+    releaseSlow();
   });
 });

@@ -1,5 +1,6 @@
 import {
   type CanActivate,
+  ConflictException,
   Controller,
   ForbiddenException,
   Get,
@@ -20,10 +21,12 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { JobRegistry } from '../../scheduling/job.registry.js';
+import { SupervisorShutdownError } from '../../errors/supervisor-shutdown.error.js';
+import { JobRunningError } from '../../scheduling/errors/job-running.error.js';
 import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { describeValue } from '../../utils/describe.js';
-import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, READ_ONLY } from '../observability.messages.js';
+import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, NO_SUCH_CHILD, READ_ONLY } from '../observability.messages.js';
 import type { Socket } from 'node:net';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 import { DashboardService } from './dashboard.service.js';
@@ -86,15 +89,31 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       this.allow(header);
       const supervisor = this.supervisors.all().find((s) => s.name === name);
       if (!supervisor) throw new NotFoundException(`No supervisor ${describeValue(name)}.`);
-      return { terminated: await supervisor.terminateChild(id) };
+      if (!(await supervisor.terminateChild(id))) throw new NotFoundException(NO_SUCH_CHILD(name, id));
+      return { terminated: true };
     }
 
     @Post('jobs/:name/run')
     @HttpCode(202)
-    run(@Param('name') name: string, @Headers(ACTION_HEADER) header: string | undefined): { started: true } {
+    async run(
+      @Param('name') name: string,
+      @Headers(ACTION_HEADER) header: string | undefined,
+    ): Promise<{ started: true }> {
       this.allow(header);
-      // The run is started at once (its count goes up now); its outcome shows in the job's row, not in this answer.
-      this.job(name, () => void this.jobs.trigger(name).catch(() => undefined));
+      let run: Promise<void> | undefined;
+      this.job(name, () => (run = this.jobs.trigger(name)));
+      // A run the overlap guard skips (or a closing application refuses) is refused at once: say so (409 / 503)
+      // rather than 202. A started run's outcome shows in the job's row, not in this answer.
+      const refusal = await Promise.race([
+        run!.then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+        new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
+      ]);
+      if (refusal instanceof JobRunningError) throw new ConflictException(refusal.message);
+      if (refusal instanceof SupervisorShutdownError) throw new ServiceUnavailableException(refusal.message);
+      run!.catch(() => undefined);
       return { started: true };
     }
 
