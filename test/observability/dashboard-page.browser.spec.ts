@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { ConcurrencyModule, getSupervisorToken, Interval, type TaskSupervisor } from 'nestjs-concurrency';
 import { type Browser, chromium } from 'playwright-core';
+import { DashboardService } from '../../lib/observability/dashboard/dashboard.service.js';
 import { bootstrapApp, HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
 
 /** The page itself in Chromium (as dashboard.browser.spec.ts, which covers the sample app): hostile names. */
@@ -151,6 +152,26 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await context.close();
       proxy.closeAllConnections();
       await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  it('says "stale" when the feed stops, instead of staying green "live"', async () => {
+    const { page, close } = await open();
+    const service = app.get(DashboardService);
+    let resume: () => void = () => undefined;
+    try {
+      await page.getByRole('status').filter({ hasText: 'live' }).waitFor({ timeout: 10_000 });
+      // The connection stays open, but no snapshot comes (one that hangs: the ticks after it are skipped).
+      const real = service.snapshot.bind(service);
+      vi.spyOn(service, 'snapshot').mockImplementation(
+        () => new Promise((resolve) => (resume = () => resolve(real()))),
+      );
+      await page.getByRole('status').filter({ hasText: 'stale since' }).waitFor({ timeout: 15_000 });
+      expect(await page.getByRole('status').getAttribute('class')).not.toContain('live');
+    } finally {
+      vi.restoreAllMocks();
+      resume();
+      await close();
     }
   });
 });
