@@ -174,4 +174,29 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await close();
     }
   });
+
+  it('treats a counter that goes down as a reset (another instance, a restart): the hit ratio never goes negative', async () => {
+    const real = await (await fetch(`${base}/_concurrency/snapshot`)).json();
+    const at = (hits: number, misses: number) =>
+      `data: ${JSON.stringify({ ...real, cache: { ...real.cache, hits, misses, stale: 0, coalesced: 0 } })}\n\n`;
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      let connection = 0;
+      // The feed as two instances behind a load balancer would serve it: the reconnect lands on one whose
+      // counters are lower.
+      await page.route('**/_concurrency/events', (route) => {
+        connection++;
+        const body = connection === 1 ? `retry: 200\n\n${at(900, 100)}${at(1000, 100)}` : `${at(5, 2000)}${at(10, 2001)}`;
+        return route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body });
+      });
+      await page.goto(`${base}/_concurrency`);
+      await expect.poll(() => connection, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+      await page.locator('#cache .stat b').first().filter({ hasText: /^10$/ }).waitFor({ timeout: 10_000 });
+      const summary = (await page.locator('#cache p.muted').textContent())!;
+      expect(summary).not.toMatch(/-\d/);
+    } finally {
+      await context.close();
+    }
+  });
 });
