@@ -187,7 +187,8 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       // counters are lower.
       await page.route('**/_concurrency/events', (route) => {
         connection++;
-        const body = connection === 1 ? `retry: 200\n\n${at(900, 100)}${at(1000, 100)}` : `${at(5, 2000)}${at(10, 2001)}`;
+        const body =
+          connection === 1 ? `retry: 200\n\n${at(900, 100)}${at(1000, 100)}` : `${at(5, 2000)}${at(10, 2001)}`;
         return route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body });
       });
       await page.goto(`${base}/_concurrency`);
