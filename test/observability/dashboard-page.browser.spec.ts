@@ -200,4 +200,24 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await context.close();
     }
   });
+
+  it('labels the supervisor counts as attempts: a task restarted after a failure is one task, two attempts', async () => {
+    const supervisor = app.get<TaskSupervisor>(getSupervisorToken('default'));
+    let attempt = 0;
+    supervisor.startChild(
+      () => {
+        if (++attempt === 1) throw new Error('first attempt fails');
+      },
+      { name: 'flaky', restart: 'transient' },
+    );
+    await vi.waitFor(() => expect(attempt).toBe(2));
+    const { page, close } = await open();
+    try {
+      const heading = page.locator('#supervisors h3', { hasText: 'default' });
+      await heading.waitFor({ timeout: 10_000 });
+      expect(await heading.textContent()).toMatch(/attempts: \d+ started .* \d+ failed/);
+    } finally {
+      await close();
+    }
+  });
 });
