@@ -1,7 +1,7 @@
 import { type INestApplication, Injectable, Module } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { ConcurrencyModule, getSupervisorToken, Interval, type TaskSupervisor } from 'nestjs-concurrency';
+import { ConcurrencyModule, getSupervisorToken, Interval, JobRegistry, type TaskSupervisor } from 'nestjs-concurrency';
 import { type Browser, chromium } from 'playwright-core';
 import { DashboardService } from '../../lib/observability/dashboard/dashboard.service.js';
 import { bootstrapApp, HTTP_ADAPTERS, type HttpAdapterName } from '../e2e/utils/bootstrap-app.js';
@@ -217,6 +217,25 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await heading.waitFor({ timeout: 10_000 });
       expect(await heading.textContent()).toMatch(/attempts: \d+ started .* \d+ failed/);
     } finally {
+      await close();
+    }
+  });
+
+  it('keeps its buttons across updates: a click whose mouse-up comes seconds after the mouse-down still pauses', async () => {
+    const { page, close } = await open();
+    const jobs = app.get(JobRegistry);
+    try {
+      const button = page.getByRole('button', { name: /^Pause / });
+      await button.waitFor({ timeout: 10_000 });
+      const box = (await button.boundingBox())!;
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      // At least two snapshots arrive while the button is held down.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await page.mouse.up();
+      await expect.poll(() => jobs.get(SPOOFED).paused, { timeout: 10_000 }).toBe(true);
+    } finally {
+      if (jobs.get(SPOOFED).paused) jobs.resume(SPOOFED);
       await close();
     }
   });
