@@ -94,7 +94,7 @@ export class TaskSupervisor {
    * @internal Totals since boot, read by the dashboard on its timer: plain increments, so watching costs nothing per
    * child.
    */
-  readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0 };
+  readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0, refused: 0 };
 
   /** @internal Supervisors are created by `ConcurrencyModule` (one per configured or injected name). */
   constructor(name: string, options: SupervisorOptions = {}) {
@@ -226,6 +226,7 @@ export class TaskSupervisor {
   private admit(fn: unknown): void {
     if (this.closed) throw new SupervisorShutdownError(this.name);
     if (this.running + this.queued >= this.options.maxChildren) {
+      this.counts.refused++; // starts refused at maxChildren: the dashboard's and health's saturation
       throw new MaxChildrenError(this.name, this.options.maxChildren);
     }
     if (typeof fn !== 'function') throw new TypeError(INVALID_CHILD_OPTION('fn', 'a function', fn));

@@ -1,6 +1,8 @@
 import { type INestApplication, Injectable, Module } from '@nestjs/common';
 import {
+  ConcurrencyHealthIndicator,
   ConcurrencyModule,
+  MaxChildrenError,
   FanOut,
   getSupervisorToken,
   Interval,
@@ -32,7 +34,12 @@ class SlowJobs {
 }
 
 @Module({
-  imports: [ConcurrencyModule.forRoot({ dashboard: { guard: false, readOnly: false } })],
+  imports: [
+    ConcurrencyModule.forRoot({
+      supervisors: { small: { maxChildren: 2 } },
+      dashboard: { guard: false, readOnly: false },
+    }),
+  ],
   providers: [Jobs, SlowJobs],
 })
 class AppModule {}
@@ -118,5 +125,24 @@ describe('the dashboard snapshot', () => {
     expect(again.status).toBe(202);
     await vi.waitFor(() => expect(jobs.get('slow').runs).toBe(2));
     releaseSlow();
+  });
+
+  it('shows saturation: a supervisor at maxChildren with its refused starts, in the snapshot and in health', async () => {
+    const small = app.get<TaskSupervisor>(getSupervisorToken('small'));
+    const refs = [small.startChild(never), small.startChild(never)];
+    for (let i = 0; i < 5; i++) expect(() => small.startChild(never)).toThrow(MaxChildrenError);
+    try {
+      const snapshot = await (await fetch(`${base}/snapshot`)).json();
+      const row = snapshot.supervisors.find((s: { name: string }) => s.name === 'small');
+      expect(row).toMatchObject({ total: 2, capacity: 2, counts: { refused: 5 } });
+      const health = await app.get(ConcurrencyHealthIndicator).check();
+      expect(health.concurrency.status).toBe('down');
+      expect(health.concurrency['supervisor:small']).toMatchObject({ status: 'down' });
+      expect((health.concurrency['supervisor:small'] as { message: string }).message).toContain('5');
+    } finally {
+      for (const ref of refs) await small.terminateChild(ref.id);
+    }
+    const health = await app.get(ConcurrencyHealthIndicator).check();
+    expect(health.concurrency['supervisor:small']).toBeUndefined();
   });
 });

@@ -11,7 +11,11 @@ export interface DashboardSnapshot {
       timedOut: number;
       terminated: number;
       restarted: number;
+      /** Starts refused because `maxChildren` children were live. */
+      refused: number;
     };
+    /** `maxChildren`; null when unbounded. */
+    capacity: number | null;
     /** Live children (at most `CHILDREN_SHOWN`), and how many there are in all. */
     total: number;
     children: Array<{ id: string; name: string | null; status: string; ageMs: number | null; attempt: number }>;

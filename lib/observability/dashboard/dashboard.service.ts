@@ -7,6 +7,7 @@ import { FanOut } from '../../fan-out/fan-out.service.js';
 import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
+import { maxChildren } from '../supervisor-capacity.js';
 import { errorMessage } from '../../utils/describe.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { DURABLE_STALE, NO_ANSWER } from '../observability.messages.js';
@@ -146,6 +147,7 @@ export class DashboardService implements OnModuleDestroy {
         name: sup.name,
         counts: { ...sup.counts },
         total,
+        capacity: maxChildren(sup),
         children: children.map((c) => ({
           id: c.id,
           name: c.name === undefined || c.name === null ? null : displayText(String(c.name), NAME_MAX),
