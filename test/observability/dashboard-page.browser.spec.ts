@@ -239,4 +239,22 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await close();
     }
   });
+
+  it('follows the dark color scheme, and keeps the action buttons in view on a phone-sized screen', async () => {
+    const context = await browser.newContext({ viewport: { width: 375, height: 740 }, colorScheme: 'dark' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/_concurrency`);
+      const run = page.getByRole('button', { name: /^Run .* now$/ });
+      await run.waitFor({ timeout: 10_000 });
+      const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      const [r, g, b] = background.match(/\d+/g)!.map(Number);
+      expect(r + g + b).toBeLessThan(150);
+      const box = (await run.boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(375);
+    } finally {
+      await context.close();
+    }
+  });
 });
