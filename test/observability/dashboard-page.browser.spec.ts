@@ -257,4 +257,28 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await context.close();
     }
   });
+
+  it('filters children and jobs by the text typed in its search box, across updates', async () => {
+    const supervisor = app.get<TaskSupervisor>(getSupervisorToken('default'));
+    const wait = ({ signal }: { signal: AbortSignal }) =>
+      new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+    const alpha = supervisor.startChild(wait, { name: 'alpha-task' });
+    const beta = supervisor.startChild(wait, { name: 'beta-task' });
+    const { page, close } = await open();
+    try {
+      await page.locator(`tr[data-child="${beta.id}"]`).waitFor({ timeout: 10_000 });
+      await page.getByRole('searchbox').fill('ALPHA');
+      // Still filtered after the next snapshots arrived.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await page.locator(`tr[data-child="${alpha.id}"]`).isVisible()).toBe(true);
+      expect(await page.locator(`tr[data-child="${beta.id}"]`).isVisible()).toBe(false);
+      expect(await page.locator('tr[data-job]').first().isVisible()).toBe(false);
+      await page.getByRole('searchbox').fill('');
+      await page.locator(`tr[data-child="${beta.id}"]`).waitFor({ state: 'visible' });
+    } finally {
+      await close();
+      await supervisor.terminateChild(alpha.id);
+      await supervisor.terminateChild(beta.id);
+    }
+  });
 });
