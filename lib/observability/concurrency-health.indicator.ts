@@ -4,9 +4,11 @@ import { DurableSupervisor } from '../durable/durable-supervisor.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { JobRegistry } from '../scheduling/job.registry.js';
 import { DEFAULT_LOCK_TIMEOUT } from '../scheduling/scheduling.constants.js';
+import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import type { ConcurrencyHealthDetails, ConcurrencyHealthResult, HealthPart } from './interfaces/health.interface.js';
-import { JOB_OVERDUE, NO_ANSWER, PROBE_FAILED, SHUTTING_DOWN } from './observability.messages.js';
+import { JOB_OVERDUE, NO_ANSWER, PROBE_FAILED, SHUTTING_DOWN, SUPERVISOR_FULL } from './observability.messages.js';
+import { maxChildren } from './supervisor-capacity.js';
 
 /** Something that can be asked whether its server answers (RedisJobLock, a node-redis or ioredis client). */
 interface Pingable {
@@ -59,6 +61,7 @@ export class ConcurrencyHealthIndicator implements OnModuleDestroy {
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
     private readonly jobs: JobRegistry,
+    private readonly supervisors: SupervisorRegistry,
     @Optional() private readonly durable?: DurableSupervisor,
   ) {}
 
@@ -107,6 +110,20 @@ export class ConcurrencyHealthIndicator implements OnModuleDestroy {
         probes.push(
           Promise.resolve([`job:${job.name}`, { status: 'down', message: JOB_OVERDUE(job.name, ran, timeout) }]),
         );
+    }
+
+    // Saturation: a supervisor at maxChildren refuses every start until a child ends.
+    for (const supervisor of this.supervisors.all()) {
+      const max = maxChildren(supervisor);
+      const live = supervisor.childrenPreview(0).total;
+      if (max !== null && live >= max) {
+        probes.push(
+          Promise.resolve([
+            `supervisor:${supervisor.name}`,
+            { status: 'down', message: SUPERVISOR_FULL(supervisor.name, live, max, supervisor.counts.refused) },
+          ]),
+        );
+      }
     }
 
     const details: ConcurrencyHealthDetails = { status: 'up' };

@@ -1,6 +1,6 @@
 import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
 import { CONCURRENCY_CHANNELS, METER_NAME } from './observability.constants.js';
 import type {
   CacheMessage,
@@ -9,6 +9,9 @@ import type {
   SupervisorMessage,
 } from './interfaces/channel-messages.interface.js';
 import { loadOpenTelemetryApi } from './otel.loader.js';
+import { CacheService } from '../caching/cache.service.js';
+import { JobRegistry } from '../scheduling/job.registry.js';
+import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 
 /** Seconds: OpenTelemetry's unit for durations (`s`), from the ms the messages carry. */
 const seconds = (ms: number | undefined): number => (ms ?? 0) / 1000;
@@ -34,8 +37,24 @@ export class ConcurrencyInstruments {
   private readonly fanOutTimeouts: Counter;
   private readonly cacheLookups: Counter;
   private readonly cacheErrors: Counter;
+  /** Gauges, observed at collection: each application adds its callbacks (`ConcurrencyMetrics`). */
+  readonly runningChildren: ObservableGauge;
+  readonly runningJobs: ObservableGauge;
+  readonly cacheEntries: ObservableGauge;
 
   constructor(meter: Meter) {
+    this.runningChildren = meter.createObservableGauge('concurrency.task.running', {
+      description: 'Live children (running or waiting to restart), per supervisor.',
+      unit: '{task}',
+    });
+    this.runningJobs = meter.createObservableGauge('concurrency.job.running', {
+      description: 'Runs in progress, per job.',
+      unit: '{run}',
+    });
+    this.cacheEntries = meter.createObservableGauge('concurrency.cache.entries', {
+      description: 'Entries in the in-memory cache (L1).',
+      unit: '{entry}',
+    });
     const advice = { explicitBucketBoundaries: DURATION_BUCKETS };
     this.taskStarts = meter.createCounter('concurrency.task.starts', {
       description: 'Supervised task attempts started.',
@@ -174,10 +193,40 @@ const ROUTES: Array<[string, keyof ConcurrencyInstruments]> = [
 export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
   private active = false;
 
+  constructor(
+    private readonly supervisors: SupervisorRegistry,
+    private readonly jobs: JobRegistry,
+    private readonly cache: CacheService,
+  ) {}
+
+  readonly #observeChildren = (result: ObservableResult): void => {
+    for (const sup of this.supervisors.all())
+      result.observe(sup.childrenPreview(0).total, { 'concurrency.supervisor': sup.name });
+  };
+  readonly #observeJobs = (result: ObservableResult): void => {
+    for (const job of this.jobs.list()) result.observe(job.running, { 'concurrency.job': job.name });
+  };
+  readonly #observeCache = (result: ObservableResult): void => {
+    result.observe((this.cache.memory as { size?: number }).size ?? 0);
+  };
+
+  private gauges(instruments: ConcurrencyInstruments, on: boolean): void {
+    const pairs: Array<[ObservableGauge, (result: ObservableResult) => void]> = [
+      [instruments.runningChildren, this.#observeChildren],
+      [instruments.runningJobs, this.#observeJobs],
+      [instruments.cacheEntries, this.#observeCache],
+    ];
+    for (const [gauge, callback] of pairs) {
+      if (on) gauge.addCallback(callback);
+      else gauge.removeCallback(callback);
+    }
+  }
+
   async onModuleInit(): Promise<void> {
     if (shared !== undefined) {
       shared.users++;
       this.active = true;
+      this.gauges(shared.instruments, true);
       return;
     }
     const api = await loadOpenTelemetryApi();
@@ -193,11 +242,13 @@ export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
       shared = { users: 1, instruments };
     }
     this.active = true;
+    this.gauges(shared!.instruments, true);
   }
 
   onApplicationShutdown(): void {
     if (!this.active || shared === undefined) return;
     this.active = false;
+    this.gauges(shared.instruments, false);
     if (--shared.users > 0) return;
     for (const [name, handler] of ROUTES) unsubscribe(name, shared.instruments[handler] as (message: unknown) => void);
     shared = undefined;

@@ -16,3 +16,9 @@ export const DASHBOARD_IN_FACTORY =
 export const READ_ONLY = 'The dashboard is read-only (dashboard.readOnly): actions are refused.';
 export const ACTION_HEADER_MISSING = (header: string) =>
   `Dashboard actions need the ${header} header (a cross-site form cannot send it).`;
+export const DASHBOARD_CLOSING =
+  "The application is shutting down: the dashboard's feed is closed. Reload the page once it is back.";
+export const NO_SUCH_CHILD = (supervisor: string, id: string) =>
+  `Supervisor ${describeValue(supervisor)} has no running child ${describeValue(id)}: it has ended already, or never existed.`;
+export const SUPERVISOR_FULL = (supervisor: string, live: number, max: number, refused: number) =>
+  `supervisor ${describeValue(supervisor)} is at capacity: ${live}/${max} children (maxChildren); ${refused} start(s) refused so far`;

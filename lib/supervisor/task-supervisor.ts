@@ -110,7 +110,7 @@ export class TaskSupervisor {
    * @internal Totals since boot, read by the dashboard on its timer: plain increments, so watching costs nothing per
    * child.
    */
-  readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0 };
+  readonly counts = { started: 0, completed: 0, failed: 0, timedOut: 0, terminated: 0, restarted: 0, refused: 0 };
   /** @internal Set at boot when the application traces: a span per attempt. Undefined: no span, no cost. */
   tracer: ConcurrencyTracer | undefined;
 
@@ -244,6 +244,7 @@ export class TaskSupervisor {
   private admit(fn: unknown): void {
     if (this.closed) throw new SupervisorShutdownError(this.name);
     if (this.running + this.queued >= this.options.maxChildren) {
+      this.counts.refused++; // starts refused at maxChildren: the dashboard's and health's saturation
       throw new MaxChildrenError(this.name, this.options.maxChildren);
     }
     if (typeof fn !== 'function') throw new TypeError(INVALID_CHILD_OPTION('fn', 'a function', fn));

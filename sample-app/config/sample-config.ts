@@ -12,7 +12,7 @@ export class SampleConfig {
   storeDelayMs = Number(process.env.STORE_DELAY_MS ?? 100);
   /** Simulated weather upstream: latency per reading. */
   upstreamDelayMs = Number(process.env.UPSTREAM_DELAY_MS ?? 300);
-  /** The dashboard (/_concurrency) accepts `Authorization: Bearer <this>`; unset: loopback requests only. */
+  /** The dashboard (/_concurrency): the password of the browser prompt, or `Authorization: Bearer <this>`; unset: this machine only. */
   dashboardToken: string | undefined = process.env.DASHBOARD_TOKEN || undefined;
   /** Cities the temperature refresher keeps warm. */
   cities = (process.env.CITIES ?? 'paris,lisbon,oslo').split(',').filter(Boolean);

@@ -74,9 +74,10 @@ describe('the dashboard while Redis (durable tasks) is slow to answer', () => {
     expect(messages.length).toBeGreaterThanOrEqual(3);
     for (const message of messages) {
       expect(message.supervisors).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'default' })]));
-      expect(message.durable).toEqual(expect.objectContaining({ stale: true, queues: [] }));
-      expect((message.durable as { error: string }).error).toEqual(expect.any(String));
+      // Stale while the read is pending; the read's own storeTimeout error when it ends within a snapshot's wait.
+      expect(message.durable).toEqual(expect.objectContaining({ queues: [], error: expect.any(String) }));
     }
+    expect(messages[0].durable).toEqual(expect.objectContaining({ stale: true }));
     expect((messages[0].durable as { error: string }).error).toContain('no answer yet');
   });
 });

@@ -134,6 +134,19 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)(
       }
     });
 
+    it("logs a person in from the browser's own prompt (the token as password): the page and its feed go live", async () => {
+      const context = await browser.newContext({ httpCredentials: { username: 'ops', password: TOKEN } });
+      try {
+        const page = await context.newPage();
+        const response = await page.goto(`${base}/_concurrency`);
+        expect(response!.status()).toBe(200);
+        await page.getByRole('status').filter({ hasText: 'live' }).waitFor({ timeout: 10_000 });
+        await page.locator('tr[data-job="nightly-report"]').waitFor();
+      } finally {
+        await context.close();
+      }
+    });
+
     it('answers 401 without the guard credentials, on the page, the data and the actions', async () => {
       expect((await fetch(`${base}/_concurrency`)).status).toBe(401);
       expect((await fetch(`${base}/_concurrency/snapshot`)).status).toBe(401);

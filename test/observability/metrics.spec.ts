@@ -102,6 +102,21 @@ describe('OpenTelemetry metrics', () => {
     expect(count('failed')).toBe(1);
   });
 
+  it('reports gauges: live children per supervisor, running jobs per job, cache entries', async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const sup = app.get(Work).supervisor;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    sup.startChild(() => held);
+    sup.startChild(() => held);
+    const data = await collect();
+    release();
+    await app.close();
+    expect(sum(data.get('concurrency.task.running'), { 'concurrency.supervisor': 'default' })).toBe(2);
+    expect(data.get('concurrency.job.running')).toBeDefined();
+    expect(data.get('concurrency.cache.entries')?.dataPoints).toHaveLength(1);
+  });
+
   it('counts job runs by outcome, skips by reason, fan-out items and timeouts, cache lookups by result', async () => {
     const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
     const jobs = app.get(JobRegistry);

@@ -11,7 +11,11 @@ export interface DashboardSnapshot {
       timedOut: number;
       terminated: number;
       restarted: number;
+      /** Starts refused because `maxChildren` children were live. */
+      refused: number;
     };
+    /** `maxChildren`; null when unbounded. */
+    capacity: number | null;
     /** Live children (at most `CHILDREN_SHOWN`), and how many there are in all. */
     total: number;
     children: Array<{ id: string; name: string | null; status: string; ageMs: number | null; attempt: number }>;
@@ -28,10 +32,12 @@ export interface DashboardSnapshot {
     lastRunAt: number | null;
     lastDurationMs: number | null;
     nextRunAt: number | null;
-    /** The last error's message only. */
+    /** The last error's message only (cut at `ERROR_MAX` characters). */
     lastError: string | null;
   }>;
+  /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;
+  fanOutTotal: number;
   cache: { hits: number; misses: number; stale: number; coalesced: number; errors: number; entries: number };
   /**
    * Null when `durable` is not configured; `error` when Redis did not answer. `stale`: Redis is slow to answer, so

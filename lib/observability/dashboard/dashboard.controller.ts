@@ -1,5 +1,6 @@
 import {
   type CanActivate,
+  ConflictException,
   Controller,
   ForbiddenException,
   Get,
@@ -11,6 +12,8 @@ import {
   Param,
   Post,
   Req,
+  Res,
+  ServiceUnavailableException,
   Sse,
   type Type,
   UseGuards,
@@ -18,13 +21,16 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { JobRegistry } from '../../scheduling/job.registry.js';
+import { SupervisorShutdownError } from '../../errors/supervisor-shutdown.error.js';
+import { JobRunningError } from '../../scheduling/errors/job-running.error.js';
 import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { describeValue } from '../../utils/describe.js';
-import { ACTION_HEADER_MISSING, READ_ONLY } from '../observability.messages.js';
+import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, NO_SUCH_CHILD, READ_ONLY } from '../observability.messages.js';
+import type { Socket } from 'node:net';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 import { DashboardService } from './dashboard.service.js';
-import { dashboardPage, PAGE_CSP } from './dashboard.page.js';
+import { dashboardPage, pageCsp } from './dashboard.page.js';
 
 /** The header every action needs: a cross-site form cannot send a custom header, and fetch() needs CORS for it. */
 export const ACTION_HEADER = 'x-concurrency-dashboard';
@@ -47,11 +53,12 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
 
     @Get()
     @Header('Content-Type', 'text/html; charset=utf-8')
-    @Header('Content-Security-Policy', PAGE_CSP)
     @Header('Cache-Control', 'no-store')
     @Header('X-Content-Type-Options', 'nosniff')
-    page(@Req() request: unknown): string {
-      return dashboardPage(this.mountedAt(request), this.dashboard.readOnly);
+    page(@Res({ passthrough: true }) response: unknown): string {
+      // Set here rather than with @Header(): the policy holds the hashes of the page, read on first use.
+      this.adapterHost.httpAdapter.setHeader(response, 'Content-Security-Policy', pageCsp());
+      return dashboardPage(this.dashboard.readOnly);
     }
 
     @Get('snapshot')
@@ -60,9 +67,16 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       return this.dashboard.snapshot();
     }
 
+    /**
+     * Refused with 503 once the application is closing: an EventSource does not retry after an answer that is not
+     * an event stream, so an open tab stops reconnecting to a server that shuts down.
+     */
     @Sse('events')
-    events(): Observable<{ data: DashboardSnapshot }> {
-      return this.dashboard.stream();
+    events(@Req() request: unknown): Observable<{ data: string }> {
+      if (this.dashboard.closing) throw new ServiceUnavailableException(DASHBOARD_CLOSING);
+      const socket = requestSocket(request);
+      // Something the client has not taken yet is still in the socket's buffer: skip a tick rather than queue it.
+      return this.dashboard.stream(() => socket !== undefined && (socket.destroyed || socket.writableLength > 0));
     }
 
     @Post('supervisors/:supervisor/children/:id/terminate')
@@ -75,15 +89,31 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       this.allow(header);
       const supervisor = this.supervisors.all().find((s) => s.name === name);
       if (!supervisor) throw new NotFoundException(`No supervisor ${describeValue(name)}.`);
-      return { terminated: await supervisor.terminateChild(id) };
+      if (!(await supervisor.terminateChild(id))) throw new NotFoundException(NO_SUCH_CHILD(name, id));
+      return { terminated: true };
     }
 
     @Post('jobs/:name/run')
     @HttpCode(202)
-    run(@Param('name') name: string, @Headers(ACTION_HEADER) header: string | undefined): { started: true } {
+    async run(
+      @Param('name') name: string,
+      @Headers(ACTION_HEADER) header: string | undefined,
+    ): Promise<{ started: true }> {
       this.allow(header);
-      // The run is started at once (its count goes up now); its outcome shows in the job's row, not in this answer.
-      this.job(name, () => void this.jobs.trigger(name).catch(() => undefined));
+      let run: Promise<void> | undefined;
+      this.job(name, () => (run = this.jobs.trigger(name)));
+      // A run the overlap guard skips (or a closing application refuses) is refused at once: say so (409 / 503)
+      // rather than 202. A started run's outcome shows in the job's row, not in this answer.
+      const refusal = await Promise.race([
+        run!.then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+        new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
+      ]);
+      if (refusal instanceof JobRunningError) throw new ConflictException(refusal.message);
+      if (refusal instanceof SupervisorShutdownError) throw new ServiceUnavailableException(refusal.message);
+      run!.catch(() => undefined);
       return { started: true };
     }
 
@@ -103,22 +133,6 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       return { paused: false };
     }
 
-    /**
-     * Where the page was served, so that its requests go there too: `path` moves under `app.setGlobalPrefix()`,
-     * a version or a RouterModule path, which only the request's URL tells (Express and Fastify alike).
-     */
-    private mountedAt(request: unknown): string {
-      let url: unknown;
-      try {
-        url = this.adapterHost.httpAdapter?.getRequestUrl(request);
-      } catch {
-        url = undefined;
-      }
-      if (typeof url !== 'string') return path;
-      const mounted = url.split(/[?#]/, 1)[0]!.replace(/^\/+|\/+$/g, '');
-      return mounted === '' ? path : mounted;
-    }
-
     private allow(header: string | undefined): void {
       if (this.dashboard.readOnly) throw new ForbiddenException(READ_ONLY);
       if (header === undefined || header === '') throw new ForbiddenException(ACTION_HEADER_MISSING(ACTION_HEADER));
@@ -135,4 +149,10 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
     }
   }
   return ConcurrencyDashboardController;
+}
+
+/** The connection of a request: Express's `req.socket`, Fastify's `request.raw.socket`. */
+function requestSocket(request: unknown): Socket | undefined {
+  const r = request as { socket?: Socket; raw?: { socket?: Socket } } | undefined;
+  return r?.socket ?? r?.raw?.socket;
 }

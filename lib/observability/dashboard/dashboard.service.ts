@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
-import { type Observable, Subject, exhaustMap, map, takeUntil, timer } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import { CacheService } from '../../caching/cache.service.js';
 import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
 import { DurableSupervisor } from '../../durable/durable-supervisor.js';
@@ -7,6 +7,7 @@ import { FanOut } from '../../fan-out/fan-out.service.js';
 import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
+import { maxChildren } from '../supervisor-capacity.js';
 import { errorMessage } from '../../utils/describe.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { DURABLE_STALE, NO_ANSWER } from '../observability.messages.js';
@@ -14,6 +15,23 @@ import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 
 /** Children listed per supervisor; the total is always given. */
 const CHILDREN_SHOWN = 100;
+/** Fan-out calls listed; the total is always given. */
+export const FAN_OUT_SHOWN = 100;
+/** Longest name (child) and error text sent to the page, in characters; longer ones end with an ellipsis. */
+export const NAME_MAX = 200;
+export const ERROR_MAX = 500;
+/** Characters that reorder the text around them (bidi embeddings, overrides, isolates, marks). */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+/**
+ * @internal Text from user code as the page shows it: bidi controls replaced by U+FFFD (`report-\u202Etxt.exe` must
+ * not render as `report-exe.txt`), and cut at `max` characters with an ellipsis (a 100,000-character name must not
+ * make a 2 MB snapshot).
+ */
+export function displayText(text: string, max: number): string {
+  const clean = text.replace(BIDI_CONTROLS, '\uFFFD');
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+}
 /** How often the page gets a snapshot (ms). */
 export const SNAPSHOT_EVERY_MS = 1000;
 
@@ -32,9 +50,22 @@ const time = (date: Date | null | undefined): number | null => (date ? date.getT
  * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Nothing is
  * recorded per task for the page.
  */
+/** A connected page: where its snapshots go, and whether its connection still holds an unsent one. */
+interface Client {
+  readonly subscriber: Subscriber<{ data: string }>;
+  readonly backedUp: () => boolean;
+}
+
 @Injectable()
 export class DashboardService implements OnModuleDestroy {
-  readonly #closed = new Subject<void>();
+  /** Set by the first close hook: new streams are refused, open ones end. */
+  #closing = false;
+  readonly #clients = new Set<Client>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** A snapshot being built: at most one, whatever the number of pages. */
+  #building = false;
+  /** The last serialized snapshot, sent at once to a page that connects between ticks. */
+  #last: { data: string; at: number } | undefined;
   /** The last answer of the durable queues, and when it came. */
   #durableLast: { value: DurablePart; at: number } | undefined;
   /** The read of the durable queues in flight: at most one, whatever the number of pages and ticks. */
@@ -53,16 +84,59 @@ export class DashboardService implements OnModuleDestroy {
     return this.options.dashboard?.readOnly ?? true;
   }
 
+  /** True from the application's first close hook: the controller answers 503 to a new stream. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   /**
-   * One snapshot a second, from now until the client leaves or the application closes. A tick that comes while a
-   * snapshot is still being taken is skipped (never the snapshot: cancelling it each second sent nothing at all).
+   * The snapshots for one page, serialized: one snapshot a second is built and serialized once for every connected
+   * page. `backedUp` says that the page's connection still holds data it has not taken: that page skips the tick
+   * (never more than the latest snapshot waits for a client that does not read). Ends when the application closes;
+   * a stream that starts once it is closing ends at once.
    */
-  stream(): Observable<{ data: DashboardSnapshot }> {
-    return timer(0, SNAPSHOT_EVERY_MS).pipe(
-      exhaustMap(() => this.snapshot()),
-      map((data) => ({ data })),
-      takeUntil(this.#closed),
-    );
+  stream(backedUp: () => boolean = () => false): Observable<{ data: string }> {
+    return new Observable<{ data: string }>((subscriber) => {
+      if (this.#closing) {
+        subscriber.complete();
+        return;
+      }
+      const client: Client = { subscriber, backedUp };
+      this.#clients.add(client);
+      const last = this.#last;
+      if (last !== undefined && Date.now() - last.at < SNAPSHOT_EVERY_MS) subscriber.next({ data: last.data });
+      if (this.#timer === undefined) {
+        this.#timer = setInterval(() => this.tick(), SNAPSHOT_EVERY_MS);
+        this.#timer.unref?.();
+        if (last === undefined || Date.now() - last.at >= SNAPSHOT_EVERY_MS) this.tick();
+      }
+      return () => {
+        this.#clients.delete(client);
+        if (this.#clients.size === 0) this.stopTimer();
+      };
+    });
+  }
+
+  /** One snapshot for every connected page; a tick that comes while the previous one is still built is skipped. */
+  private tick(): void {
+    if (this.#building || this.#clients.size === 0) return;
+    this.#building = true;
+    this.snapshot()
+      .then((snapshot) => {
+        const data = JSON.stringify(snapshot);
+        this.#last = { data, at: Date.now() };
+        for (const client of this.#clients) {
+          if (!client.backedUp()) client.subscriber.next({ data });
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => (this.#building = false));
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#last = undefined;
   }
 
   async snapshot(): Promise<DashboardSnapshot> {
@@ -73,9 +147,10 @@ export class DashboardService implements OnModuleDestroy {
         name: sup.name,
         counts: { ...sup.counts },
         total,
+        capacity: maxChildren(sup),
         children: children.map((c) => ({
           id: c.id,
-          name: c.name ?? null,
+          name: c.name === undefined || c.name === null ? null : displayText(String(c.name), NAME_MAX),
           status: c.status,
           ageMs: c.startedAt ? now - c.startedAt.getTime() : null,
           attempt: c.restarts + 1,
@@ -94,9 +169,13 @@ export class DashboardService implements OnModuleDestroy {
       lastRunAt: time(job.lastRunAt),
       lastDurationMs: job.lastDurationMs,
       nextRunAt: time(job.nextRunAt),
-      lastError: job.lastError === null || job.lastError === undefined ? null : errorMessage(job.lastError),
+      lastError:
+        job.lastError === null || job.lastError === undefined
+          ? null
+          : displayText(errorMessage(job.lastError), ERROR_MAX),
     }));
-    const fanOut = this.fanOut.runningCallsProgress().map((call) => ({
+    const calls = this.fanOut.runningCallsProgress();
+    const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
       id: call.id,
       settled: call.settled,
       total: call.total ?? null,
@@ -119,6 +198,7 @@ export class DashboardService implements OnModuleDestroy {
       supervisors,
       jobs,
       fanOut,
+      fanOutTotal: calls.length,
       cache,
       durable: await this.durableQueues(),
     };
@@ -161,13 +241,19 @@ export class DashboardService implements OnModuleDestroy {
       // Task names with nothing waiting, running or failed are left out.
       return { queues: queues.filter((q) => q.waiting + q.running + q.failed > 0) };
     } catch (error) {
-      return { queues: [], error: errorMessage(error) };
+      return { queues: [], error: displayText(errorMessage(error), ERROR_MAX) };
     }
   }
 
-  /** Ends every open event stream: an SSE connection must not hold `app.close()` up. */
+  /**
+   * Ends every open event stream and refuses new ones: an SSE connection must not hold `app.close()` up, and a page
+   * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends.
+   */
   onModuleDestroy(): void {
-    this.#closed.next();
-    this.#closed.complete();
+    this.#closing = true;
+    this.stopTimer();
+    // Completing runs the teardown, which deletes the client: deleting during a Set iteration is safe.
+    for (const client of this.#clients) client.subscriber.complete();
+    this.#clients.clear();
   }
 }

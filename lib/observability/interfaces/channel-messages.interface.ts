@@ -23,7 +23,7 @@ export interface JobMessage {
 /** A message on `nestjs-concurrency:fan-out`: a `map`/`settle`/`stream` call's start and end, and each failed item. */
 export interface FanOutMessage {
   type: 'call-started' | 'item-failed' | 'item-timeout' | 'call-ended';
-  /** The call's id (`fan-out-<n>`). */
+  /** The call's id: `map-<n>`, `settle-<n>` or `stream-<n>` (one sequence per application). */
   call: string;
   /** On `item-failed` and `item-timeout`: the input's index, and the reason. */
   index?: number;
