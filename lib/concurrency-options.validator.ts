@@ -175,9 +175,9 @@ function dashboardOptions(value: unknown): ResolvedDashboardOptions | undefined 
   };
 }
 
-/** `durable`: undefined when not given (then nothing durable starts and bullmq is never loaded). */
+/** `durable`: undefined when not given or `false` (then nothing durable starts and bullmq is never loaded). */
 function durableOptions(value: unknown): ResolvedDurableOptions | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined || value === false) return undefined;
   const durable = section('durable', value, KEYS.durable);
   const { connection, prefix, workers } = durable;
   if (typeof connection === 'string') {
@@ -348,6 +348,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
     },
     shutdownTimeout,
     durable: durableOptions(top.durable),
+    durableOff: top.durable === false,
     dashboard: dashboardOptions(top.dashboard),
     tracing: tracingOptions(top.tracing),
   };

@@ -27,8 +27,6 @@ export const UNKNOWN_HANDLER_ATTEMPTS = 1000;
 export const DURABLE_EVENT = 'nestjs-concurrency';
 /** Injection token of the loaded `bullmq` module (undefined without `durable`). Internal. */
 export const DURABLE_BULLMQ = Symbol('DURABLE_BULLMQ');
-/** Injection token, true when `forRoot()` was given no `durable` option (known before boot). Internal. */
-export const DURABLE_OFF = Symbol('DURABLE_OFF');
 /** Redis key suffix (after the prefix) of the set of task names ever started or handled: `children()` reads it. */
 export const TASKS_KEY = '~tasks';
 /** Redis pub/sub channel suffix of terminate requests. */

@@ -1,16 +1,11 @@
-import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { MAX_TIMEOUT_MS } from '../supervisor/utils/timeout.util.js';
 import type { TaskHandlerMetadata } from './decorators/task-handler.decorator.js';
 import { DurableHandlers, type TaskHandlerDefinition } from './durable-handlers.js';
-import {
-  DEFAULT_DURABLE_BACKOFF,
-  DEFAULT_DURABLE_MAX_RESTARTS,
-  DURABLE_OFF,
-  TASK_HANDLER_METADATA,
-} from './durable.constants.js';
+import { DEFAULT_DURABLE_BACKOFF, DEFAULT_DURABLE_MAX_RESTARTS, TASK_HANDLER_METADATA } from './durable.constants.js';
 import {
   DUPLICATE_HANDLER,
   HANDLER_WITHOUT_DURABLE,
@@ -42,7 +37,6 @@ export class DurableExplorer implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly handlers: DurableHandlers,
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
-    @Optional() @Inject(DURABLE_OFF) private readonly off?: boolean,
   ) {}
 
   onModuleInit(): void {
@@ -54,11 +48,10 @@ export class DurableExplorer implements OnModuleInit {
     )) {
       const w = at(className, methodName);
       if (!durable) {
-        // forRoot() without `durable`: nothing would ever run it, a silent no-op is worse than a failed boot. With
-        // forRootAsync() the options may switch durable tasks off per environment on purpose (no Redis in dev):
-        // said once per handler, the boot goes on.
-        const message = HANDLER_WITHOUT_DURABLE(safeName(meta.name), w);
-        if (this.off) throw new InvalidTaskHandlerError(message);
+        // Without `durable` nothing would ever run it: a silent no-op is worse than a failed boot. `durable: false`
+        // switches durable tasks off on purpose (no Redis in development): said once per handler, the boot goes on.
+        const message = HANDLER_WITHOUT_DURABLE(safeName(meta.name), w, this.options.durableOff);
+        if (!this.options.durableOff) throw new InvalidTaskHandlerError(message);
         new Logger('DurableSupervisor').warn(message);
         continue;
       }

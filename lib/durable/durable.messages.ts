@@ -89,10 +89,13 @@ export const NOT_CONFIGURED = () =>
   'Durable tasks are not configured: give ConcurrencyModule the option durable: { connection: process.env.REDIS_URL } ' +
   '(in forRoot({ ... }), or in the options your forRootAsync() factory returns).';
 
-export const HANDLER_WITHOUT_DURABLE = (task: string, at: string) =>
-  `@TaskHandler(${JSON.stringify(task)}) on ${at} would never run: ConcurrencyModule has no "durable" option. Give it ` +
-  'durable: { connection: process.env.REDIS_URL } (in forRoot({ ... }), or in the options your forRootAsync() factory ' +
-  'returns), or remove the decorator.';
+export const HANDLER_WITHOUT_DURABLE = (task: string, at: string, off: boolean) =>
+  off
+    ? `@TaskHandler(${JSON.stringify(task)}) on ${at} will not run: durable tasks are off (durable: false).`
+    : `@TaskHandler(${JSON.stringify(task)}) on ${at} would never run: ConcurrencyModule has no "durable" option. Give ` +
+      'it durable: { connection: process.env.REDIS_URL } (in forRoot({ ... }), or in the options your forRootAsync() ' +
+      'factory returns), durable: false to switch durable tasks off on purpose (a warning instead of this error), or ' +
+      'remove the decorator.';
 
 export const BULLMQ_MISSING = (cause: string) =>
   `ConcurrencyModule option "durable" needs the package "bullmq" (npm install bullmq), which could not be loaded: ${cause}.`;

@@ -3,7 +3,7 @@ import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { DurableHandlers } from './durable-handlers.js';
 import { DurableSupervisor } from './durable-supervisor.js';
-import { DURABLE_BULLMQ, DURABLE_OFF } from './durable.constants.js';
+import { DURABLE_BULLMQ } from './durable.constants.js';
 import { DurableExplorer } from './durable.explorer.js';
 import { ConcurrencyOptionsError } from '../errors/concurrency-options.error.js';
 import { isRedisClient, loadBullMQ } from './durable.loader.js';
@@ -17,7 +17,7 @@ import { DurableWorkers } from './durable.workers.js';
  */
 export function createDurableProviders(configured = true): Provider[] {
   // Without `durable`, only the explorer: a @TaskHandler then fails boot instead of never running.
-  if (!configured) return [{ provide: DURABLE_OFF, useValue: true }, DurableHandlers, DurableExplorer];
+  if (!configured) return [DurableHandlers, DurableExplorer];
   return [
     {
       provide: DURABLE_BULLMQ,

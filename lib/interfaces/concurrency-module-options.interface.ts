@@ -19,8 +19,12 @@ export interface ConcurrencyModuleOptions {
   cache?: CacheModuleOptions;
   /** How long `app.close()` waits for running work before aborting it, in ms. Default 5000 (OTP's default). */
   shutdownTimeout?: number;
-  /** Durable tasks on BullMQ (`@TaskHandler`, `DurableSupervisor`). Off unless given; needs Redis and `bullmq`. */
-  durable?: DurableModuleOptions;
+  /**
+   * Durable tasks on BullMQ (`@TaskHandler`, `DurableSupervisor`). Off unless given; needs Redis and `bullmq`.
+   * `false`: off on purpose (e.g. no Redis in development): a `@TaskHandler` then only logs a warning at boot, where
+   * without the option it fails the boot (it would never run).
+   */
+  durable?: DurableModuleOptions | false;
   /**
    * The live dashboard (supervisors, jobs, fan-out, cache, durable queues), served by the module. Off unless given;
    * needs a `guard` (or `guard: false`). With `forRootAsync`, give it next to `useFactory`: its routes are fixed
@@ -69,6 +73,8 @@ export interface ResolvedConcurrencyOptions {
   shutdownTimeout: number;
   /** Undefined unless `durable` is given. */
   durable?: ResolvedDurableOptions;
+  /** `durable: false` was given: durable tasks are off on purpose. */
+  durableOff: boolean;
   /** Undefined unless `dashboard` is given. */
   dashboard?: ResolvedDashboardOptions;
   tracing: { enabled: boolean; fanOutItems: boolean };

@@ -153,7 +153,7 @@ describe('durable: off unless configured', () => {
     expect(error.message).toContain('"durable"');
   });
 
-  it('warns about a @TaskHandler with forRootAsync() options without durable (switched off per environment)', async () => {
+  it('fails boot on a @TaskHandler with forRootAsync() options without durable, naming the class and method', async () => {
     @Injectable()
     class Mailer {
       @TaskHandler('mail.send')
@@ -163,12 +163,34 @@ describe('durable: off unless configured', () => {
       imports: [ConcurrencyModule.forRootAsync({ useFactory: () => ({}) })],
       providers: [Mailer],
     }).compile();
-    const logger = new CapturingLogger();
-    const app = moduleRef.createNestApplication({ logger });
-    await app.init();
-    expect(logger.text('warn')).toContain('@TaskHandler("mail.send") on Mailer.send() would never run');
-    await app.close();
+    const app = moduleRef.createNestApplication({ logger: false });
+    const error = (await app.init().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(InvalidTaskHandlerError);
+    expect(error.message).toContain('@TaskHandler("mail.send") on Mailer.send() would never run');
+    expect(error.message).toContain('durable: false');
+    await app.close().catch(() => undefined);
   });
+
+  it.each(['forRoot', 'forRootAsync'] as const)(
+    'only warns about a @TaskHandler when durable tasks are off on purpose (durable: false, %s)',
+    async (how) => {
+      @Injectable()
+      class Mailer {
+        @TaskHandler('mail.send')
+        send() {}
+      }
+      const module =
+        how === 'forRoot'
+          ? ConcurrencyModule.forRoot({ durable: false })
+          : ConcurrencyModule.forRootAsync({ useFactory: () => ({ durable: false as const }) });
+      const moduleRef = await Test.createTestingModule({ imports: [module], providers: [Mailer] }).compile();
+      const logger = new CapturingLogger();
+      const app = moduleRef.createNestApplication({ logger });
+      await app.init();
+      expect(logger.text('warn')).toContain('@TaskHandler("mail.send") on Mailer.send() will not run');
+      await app.close();
+    },
+  );
 });
 
 describe('durable: bullmq stays optional', () => {
