@@ -123,10 +123,10 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
   private startedHere: Map<string, string> | undefined;
 
-  /** @internal Created by `ConcurrencyModule` when `durable` is given. */
   /** A PRODUCER span per start when the application traces. */
   @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
 
+  /** @internal Created by `ConcurrencyModule` when `durable` is given. */
   constructor(
     @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
     @Inject(DURABLE_BULLMQ) private readonly bullmq: BullMQModule | undefined,

@@ -16,7 +16,10 @@ import { TaskSupervisor } from './task-supervisor.js';
 @Injectable()
 export class SupervisorRegistry implements OnApplicationShutdown {
   private readonly supervisors = new Map<string, TaskSupervisor>();
-  /** Set at boot when the application traces (`ConcurrencyTracing`); every supervisor, later ones too, uses it. */
+  /**
+   * @internal Set at boot when the application traces (`ConcurrencyTracing`); every supervisor, later ones too, uses
+   * it.
+   */
   tracer: ConcurrencyTracer | undefined;
 
   constructor(@Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions) {
@@ -35,6 +38,7 @@ export class SupervisorRegistry implements OnApplicationShutdown {
     return supervisor;
   }
 
+  /** @internal */
   setTracer(tracer: ConcurrencyTracer | undefined): void {
     this.tracer = tracer;
     for (const supervisor of this.supervisors.values()) supervisor.tracer = tracer;
