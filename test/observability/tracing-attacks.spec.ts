@@ -1,6 +1,6 @@
 import { type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { type Span, SpanStatusCode } from '@opentelemetry/api';
+import { context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ConcurrencyModule, FanOut, getSupervisorToken, type TaskSupervisor } from 'nestjs-concurrency';
 import { installTracing, parentOf } from './tracing-utils.js';
 
@@ -155,5 +155,30 @@ describe('tracing under hostile values and orders', () => {
     const tasks = otel.spans().filter((s) => s.name.startsWith('task '));
     expect(tasks).toHaveLength(1);
     expect(parentOf(tasks[0])).toBe(otel.spans('request')[0].spanContext().spanId);
+  });
+
+  it("context.with() between two starts in one tick: each task and FanOut.async() run in their own span's trace", async () => {
+    const app = await boot();
+    apps.push(app);
+    const sup = supervisorOf(app);
+    const fanOut = app.get(FanOut);
+    const a = otel.tracer.startSpan('a', { root: true });
+    const b = otel.tracer.startSpan('b', { root: true });
+    const traceOf = () => trace.getActiveSpan()?.spanContext().traceId;
+    const start = (name: string) => [sup.async(traceOf, { name }), fanOut.async(traceOf)] as const;
+    const [ta, fa] = context.with(trace.setSpan(context.active(), a), () => start('ta'));
+    const [tb, fb] = context.with(trace.setSpan(context.active(), b), () => start('tb'));
+    expect([await ta.await(), await fanOut.awaitMany([fa])]).toEqual([
+      a.spanContext().traceId,
+      [a.spanContext().traceId],
+    ]);
+    expect([await tb.await(), await fanOut.awaitMany([fb])]).toEqual([
+      b.spanContext().traceId,
+      [b.spanContext().traceId],
+    ]);
+    expect(parentOf(otel.spans('task ta')[0])).toBe(a.spanContext().spanId);
+    expect(parentOf(otel.spans('task tb')[0])).toBe(b.spanContext().spanId);
+    a.end();
+    b.end();
   });
 });
