@@ -314,7 +314,6 @@ export class TaskSupervisor {
   private runQueued(i: number, end: number, now: number): number {
     const q = this.queue;
     const scope = this.flushScope!;
-    const restore = scope.keys.length !== 0;
     for (; i < end; i += 2) {
       const entry = q[i];
       if (!entry) continue;
@@ -325,7 +324,7 @@ export class TaskSupervisor {
         typeof entry === 'function' ? new Child(this.prefix, q[i + 1] as unknown as number, entry, PLAIN, 1) : entry;
       child.scope = scope;
       this.run(child, now);
-      if (restore) scope.restore();
+      scope.restore();
     }
     return i;
   }

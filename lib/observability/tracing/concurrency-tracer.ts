@@ -1,6 +1,6 @@
 import type { Attributes, Context, Exception, Span, Tracer } from '@opentelemetry/api';
 import type * as OpenTelemetryApi from '@opentelemetry/api';
-import { errorMessage } from '../../utils/describe.js';
+import { errorMessage, errorStack, isError } from '../../utils/describe.js';
 import { ATTR, TRACER_NAME, TRACER_VERSION } from './tracing.constants.js';
 
 /** @internal The part of `@opentelemetry/api` tracing uses. */
@@ -62,9 +62,21 @@ export class ConcurrencyTracer {
   }
 }
 
+/**
+ * A plain copy of what the SDK reads from a thrown value, read without throwing: the value itself may be a Proxy whose
+ * traps throw or an Error whose getters do, and a throw here would escape the settle path of the failed work.
+ */
 function toException(error: unknown): Exception {
-  if (error instanceof Error) return error;
-  return { name: 'Error', message: errorMessage(error) };
+  if (!isError(error)) return { name: 'Error', message: errorMessage(error) };
+  const exception: Exception = { name: 'Error', message: errorMessage(error), stack: errorStack(error) };
+  try {
+    const { name, code } = error as Error & { code?: unknown };
+    if (typeof name === 'string') exception.name = name;
+    if (typeof code === 'string' || typeof code === 'number') exception.code = code;
+  } catch {
+    // a throwing getter: the generic name
+  }
+  return exception;
 }
 
 /**
