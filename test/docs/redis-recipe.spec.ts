@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
+import { Inject, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import type { Keyv } from 'keyv';
@@ -108,6 +108,40 @@ describe.runIf(redisAvailable)('docs/redis.md: the client recipe', () => {
 
     const { keys } = await closeDuringARun(WrongOrder);
     // the run's lease could not be released: every instance skips the job until the lease's TTL expires
+    expect(keys.filter((key) => key.endsWith('@running'))).toHaveLength(1);
+  }, 30_000);
+
+  it('a module that is not global, imported through forRootAsync({ imports }), closes the client before the drain too', async () => {
+    @Injectable()
+    class RedisShutdown {
+      constructor(@Inject(recipe.REDIS) private readonly client: Redis) {}
+      async onApplicationShutdown(): Promise<void> {
+        await this.client.quit();
+      }
+    }
+    @Module({
+      providers: [
+        {
+          provide: recipe.REDIS,
+          useFactory: () => new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false }),
+        },
+        RedisShutdown,
+      ],
+      exports: [recipe.REDIS],
+    })
+    class NotGlobal {}
+    @Module({
+      imports: [
+        ConcurrencyModule.forRootAsync({
+          imports: [NotGlobal],
+          inject: [recipe.REDIS],
+          useFactory: (client: Redis) => ({ jobs: { lock: new RedisJobLock(client) } }),
+        }),
+      ],
+    })
+    class ThroughForRootAsync {}
+
+    const { keys } = await closeDuringARun(ThroughForRootAsync);
     expect(keys.filter((key) => key.endsWith('@running'))).toHaveLength(1);
   }, 30_000);
 });
