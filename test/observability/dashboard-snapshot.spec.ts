@@ -23,6 +23,16 @@ class Jobs {
   }
 }
 
+let flakyFails = true;
+
+@Injectable()
+class FlakyJobs {
+  @Interval(3_600_000, { name: 'flaky' })
+  flaky(): void {
+    if (flakyFails) throw new Error('upstream down');
+  }
+}
+
 let releaseSlow: () => void = () => undefined;
 
 @Injectable()
@@ -40,7 +50,7 @@ class SlowJobs {
       dashboard: { guard: false, readOnly: false },
     }),
   ],
-  providers: [Jobs, SlowJobs],
+  providers: [Jobs, SlowJobs, FlakyJobs],
 })
 class AppModule {}
 
@@ -101,6 +111,35 @@ describe('the dashboard snapshot', () => {
     const names = snapshot.supervisors[0].children.map((c: { name: string }) => c.name);
     expect(names).toContain('report-\uFFFDtxt.exe\uFFFDx\uFFFD');
     await supervisor.terminateChild(child.id);
+  });
+
+  it("shows a job's last error with its time, marked as past once a later run succeeded", async () => {
+    const jobs = app.get(JobRegistry);
+    const flaky = async () =>
+      (await (await fetch(`${base}/snapshot`)).json()).jobs.find((j: { name: string }) => j.name === 'flaky');
+    const before = Date.now();
+    await jobs.trigger('flaky').catch(() => undefined);
+    const failedAt = jobs.get('flaky').lastErrorAt!;
+    expect(failedAt.getTime()).toBeGreaterThanOrEqual(before);
+    expect(failedAt.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(await flaky()).toMatchObject({
+      lastError: 'upstream down',
+      lastErrorAt: failedAt.getTime(),
+      lastErrorPast: false,
+    });
+    flakyFails = false;
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(failedAt.getTime())); // a later millisecond
+    await jobs.trigger('flaky');
+    expect(await flaky()).toMatchObject({
+      lastError: 'upstream down',
+      lastErrorAt: failedAt.getTime(),
+      lastErrorPast: true,
+    });
+    flakyFails = true;
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(jobs.get('flaky').lastRunAt!.getTime()));
+    await jobs.trigger('flaky').catch(() => undefined);
+    expect(await flaky()).toMatchObject({ lastError: 'upstream down', lastErrorPast: false });
+    expect(jobs.get('flaky').lastErrorAt!.getTime()).toBeGreaterThan(failedAt.getTime());
   });
 
   const action = (path: string) =>

@@ -34,6 +34,10 @@ export interface DashboardSnapshot {
     nextRunAt: number | null;
     /** The last error's message only (cut at `ERROR_MAX` characters). */
     lastError: string | null;
+    /** When the last error happened (epoch ms). */
+    lastErrorAt: number | null;
+    /** A run started after the last error and ended without one: the error is past, not the job's state. */
+    lastErrorPast: boolean;
   }>;
   /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;

@@ -5,6 +5,7 @@ import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
 import { DurableSupervisor } from '../../durable/durable-supervisor.js';
 import { FanOut } from '../../fan-out/fan-out.service.js';
 import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
+import type { JobInfo } from '../../scheduling/interfaces/job-info.interface.js';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { maxChildren } from '../supervisor-capacity.js';
@@ -42,6 +43,17 @@ export const SNAPSHOT_EVERY_MS = 1000;
 export const DURABLE_WAIT_MS = 250;
 
 type DurablePart = NonNullable<DashboardSnapshot['durable']>;
+
+/**
+ * A run started after the last failure and none is running now: that run ended without an error (an error would have
+ * moved `lastErrorAt` past its start), so the error is history. A run still going (or timed out and still running)
+ * keeps the error current.
+ */
+const errorIsPast = (job: JobInfo): boolean =>
+  job.lastErrorAt !== null &&
+  job.lastRunAt !== null &&
+  job.running === 0 &&
+  job.lastRunAt.getTime() > job.lastErrorAt.getTime();
 
 const time = (date: Date | null | undefined): number | null => (date ? date.getTime() : null);
 
@@ -173,6 +185,8 @@ export class DashboardService implements OnModuleDestroy {
         job.lastError === null || job.lastError === undefined
           ? null
           : displayText(errorMessage(job.lastError), ERROR_MAX),
+      lastErrorAt: time(job.lastErrorAt),
+      lastErrorPast: errorIsPast(job),
     }));
     const calls = this.fanOut.runningCallsProgress();
     const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
