@@ -1,3 +1,5 @@
+import type { DurationPercentiles } from './duration-rings.js';
+
 /** @internal What the dashboard page receives, once per second over SSE: counts and names, no payloads, no stacks. */
 export interface DashboardSnapshot {
   at: number;
@@ -16,6 +18,8 @@ export interface DashboardSnapshot {
     };
     /** `maxChildren`; null when unbounded. */
     capacity: number | null;
+    /** p50/p95/p99 (ms) of the supervisor's most recent attempt durations (`DURATIONS_KEPT`); null before any. */
+    durations: DurationPercentiles | null;
     /** Live children (at most `CHILDREN_SHOWN`), and how many there are in all. */
     total: number;
     children: Array<{ id: string; name: string | null; status: string; ageMs: number | null; attempt: number }>;
@@ -38,6 +42,8 @@ export interface DashboardSnapshot {
     lastErrorAt: number | null;
     /** A run started after the last error and ended without one: the error is past, not the job's state. */
     lastErrorPast: boolean;
+    /** p50/p95/p99 (ms) of the job's most recent run durations on this instance; null before any. */
+    durations: DurationPercentiles | null;
   }>;
   /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;

@@ -1,4 +1,5 @@
-import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit, Optional } from '@nestjs/common';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Observable, type Subscriber } from 'rxjs';
 import { CacheService } from '../../caching/cache.service.js';
 import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
@@ -12,7 +13,10 @@ import { maxChildren } from '../supervisor-capacity.js';
 import { errorMessage } from '../../utils/describe.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { DURABLE_STALE, NO_ANSWER } from '../observability.messages.js';
+import type { JobMessage, SupervisorMessage } from '../interfaces/channel-messages.interface.js';
+import { CONCURRENCY_CHANNELS } from '../observability.constants.js';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
+import { DurationRings } from './duration-rings.js';
 
 /** Children listed per supervisor; the total is always given. */
 const CHILDREN_SHOWN = 100;
@@ -59,8 +63,8 @@ const time = (date: Date | null | undefined): number | null => (date ? date.getT
 
 /**
  * @internal The dashboard's data: a snapshot read from the supervisors' totals, `children()`, `JobRegistry.list()`,
- * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Nothing is
- * recorded per task for the page.
+ * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Per task, only
+ * its duration is recorded (into a fixed ring per supervisor and job, for the percentiles).
  */
 /** A connected page: where its snapshots go, and whether its connection still holds an unsent one. */
 interface Client {
@@ -69,7 +73,20 @@ interface Client {
 }
 
 @Injectable()
-export class DashboardService implements OnModuleDestroy {
+export class DashboardService implements OnModuleInit, OnModuleDestroy {
+  /** Recent durations per supervisor and per job, for the percentiles: one number written per attempt or run. */
+  readonly #supervisorDurations = new DurationRings();
+  readonly #jobDurations = new DurationRings();
+  readonly #onSupervisor = (message: unknown): void => {
+    const m = message as SupervisorMessage;
+    if (m.durationMs !== undefined) this.#supervisorDurations.record(m.supervisor, m.durationMs);
+  };
+  readonly #onJob = (message: unknown): void => {
+    const m = message as JobMessage;
+    if ((m.type === 'completed' || m.type === 'failed') && m.durationMs !== undefined) {
+      this.#jobDurations.record(m.job, m.durationMs);
+    }
+  };
   /** Set by the first close hook: new streams are refused, open ones end. */
   #closing = false;
   readonly #clients = new Set<Client>();
@@ -91,6 +108,15 @@ export class DashboardService implements OnModuleDestroy {
     private readonly cache: CacheService,
     @Optional() private readonly durable?: DurableSupervisor,
   ) {}
+
+  /**
+   * Durations are recorded from boot, not only while a page is open: the percentiles are there when someone looks.
+   * The cost is the channels' message per attempt or run and one number written into a fixed-size ring.
+   */
+  onModuleInit(): void {
+    subscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
+    subscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
+  }
 
   get readOnly(): boolean {
     return this.options.dashboard?.readOnly ?? true;
@@ -160,6 +186,7 @@ export class DashboardService implements OnModuleDestroy {
         counts: { ...sup.counts },
         total,
         capacity: maxChildren(sup),
+        durations: this.#supervisorDurations.percentiles(sup.name),
         children: children.map((c) => ({
           id: c.id,
           name: c.name === undefined || c.name === null ? null : displayText(String(c.name), NAME_MAX),
@@ -187,6 +214,7 @@ export class DashboardService implements OnModuleDestroy {
           : displayText(errorMessage(job.lastError), ERROR_MAX),
       lastErrorAt: time(job.lastErrorAt),
       lastErrorPast: errorIsPast(job),
+      durations: this.#jobDurations.percentiles(job.name),
     }));
     const calls = this.fanOut.runningCallsProgress();
     const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
@@ -264,6 +292,8 @@ export class DashboardService implements OnModuleDestroy {
    * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends.
    */
   onModuleDestroy(): void {
+    unsubscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
+    unsubscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
     this.#closing = true;
     this.stopTimer();
     // Completing runs the teardown, which deletes the client: deleting during a Set iteration is safe.
