@@ -56,6 +56,9 @@ export interface DashboardSnapshot {
   durable: {
     /** Per task name: children waiting (or delayed, backing off), running, and failed for good (kept 24 h). */
     queues: Array<{ task: string; waiting: number; running: number; failed: number }>;
+    /** Unfinished children one by one (at most `DURABLE_CHILDREN_SHOWN`, running first), and how many were listed. */
+    children: Array<{ id: string; task: string; status: 'waiting' | 'delayed' | 'running'; attempt: number }>;
+    childrenTotal: number;
     error?: string;
     stale?: true;
     asOf?: number;

@@ -22,6 +22,8 @@ import { DurationRings } from './duration-rings.js';
 const CHILDREN_SHOWN = 100;
 /** Fan-out calls listed; the total is always given. */
 export const FAN_OUT_SHOWN = 100;
+/** Durable children listed; the total is always given. */
+export const DURABLE_CHILDREN_SHOWN = 100;
 /** Longest name (child) and error text sent to the page, in characters; longer ones end with an ellipsis. */
 export const NAME_MAX = 200;
 export const ERROR_MAX = 500;
@@ -116,6 +118,11 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     subscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
     subscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
+  }
+
+  /** @internal True when durable tasks are not configured (the controller's durable action answers 404). */
+  get durableOff(): boolean {
+    return this.durable === undefined || this.options.durable === undefined;
   }
 
   get readOnly(): boolean {
@@ -263,6 +270,8 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
     if (arrived && last) return last.value;
     return {
       queues: last?.value.queues ?? [],
+      children: last?.value.children ?? [],
+      childrenTotal: last?.value.childrenTotal ?? 0,
       stale: true,
       ...(last ? { asOf: last.at } : {}),
       error: last?.value.error ?? DURABLE_STALE(Date.now() - (last?.at ?? Date.now()), DURABLE_WAIT_MS),
@@ -279,11 +288,24 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
     const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
-      const queues = await withTimeout(durable.queueCounts(), ms, () => new Error(NO_ANSWER(ms)));
+      const [queues, children] = await withTimeout(
+        Promise.all([durable.queueCounts(), durable.children()]),
+        ms,
+        () => new Error(NO_ANSWER(ms)),
+      );
       // Task names with nothing waiting, running or failed are left out.
-      return { queues: queues.filter((q) => q.waiting + q.running + q.failed > 0) };
+      return {
+        queues: queues.filter((q) => q.waiting + q.running + q.failed > 0),
+        children: children.slice(0, DURABLE_CHILDREN_SHOWN).map((c) => ({
+          id: displayText(c.id, NAME_MAX),
+          task: displayText(c.task, NAME_MAX),
+          status: c.status,
+          attempt: c.attempt,
+        })),
+        childrenTotal: children.length,
+      };
     } catch (error) {
-      return { queues: [], error: displayText(errorMessage(error), ERROR_MAX) };
+      return { queues: [], children: [], childrenTotal: 0, error: displayText(errorMessage(error), ERROR_MAX) };
     }
   }
 
