@@ -1,4 +1,4 @@
-import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit, Optional } from '@nestjs/common';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, Counter, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
 import { CONCURRENCY_CHANNELS, METER_NAME } from './observability.constants.js';
@@ -10,6 +10,12 @@ import type {
 } from './interfaces/channel-messages.interface.js';
 import { loadOpenTelemetryApi } from './otel.loader.js';
 import { CacheService } from '../caching/cache.service.js';
+import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
+import { DurableSupervisor } from '../durable/durable-supervisor.js';
+import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
+import { withTimeout } from '../utils/with-timeout.js';
+import { NO_ANSWER } from './observability.messages.js';
+import { TRACER_VERSION } from './tracing/tracing.constants.js';
 import { JobRegistry } from '../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 
@@ -41,8 +47,13 @@ export class ConcurrencyInstruments {
   readonly runningChildren: ObservableGauge;
   readonly runningJobs: ObservableGauge;
   readonly cacheEntries: ObservableGauge;
+  readonly durableQueueDepth: ObservableGauge;
 
   constructor(meter: Meter) {
+    this.durableQueueDepth = meter.createObservableGauge('concurrency.durable.queue.depth', {
+      description: 'Durable tasks per task name and state (waiting or delayed, running, failed), as Redis counts them.',
+      unit: '{task}',
+    });
     this.runningChildren = meter.createObservableGauge('concurrency.task.running', {
       description: 'Live children (running or waiting to restart), per supervisor.',
       unit: '{task}',
@@ -194,9 +205,11 @@ export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
   private active = false;
 
   constructor(
+    @Inject(CONCURRENCY_OPTIONS) private readonly options: ResolvedConcurrencyOptions,
     private readonly supervisors: SupervisorRegistry,
     private readonly jobs: JobRegistry,
     private readonly cache: CacheService,
+    @Optional() private readonly durable?: DurableSupervisor,
   ) {}
 
   readonly #observeChildren = (result: ObservableResult): void => {
@@ -210,12 +223,35 @@ export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
     result.observe((this.cache.memory as { size?: number }).size ?? 0);
   };
 
+  /**
+   * Read from Redis at collection, bounded by `durable.storeTimeout`: a slow or absent Redis reports nothing for this
+   * collection instead of holding the exporter up.
+   */
+  readonly #observeDurable = async (result: ObservableResult): Promise<void> => {
+    const ms = this.options.durable!.storeTimeout;
+    let queues: Awaited<ReturnType<DurableSupervisor['queueCounts']>>;
+    try {
+      queues = await withTimeout(this.durable!.queueCounts(), ms, () => new Error(NO_ANSWER(ms)));
+    } catch {
+      return;
+    }
+    for (const q of queues) {
+      for (const state of ['waiting', 'running', 'failed'] as const) {
+        result.observe(q[state], { 'concurrency.durable.task': q.task, 'concurrency.durable.state': state });
+      }
+    }
+  };
+
   private gauges(instruments: ConcurrencyInstruments, on: boolean): void {
-    const pairs: Array<[ObservableGauge, (result: ObservableResult) => void]> = [
+    const pairs: Array<[ObservableGauge, (result: ObservableResult) => void | Promise<void>]> = [
       [instruments.runningChildren, this.#observeChildren],
       [instruments.runningJobs, this.#observeJobs],
       [instruments.cacheEntries, this.#observeCache],
     ];
+    // Only when durable tasks are configured: without them there is no queue to read.
+    if (this.durable !== undefined && this.options.durable !== undefined) {
+      pairs.push([instruments.durableQueueDepth, this.#observeDurable]);
+    }
     for (const [gauge, callback] of pairs) {
       if (on) gauge.addCallback(callback);
       else gauge.removeCallback(callback);
@@ -231,7 +267,7 @@ export class ConcurrencyMetrics implements OnModuleInit, OnApplicationShutdown {
     }
     const api = await loadOpenTelemetryApi();
     if (api === undefined) return;
-    const meter = api.metrics.getMeter(METER_NAME);
+    const meter = api.metrics.getMeter(METER_NAME, TRACER_VERSION);
     // No SDK registered: the global provider hands out no-op meters; subscribing would only cost.
     if (meter.constructor === api.createNoopMeter().constructor) return;
     if (shared !== undefined) {

@@ -22,3 +22,5 @@ export const NO_SUCH_CHILD = (supervisor: string, id: string) =>
   `Supervisor ${describeValue(supervisor)} has no running child ${describeValue(id)}: it has ended already, or never existed.`;
 export const SUPERVISOR_FULL = (supervisor: string, live: number, max: number, refused: number) =>
   `supervisor ${describeValue(supervisor)} is at capacity: ${live}/${max} children (maxChildren); ${refused} start(s) refused so far`;
+export const NO_SUCH_DURABLE_CHILD = (task: string, id: string) =>
+  `Durable task ${describeValue(task)} has no unfinished child ${describeValue(id)}: it has ended already, or never existed.`;

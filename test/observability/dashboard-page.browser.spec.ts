@@ -20,11 +20,14 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const SPOOFED = 'report-\u202Etxt.exe';
+let spoofedFails = false;
 
 @Injectable()
 class Jobs {
   @Interval(3_600_000, { name: SPOOFED })
-  spoofed(): void {}
+  spoofed(): void {
+    if (spoofedFails) throw new Error('upstream down');
+  }
 }
 
 @Module({
@@ -279,6 +282,39 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await close();
       await supervisor.terminateChild(alpha.id);
       await supervisor.terminateChild(beta.id);
+    }
+  });
+
+  it('shows p50/p95/p99 per job and supervisor, a past error with its time, and a chart with axes and time labels', async () => {
+    const jobs = app.get(JobRegistry);
+    spoofedFails = true;
+    await jobs.trigger(SPOOFED).catch(() => undefined);
+    spoofedFails = false;
+    const failedAt = jobs.get(SPOOFED).lastErrorAt!.getTime();
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(failedAt));
+    await jobs.trigger(SPOOFED);
+    await app
+      .get<TaskSupervisor>(getSupervisorToken('default'))
+      .async(() => undefined)
+      .await(10_000);
+    const { page, close } = await open();
+    try {
+      const row = page.locator('tr[data-job]').first();
+      const error = row.locator('[data-field="last-error"]');
+      await error.waitFor({ timeout: 10_000 });
+      expect(await error.textContent()).toMatch(/\d{1,2}:\d{2}:\d{2}.* · past · upstream down/);
+      expect(await error.getAttribute('class')).toContain('muted');
+      const duration = String.raw`\d+(\.\d)? (ms|s|min)`;
+      const threeDurations = new RegExp(`^${duration} · ${duration} · ${duration}$`);
+      expect(await row.locator('td[data-field="percentiles"]').textContent()).toMatch(threeDurations);
+      const heading = page.locator('#supervisors h3', { hasText: 'default' });
+      expect(await heading.locator('[data-field="percentiles"]').textContent()).toMatch(threeDurations);
+      const labels = await page.locator('#cache svg text').allTextContents();
+      expect(labels).toEqual(expect.arrayContaining(['100%', '50%', '0%']));
+      const end = await page.locator('#cache svg text[data-axis="end"]').textContent();
+      expect(end).toMatch(/\d{1,2}:\d{2}:\d{2}/);
+    } finally {
+      await close();
     }
   });
 });

@@ -23,6 +23,16 @@ class Jobs {
   }
 }
 
+let flakyFails = true;
+
+@Injectable()
+class FlakyJobs {
+  @Interval(3_600_000, { name: 'flaky' })
+  flaky(): void {
+    if (flakyFails) throw new Error('upstream down');
+  }
+}
+
 let releaseSlow: () => void = () => undefined;
 
 @Injectable()
@@ -36,11 +46,11 @@ class SlowJobs {
 @Module({
   imports: [
     ConcurrencyModule.forRoot({
-      supervisors: { small: { maxChildren: 2 } },
+      supervisors: { small: { maxChildren: 2 }, timed: {} },
       dashboard: { guard: false, readOnly: false },
     }),
   ],
-  providers: [Jobs, SlowJobs],
+  providers: [Jobs, SlowJobs, FlakyJobs],
 })
 class AppModule {}
 
@@ -101,6 +111,68 @@ describe('the dashboard snapshot', () => {
     const names = snapshot.supervisors[0].children.map((c: { name: string }) => c.name);
     expect(names).toContain('report-\uFFFDtxt.exe\uFFFDx\uFFFD');
     await supervisor.terminateChild(child.id);
+  });
+
+  it("shows a job's last error with its time, marked as past once a later run succeeded", async () => {
+    const jobs = app.get(JobRegistry);
+    const flaky = async () =>
+      (await (await fetch(`${base}/snapshot`)).json()).jobs.find((j: { name: string }) => j.name === 'flaky');
+    const before = Date.now();
+    await jobs.trigger('flaky').catch(() => undefined);
+    const failedAt = jobs.get('flaky').lastErrorAt!;
+    expect(failedAt.getTime()).toBeGreaterThanOrEqual(before);
+    expect(failedAt.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(await flaky()).toMatchObject({
+      lastError: 'upstream down',
+      lastErrorAt: failedAt.getTime(),
+      lastErrorPast: false,
+    });
+    flakyFails = false;
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(failedAt.getTime())); // a later millisecond
+    await jobs.trigger('flaky');
+    expect(await flaky()).toMatchObject({
+      lastError: 'upstream down',
+      lastErrorAt: failedAt.getTime(),
+      lastErrorPast: true,
+    });
+    flakyFails = true;
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(jobs.get('flaky').lastRunAt!.getTime()));
+    await jobs.trigger('flaky').catch(() => undefined);
+    expect(await flaky()).toMatchObject({ lastError: 'upstream down', lastErrorPast: false });
+    expect(jobs.get('flaky').lastErrorAt!.getTime()).toBeGreaterThan(failedAt.getTime());
+  });
+
+  it('gives p50/p95/p99 of recent durations per supervisor and per job, from a bounded window', async () => {
+    const timed = app.get<TaskSupervisor>(getSupervisorToken('timed'));
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // 90 children that end at once, 10 that take at least 300 ms: the median is fast, p95 and p99 are slow.
+    const tasks = [
+      ...Array.from({ length: 90 }, () => timed.async(() => undefined)),
+      ...Array.from({ length: 10 }, () => timed.async(() => sleep(300))),
+    ];
+    await Promise.all(tasks.map((task) => task.await(30_000)));
+    await vi.waitFor(async () => {
+      const snapshot = await (await fetch(`${base}/snapshot`)).json();
+      const row = snapshot.supervisors.find((s: { name: string }) => s.name === 'timed');
+      expect(row.durations.count).toBe(100);
+      expect(row.durations.p50).toBeLessThan(250);
+      expect(row.durations.p95).toBeGreaterThanOrEqual(295);
+      expect(row.durations.p99).toBeGreaterThanOrEqual(row.durations.p95);
+    });
+    // The window is bounded: 300 more fast children push the slow ones out.
+    await Promise.all(Array.from({ length: 300 }, () => timed.async(() => undefined).await(30_000)));
+    await vi.waitFor(async () => {
+      const snapshot = await (await fetch(`${base}/snapshot`)).json();
+      const row = snapshot.supervisors.find((s: { name: string }) => s.name === 'timed');
+      expect(row.durations.count).toBe(256);
+      expect(row.durations.p99).toBeLessThan(250);
+    });
+    const jobs = app.get(JobRegistry);
+    await jobs.trigger('flaky').catch(() => undefined);
+    const runsBefore = jobs.get('flaky').runs;
+    const job = (await (await fetch(`${base}/snapshot`)).json()).jobs.find((j: { name: string }) => j.name === 'flaky');
+    expect(job.durations.count).toBe(runsBefore);
+    expect(job.durations.p50).toBeGreaterThanOrEqual(0);
   });
 
   const action = (path: string) =>

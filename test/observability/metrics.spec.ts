@@ -8,7 +8,9 @@ import {
   PeriodicExportingMetricReader,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
+import { readFileSync } from 'node:fs';
 import { channel } from 'node:diagnostics_channel';
+import { createServer, type Socket } from 'node:net';
 import {
   CacheService,
   ConcurrencyModule,
@@ -18,7 +20,10 @@ import {
   JobRegistry,
   TaskSupervisor,
   InjectSupervisor,
+  DurableSupervisor,
+  TaskHandler,
 } from 'nestjs-concurrency';
+import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 @Injectable()
 class Work {
@@ -100,6 +105,88 @@ describe('OpenTelemetry metrics', () => {
         .reduce((n, p) => n + (p.value as { count: number }).count, 0);
     expect(count('completed')).toBe(2);
     expect(count('failed')).toBe(1);
+  });
+
+  it("names the instrumentation scope with the package's version", async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    await reader.forceFlush();
+    await app.close();
+    const version = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    ).version;
+    const scopes = exporter.getMetrics().flatMap((batch) => batch.scopeMetrics.map((m) => m.scope));
+    expect(scopes).toContainEqual(expect.objectContaining({ name: 'nestjs-concurrency', version }));
+  });
+
+  it.runIf(redisAvailable)(
+    'reports the durable queue depth by task and state, read from Redis at collection',
+    async () => {
+      const redis = await RedisServer.start();
+      @Injectable()
+      class Handlers {
+        @TaskHandler('send-mail')
+        send(): void {}
+      }
+      @Module({
+        imports: [ConcurrencyModule.forRoot({ durable: { connection: redis.url, workers: false } })],
+        providers: [Handlers],
+      })
+      class DurableModule {}
+      const app = await NestFactory.createApplicationContext(DurableModule, { logger: false, abortOnError: false });
+      try {
+        const durable = app.get(DurableSupervisor);
+        await durable.startChild('send-mail', { to: 'a' });
+        await durable.startChild('send-mail', { to: 'b' });
+        await durable.startChild('send-mail', { to: 'c' }, { delay: 60_000 });
+        const data = await collect();
+        const depth = data.get('concurrency.durable.queue.depth');
+        expect(sum(depth, { 'concurrency.durable.task': 'send-mail', 'concurrency.durable.state': 'waiting' })).toBe(3);
+        expect(sum(depth, { 'concurrency.durable.task': 'send-mail', 'concurrency.durable.state': 'running' })).toBe(0);
+        expect(sum(depth, { 'concurrency.durable.task': 'send-mail', 'concurrency.durable.state': 'failed' })).toBe(0);
+      } finally {
+        await app.close();
+        await redis.stop();
+      }
+    },
+  );
+
+  it('bounds the durable queue read by durable.storeTimeout: a Redis that never answers does not hold collection up', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `redis://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    @Injectable()
+    class Handlers {
+      @TaskHandler('send-mail')
+      send(): void {}
+    }
+    @Module({
+      imports: [ConcurrencyModule.forRoot({ durable: { connection: url, workers: false, storeTimeout: 500 } })],
+      providers: [Handlers],
+    })
+    class SilentModule {}
+    const app = await NestFactory.createApplicationContext(SilentModule, { logger: false, abortOnError: false });
+    try {
+      const started = Date.now();
+      const data = await collect();
+      // storeTimeout is 500 ms; 5 s is a generous bound on a loaded machine, far below a hung read.
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(data.get('concurrency.durable.queue.depth')?.dataPoints ?? []).toHaveLength(0);
+    } finally {
+      await app.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('reports no durable queue depth when durable is not configured', async () => {
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
+    const data = await collect();
+    await app.close();
+    expect(data.get('concurrency.durable.queue.depth')?.dataPoints ?? []).toHaveLength(0);
   });
 
   it('reports gauges: live children per supervisor, running jobs per job, cache entries', async () => {

@@ -403,6 +403,7 @@ describe('JobRegistry', () => {
         lastRunAt: null,
         lastDurationMs: null,
         lastError: null,
+        lastErrorAt: null,
         nextRunAt: new Date(T0 + 1000),
         paused: false,
       },

@@ -1,3 +1,5 @@
+import type { DurationPercentiles } from './duration-rings.js';
+
 /** @internal What the dashboard page receives, once per second over SSE: counts and names, no payloads, no stacks. */
 export interface DashboardSnapshot {
   at: number;
@@ -16,6 +18,8 @@ export interface DashboardSnapshot {
     };
     /** `maxChildren`; null when unbounded. */
     capacity: number | null;
+    /** p50/p95/p99 (ms) of the supervisor's most recent attempt durations (`DURATIONS_KEPT`); null before any. */
+    durations: DurationPercentiles | null;
     /** Live children (at most `CHILDREN_SHOWN`), and how many there are in all. */
     total: number;
     children: Array<{ id: string; name: string | null; status: string; ageMs: number | null; attempt: number }>;
@@ -34,6 +38,12 @@ export interface DashboardSnapshot {
     nextRunAt: number | null;
     /** The last error's message only (cut at `ERROR_MAX` characters). */
     lastError: string | null;
+    /** When the last error happened (epoch ms). */
+    lastErrorAt: number | null;
+    /** A run started after the last error and ended without one: the error is past, not the job's state. */
+    lastErrorPast: boolean;
+    /** p50/p95/p99 (ms) of the job's most recent run durations on this instance; null before any. */
+    durations: DurationPercentiles | null;
   }>;
   /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;
@@ -46,6 +56,9 @@ export interface DashboardSnapshot {
   durable: {
     /** Per task name: children waiting (or delayed, backing off), running, and failed for good (kept 24 h). */
     queues: Array<{ task: string; waiting: number; running: number; failed: number }>;
+    /** Unfinished children one by one (at most `DURABLE_CHILDREN_SHOWN`, running first), and how many were listed. */
+    children: Array<{ id: string; task: string; status: 'waiting' | 'delayed' | 'running'; attempt: number }>;
+    childrenTotal: number;
     error?: string;
     stale?: true;
     asOf?: number;

@@ -17,6 +17,7 @@ import {
   Sse,
   type Type,
   UseGuards,
+  Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Observable } from 'rxjs';
@@ -26,7 +27,14 @@ import { JobRunningError } from '../../scheduling/errors/job-running.error.js';
 import { UnknownJobError } from '../../scheduling/errors/unknown-job.error.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { describeValue } from '../../utils/describe.js';
-import { ACTION_HEADER_MISSING, DASHBOARD_CLOSING, NO_SUCH_CHILD, READ_ONLY } from '../observability.messages.js';
+import {
+  ACTION_HEADER_MISSING,
+  DASHBOARD_CLOSING,
+  NO_SUCH_CHILD,
+  NO_SUCH_DURABLE_CHILD,
+  READ_ONLY,
+} from '../observability.messages.js';
+import { DurableSupervisor } from '../../durable/durable-supervisor.js';
 import type { Socket } from 'node:net';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
 import { DashboardService } from './dashboard.service.js';
@@ -49,6 +57,7 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       @Inject(SupervisorRegistry) private readonly supervisors: SupervisorRegistry,
       @Inject(JobRegistry) private readonly jobs: JobRegistry,
       @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+      @Optional() @Inject(DurableSupervisor) private readonly durable?: DurableSupervisor,
     ) {}
 
     @Get()
@@ -90,6 +99,28 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       const supervisor = this.supervisors.all().find((s) => s.name === name);
       if (!supervisor) throw new NotFoundException(`No supervisor ${describeValue(name)}.`);
       if (!(await supervisor.terminateChild(id))) throw new NotFoundException(NO_SUCH_CHILD(name, id));
+      return { terminated: true };
+    }
+
+    /** A durable child, by task name and id: waiting or delayed, removed; running, its signal aborted where it runs. */
+    @Post('durable/:task/children/:id/terminate')
+    @HttpCode(200)
+    async terminateDurable(
+      @Param('task') task: string,
+      @Param('id') id: string,
+      @Headers(ACTION_HEADER) header: string | undefined,
+    ): Promise<{ terminated: boolean }> {
+      this.allow(header);
+      if (this.durable === undefined || this.dashboard.durableOff)
+        throw new NotFoundException('Durable tasks are not configured.');
+      let terminated: boolean;
+      try {
+        terminated = await this.durable.terminateChild(id, task);
+      } catch (error) {
+        if (error instanceof TypeError) throw new NotFoundException(NO_SUCH_DURABLE_CHILD(task, id));
+        throw error;
+      }
+      if (!terminated) throw new NotFoundException(NO_SUCH_DURABLE_CHILD(task, id));
       return { terminated: true };
     }
 

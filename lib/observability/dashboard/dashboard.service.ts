@@ -1,22 +1,29 @@
-import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit, Optional } from '@nestjs/common';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Observable, type Subscriber } from 'rxjs';
 import { CacheService } from '../../caching/cache.service.js';
 import { CONCURRENCY_OPTIONS } from '../../concurrency.constants.js';
 import { DurableSupervisor } from '../../durable/durable-supervisor.js';
 import { FanOut } from '../../fan-out/fan-out.service.js';
 import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
+import type { JobInfo } from '../../scheduling/interfaces/job-info.interface.js';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { maxChildren } from '../supervisor-capacity.js';
 import { errorMessage } from '../../utils/describe.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { DURABLE_STALE, NO_ANSWER } from '../observability.messages.js';
+import type { JobMessage, SupervisorMessage } from '../interfaces/channel-messages.interface.js';
+import { CONCURRENCY_CHANNELS } from '../observability.constants.js';
 import type { DashboardSnapshot } from './dashboard-snapshot.interface.js';
+import { DurationRings } from './duration-rings.js';
 
 /** Children listed per supervisor; the total is always given. */
 const CHILDREN_SHOWN = 100;
 /** Fan-out calls listed; the total is always given. */
 export const FAN_OUT_SHOWN = 100;
+/** Durable children listed; the total is always given. */
+export const DURABLE_CHILDREN_SHOWN = 100;
 /** Longest name (child) and error text sent to the page, in characters; longer ones end with an ellipsis. */
 export const NAME_MAX = 200;
 export const ERROR_MAX = 500;
@@ -43,12 +50,23 @@ export const DURABLE_WAIT_MS = 250;
 
 type DurablePart = NonNullable<DashboardSnapshot['durable']>;
 
+/**
+ * A run started after the last failure and none is running now: that run ended without an error (an error would have
+ * moved `lastErrorAt` past its start), so the error is history. A run still going (or timed out and still running)
+ * keeps the error current.
+ */
+const errorIsPast = (job: JobInfo): boolean =>
+  job.lastErrorAt !== null &&
+  job.lastRunAt !== null &&
+  job.running === 0 &&
+  job.lastRunAt.getTime() > job.lastErrorAt.getTime();
+
 const time = (date: Date | null | undefined): number | null => (date ? date.getTime() : null);
 
 /**
  * @internal The dashboard's data: a snapshot read from the supervisors' totals, `children()`, `JobRegistry.list()`,
- * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Nothing is
- * recorded per task for the page.
+ * the fan-out calls' progress and `CacheService.stats()` on a timer, only while a page is connected. Per task, only
+ * its duration is recorded (into a fixed ring per supervisor and job, for the percentiles).
  */
 /** A connected page: where its snapshots go, and whether its connection still holds an unsent one. */
 interface Client {
@@ -57,7 +75,20 @@ interface Client {
 }
 
 @Injectable()
-export class DashboardService implements OnModuleDestroy {
+export class DashboardService implements OnModuleInit, OnModuleDestroy {
+  /** Recent durations per supervisor and per job, for the percentiles: one number written per attempt or run. */
+  readonly #supervisorDurations = new DurationRings();
+  readonly #jobDurations = new DurationRings();
+  readonly #onSupervisor = (message: unknown): void => {
+    const m = message as SupervisorMessage;
+    if (m.durationMs !== undefined) this.#supervisorDurations.record(m.supervisor, m.durationMs);
+  };
+  readonly #onJob = (message: unknown): void => {
+    const m = message as JobMessage;
+    if ((m.type === 'completed' || m.type === 'failed') && m.durationMs !== undefined) {
+      this.#jobDurations.record(m.job, m.durationMs);
+    }
+  };
   /** Set by the first close hook: new streams are refused, open ones end. */
   #closing = false;
   readonly #clients = new Set<Client>();
@@ -79,6 +110,20 @@ export class DashboardService implements OnModuleDestroy {
     private readonly cache: CacheService,
     @Optional() private readonly durable?: DurableSupervisor,
   ) {}
+
+  /**
+   * Durations are recorded from boot, not only while a page is open: the percentiles are there when someone looks.
+   * The cost is the channels' message per attempt or run and one number written into a fixed-size ring.
+   */
+  onModuleInit(): void {
+    subscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
+    subscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
+  }
+
+  /** @internal True when durable tasks are not configured (the controller's durable action answers 404). */
+  get durableOff(): boolean {
+    return this.durable === undefined || this.options.durable === undefined;
+  }
 
   get readOnly(): boolean {
     return this.options.dashboard?.readOnly ?? true;
@@ -148,6 +193,7 @@ export class DashboardService implements OnModuleDestroy {
         counts: { ...sup.counts },
         total,
         capacity: maxChildren(sup),
+        durations: this.#supervisorDurations.percentiles(sup.name),
         children: children.map((c) => ({
           id: c.id,
           name: c.name === undefined || c.name === null ? null : displayText(String(c.name), NAME_MAX),
@@ -173,6 +219,9 @@ export class DashboardService implements OnModuleDestroy {
         job.lastError === null || job.lastError === undefined
           ? null
           : displayText(errorMessage(job.lastError), ERROR_MAX),
+      lastErrorAt: time(job.lastErrorAt),
+      lastErrorPast: errorIsPast(job),
+      durations: this.#jobDurations.percentiles(job.name),
     }));
     const calls = this.fanOut.runningCallsProgress();
     const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
@@ -221,6 +270,8 @@ export class DashboardService implements OnModuleDestroy {
     if (arrived && last) return last.value;
     return {
       queues: last?.value.queues ?? [],
+      children: last?.value.children ?? [],
+      childrenTotal: last?.value.childrenTotal ?? 0,
       stale: true,
       ...(last ? { asOf: last.at } : {}),
       error: last?.value.error ?? DURABLE_STALE(Date.now() - (last?.at ?? Date.now()), DURABLE_WAIT_MS),
@@ -237,11 +288,24 @@ export class DashboardService implements OnModuleDestroy {
     const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
-      const queues = await withTimeout(durable.queueCounts(), ms, () => new Error(NO_ANSWER(ms)));
+      const [queues, children] = await withTimeout(
+        Promise.all([durable.queueCounts(), durable.children()]),
+        ms,
+        () => new Error(NO_ANSWER(ms)),
+      );
       // Task names with nothing waiting, running or failed are left out.
-      return { queues: queues.filter((q) => q.waiting + q.running + q.failed > 0) };
+      return {
+        queues: queues.filter((q) => q.waiting + q.running + q.failed > 0),
+        children: children.slice(0, DURABLE_CHILDREN_SHOWN).map((c) => ({
+          id: displayText(c.id, NAME_MAX),
+          task: displayText(c.task, NAME_MAX),
+          status: c.status,
+          attempt: c.attempt,
+        })),
+        childrenTotal: children.length,
+      };
     } catch (error) {
-      return { queues: [], error: displayText(errorMessage(error), ERROR_MAX) };
+      return { queues: [], children: [], childrenTotal: 0, error: displayText(errorMessage(error), ERROR_MAX) };
     }
   }
 
@@ -250,6 +314,8 @@ export class DashboardService implements OnModuleDestroy {
    * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends.
    */
   onModuleDestroy(): void {
+    unsubscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
+    unsubscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
     this.#closing = true;
     this.stopTimer();
     // Completing runs the teardown, which deletes the client: deleting during a Set iteration is safe.

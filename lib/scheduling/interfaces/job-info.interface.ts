@@ -19,7 +19,10 @@ export interface JobInfo {
   lockFailures: number;
   lastRunAt: Date | null;
   lastDurationMs: number | null;
+  /** The error of the last run that failed; kept after later runs succeed (compare `lastErrorAt` with `lastRunAt`). */
   lastError: unknown;
+  /** When that run failed (or timed out); `null` if no run has failed. */
+  lastErrorAt: Date | null;
   /** When the timer fires next; `null` when paused, stopped or a `@Timeout` that has fired. */
   nextRunAt: Date | null;
   paused: boolean;

@@ -67,6 +67,7 @@ export abstract class ScheduledJob {
   lastRunAt: Date | null = null;
   lastDurationMs: number | null = null;
   lastError: unknown = null;
+  lastErrorAt: Date | null = null;
   protected paused = false;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
@@ -116,6 +117,7 @@ export abstract class ScheduledJob {
       lastRunAt: this.lastRunAt,
       lastDurationMs: this.lastDurationMs,
       lastError: this.lastError,
+      lastErrorAt: this.lastErrorAt,
       nextRunAt: this.nextRunAt(),
       paused: this.isPaused(),
     };
@@ -333,6 +335,7 @@ export abstract class ScheduledJob {
     this.failures++;
     if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
+    this.lastErrorAt = new Date();
     this.host.onJobFailure?.(this.def.name, error);
     // Called inside the run's span when the app traces: the log line names its trace.
     const traceId = this.host.supervisor.tracer?.traceId();
