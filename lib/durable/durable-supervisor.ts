@@ -115,6 +115,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** The `outcome()` calls still waiting: settled (rejected) at shutdown, so no awaiter hangs on a closed app. */
   private readonly pending = new Set<() => void>();
   private watching = false;
+  /** The `watchAll()` of the current subscribers (the testing kit waits for it). */
+  private watchingAll: Promise<void> | undefined;
   /** Subscribers of `events`: while there are any, every task name is watched. */
   private subscribers = 0;
   /** Per task name, the `outcome()` calls using its QueueEvents (closed once nobody needs it). */
@@ -122,6 +124,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private closed = false;
   /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
   private startedHere: Map<string, string> | undefined;
+  /** Testing kit: QueueEvents read the stream from this time (ms), not from their first read. */
+  private eventsSince: number | undefined;
 
   /** @internal Created by `ConcurrencyModule` when `durable` is given. */
   /** A PRODUCER span per start when the application traces. */
@@ -137,7 +141,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       this.subscribers++;
       if (!this.watching) {
         this.watching = true;
-        void this.watchAll();
+        this.watchingAll = this.watchAll();
       }
       return () => {
         subscription.unsubscribe();
@@ -414,29 +418,68 @@ export class DurableSupervisor implements OnApplicationShutdown {
    */
   trackStarted(): void {
     this.startedHere ??= new Map();
+    // A QueueEvents reads only what is added once its first XREAD runs: for a test, every event from now on counts.
+    this.eventsSince ??= Date.now();
+  }
+
+  /** @internal For the testing kit: true when durable tasks are configured (so `events` can be listened to). */
+  get configured(): boolean {
+    return this.options.durable !== undefined && this.bullmq !== undefined;
   }
 
   /**
-   * @internal The children started from this instance since `trackStarted()` that have not finished (waiting,
-   * delayed, running or backing off, on any instance), read from Redis; finished ones are forgotten. Empty when
-   * durable tasks are not configured.
+   * @internal For the testing kit: resolves once every task name known now is watched by a connected QueueEvents
+   * (events added from then on reach `events`). Never rejects; gives up after `durable.storeTimeout` per step.
    */
-  async unfinishedStarted(): Promise<Array<{ id: string; task: string }>> {
-    const started = this.startedHere;
-    if (started === undefined || started.size === 0 || !this.options.durable || !this.bullmq) return [];
-    const states = await Promise.all(
-      [...started].map(async ([id, task]) => ({
-        id,
-        task,
-        state: await this.store('list', task, () => this.queue(task).getJobState(toJobId(id))),
-      })),
+  async watchReady(): Promise<void> {
+    if (!this.configured || !this.watching) return;
+    const ms = this.options.durable!.storeTimeout;
+    await withTimeout(this.watchingAll ?? Promise.resolve(), ms, () => new Error('timeout')).catch(() => undefined);
+    await Promise.allSettled(
+      [...this.queueEvents.values()].map((events) =>
+        withTimeout(events.waitUntilReady(), ms, () => new Error('timeout')),
+      ),
     );
-    const left: Array<{ id: string; task: string }> = [];
-    for (const { id, task, state } of states) {
-      if (state === 'completed' || state === 'failed' || state === 'unknown') started.delete(id);
-      else left.push({ id, task });
-    }
-    return left;
+  }
+
+  /**
+   * @internal The children started from this instance since `trackStarted()`: those that have not finished
+   * (waiting, delayed, running or backing off, on any instance), and those found finished by this call (then
+   * forgotten), with their state and attempts made. Read from Redis in one pipeline (two commands per child). Empty
+   * when durable tasks are not configured.
+   */
+  async unfinishedStarted(): Promise<{ left: StartedChild[]; finished: FinishedChild[] }> {
+    const started = this.startedHere;
+    if (started === undefined || started.size === 0 || !this.configured) return { left: [], finished: [] };
+    const entries = [...started];
+    const replies = await this.store('list', '*', async () => {
+      const pipeline = (await this.controlClient()).pipeline();
+      for (const [id, task] of entries) {
+        const queue = this.queue(task);
+        const jobId = toJobId(id);
+        pipeline.hmget(queue.toKey(jobId), 'finishedOn', 'attemptsMade', 'timestamp');
+        pipeline.zscore(queue.toKey('completed'), jobId);
+      }
+      return (await pipeline.exec()) ?? [];
+    });
+    const left: StartedChild[] = [];
+    const finished: FinishedChild[] = [];
+    entries.forEach(([id, task], i) => {
+      const [fieldsError, fields] = replies[2 * i] ?? [new Error('no reply')];
+      const [, completedScore] = replies[2 * i + 1] ?? [];
+      if (fieldsError) throw this.unavailable('list', task, errorMessage(fieldsError));
+      const [finishedOn, attemptsMade, timestamp] = fields as Array<string | null>;
+      if (timestamp === null) {
+        started.delete(id); // gone (removed by retention or terminated): nothing to wait for
+      } else if (finishedOn !== null) {
+        started.delete(id);
+        const state = completedScore === null ? 'failed' : 'completed';
+        finished.push({ id, task, state, attempts: Number(attemptsMade ?? 0) });
+      } else {
+        left.push({ id, task });
+      }
+    });
+    return { left, finished };
   }
 
   /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */
@@ -625,6 +668,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       events = new this.bullmq!.QueueEvents(task, {
         connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
         prefix: durable.prefix,
+        ...(this.eventsSince === undefined ? {} : { lastEventId: `${this.eventsSince}-0` }),
       });
     } catch (error) {
       this.logError(`events of ${task}`, error);
@@ -690,6 +734,19 @@ export class DurableSupervisor implements OnApplicationShutdown {
     );
     return events;
   }
+}
+
+/** @internal A child started from this instance (`unfinishedStarted()`). */
+export interface StartedChild {
+  id: string;
+  task: string;
+}
+
+/** @internal A child started from this instance found finished (`unfinishedStarted()`). */
+export interface FinishedChild extends StartedChild {
+  state: 'completed' | 'failed';
+  /** BullMQ's attemptsMade: the failed attempts of a failed child. */
+  attempts: number;
 }
 
 /** The rejection of an `outcome()` still waiting when the application closes. */
