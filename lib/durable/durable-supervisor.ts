@@ -232,37 +232,45 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return new DurableTask<R>(ref.id, task, this);
   }
 
-  /** The children of every instance that have not finished: waiting, delayed (or backing off) and running. */
+  /**
+   * The children of every instance that have not finished: waiting, delayed (or backing off) and running. Reads
+   * only the fields it returns (never a payload): one range per state, then one pipeline of HMGETs per task name.
+   */
   async children(): Promise<DurableChildInfo[]> {
     this.durable();
     const names = await this.knownNames('list');
     const lists = await Promise.all(
       names.map(async (task) => {
         const queue = this.queue(task);
-        const [running, waiting, delayed] = await this.store('list', task, () =>
-          Promise.all([
-            queue.getJobs(['active'], 0, CHILDREN_LIMIT - 1),
-            queue.getJobs(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
-            queue.getJobs(['delayed'], 0, CHILDREN_LIMIT - 1),
-          ]),
-        );
-        const info = (job: Job | undefined, status: DurableChildInfo['status']): DurableChildInfo[] =>
-          job?.id === undefined
-            ? []
-            : [
-                {
-                  id: fromJobId(job.id),
-                  task,
-                  status,
-                  attempt: job.attemptsMade + 1,
-                  ...(status === 'running' && job.processedOn ? { startedAt: new Date(job.processedOn) } : {}),
-                },
-              ];
-        return [
-          ...running.flatMap((job) => info(job, 'running')),
-          ...waiting.flatMap((job) => info(job, 'waiting')),
-          ...delayed.flatMap((job) => info(job, 'delayed')),
-        ];
+        return this.store('list', task, async () => {
+          const ranges = await Promise.all([
+            queue.getRanges(['active'], 0, CHILDREN_LIMIT - 1),
+            queue.getRanges(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
+            queue.getRanges(['delayed'], 0, CHILDREN_LIMIT - 1),
+          ]);
+          const statuses: Array<DurableChildInfo['status']> = ['running', 'waiting', 'delayed'];
+          const listed = ranges.flatMap((ids, i) => ids.map((jobId) => ({ jobId, status: statuses[i]! })));
+          if (listed.length === 0) return [];
+          const pipeline = (await this.controlClient()).pipeline();
+          for (const { jobId } of listed)
+            pipeline.hmget(queue.toKey(jobId), 'attemptsMade', 'processedOn', 'timestamp');
+          const replies = (await pipeline.exec()) ?? [];
+          const children: DurableChildInfo[] = [];
+          listed.forEach(({ jobId, status }, i) => {
+            const [error, fields] = replies[i] ?? [new Error('no reply')];
+            if (error) throw error;
+            const [attemptsMade, processedOn, timestamp] = fields as Array<string | null>;
+            if (timestamp === null) return; // finished and removed between the two reads
+            children.push({
+              id: fromJobId(jobId),
+              task,
+              status,
+              attempt: Number(attemptsMade ?? 0) + 1,
+              ...(status === 'running' && processedOn ? { startedAt: new Date(Number(processedOn)) } : {}),
+            });
+          });
+          return children;
+        });
       }),
     );
     return lists.flat();
