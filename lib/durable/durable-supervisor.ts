@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { Job, Queue, QueueEvents } from 'bullmq';
+import type { Queue, QueueEvents } from 'bullmq';
 import { Observable, Subject } from 'rxjs';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
@@ -41,6 +41,7 @@ import {
   INVALID_PAYLOAD,
   INVALID_TASK_ARG,
   NOT_CONFIGURED,
+  NOT_REACHED,
   PAYLOAD_TOO_LARGE,
   SHUT_DOWN,
   STALLED_TOO_OFTEN,
@@ -105,6 +106,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private readonly throttle = new LogThrottle();
   private readonly queues = new Map<string, Queue>();
   private readonly queueEvents = new Map<string, QueueEvents>();
+  /** The last connection error of each queue: what a call that could not reach Redis names. */
+  private readonly connectionErrors = new WeakMap<Queue, string>();
   /** Task names this instance has added to the Redis set of names (once each). */
   private readonly registered = new Set<string>();
   private readonly subject = new Subject<SupervisorEvent>();
@@ -540,9 +543,17 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** A Redis call bounded by `durable.storeTimeout`; any failure becomes a `DurableUnavailableError`. */
   private async store<T>(op: StoreOperation, task: string, call: () => Promise<T>): Promise<T> {
     const ms = this.options.durable!.storeTimeout;
+    // The connection the call goes through first. Its offline queue is off: while it is not ready, nothing is sent.
+    const owner = this.queue(task === '*' ? CONTROL_QUEUE : task);
+    const wasUp = await isConnected(owner);
     try {
       return await withTimeout(call(), ms, () => this.unavailable(op, task, 'timeout'));
     } catch (error) {
+      if (!wasUp && !(await isConnected(owner))) {
+        // Never connected during the call (refused, unreachable): the command was never sent, so nothing changed.
+        const cause = this.connectionErrors.get(owner) ?? 'no connection';
+        throw new DurableUnavailableError(task, NOT_REACHED(op, task, ms, cause), error);
+      }
       if (error instanceof DurableUnavailableError) throw error;
       throw new DurableUnavailableError(task, STORE_UNAVAILABLE(op, task, ms, errorMessage(error)), error);
     }
@@ -562,7 +573,11 @@ export class DurableSupervisor implements OnApplicationShutdown {
         connection: connectionOptions(durable.connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
         prefix: durable.prefix,
       });
-      queue.on('error', (error) => this.logError(`queue ${task}`, error));
+      const created = queue;
+      queue.on('error', (error) => {
+        this.connectionErrors.set(created, errorMessage(error));
+        this.logError(`queue ${task}`, error);
+      });
       keepErrorListener(queue);
       this.queues.set(task, queue);
     }
