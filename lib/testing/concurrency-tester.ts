@@ -41,7 +41,7 @@ const IDLE_POLL_MS = 10;
  */
 const DURABLE_POLL_MS = 250;
 /** How long `idle()` waits for the events of a durable task it found finished (so `failures()` has them). */
-const DURABLE_EVENTS_GRACE_MS = 2000;
+const DURABLE_EVENTS_GRACE_MS = 5000;
 
 /**
  * Test helpers for an application that uses `ConcurrencyModule`: wait for its background work, run and advance its
@@ -268,7 +268,7 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
         const seen =
           child.state === 'completed'
             ? this.#durableEnded.has(id)
-            : (this.#durableFailedAttempt.get(id) ?? 0) >= child.attempts;
+            : (this.#durableFailedAttempt.get(id) ?? 0) >= Math.max(1, child.attempts);
         // A lost event (a reconnect) must not hold idle() for good: it waits a little, then goes on without it.
         if (seen || Date.now() - since > DURABLE_EVENTS_GRACE_MS) this.#durableUnseen.delete(id);
         else unseen.push(`durable task ${quoted(child.task)} (${id}: its events have not arrived yet)`);
