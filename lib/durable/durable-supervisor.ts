@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { Job, Queue, QueueEvents } from 'bullmq';
+import type { Queue, QueueEvents } from 'bullmq';
 import { Observable, Subject } from 'rxjs';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import { SupervisorShutdownError } from '../errors/supervisor-shutdown.error.js';
@@ -41,6 +41,7 @@ import {
   INVALID_PAYLOAD,
   INVALID_TASK_ARG,
   NOT_CONFIGURED,
+  NOT_REACHED,
   PAYLOAD_TOO_LARGE,
   SHUT_DOWN,
   STALLED_TOO_OFTEN,
@@ -105,6 +106,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private readonly throttle = new LogThrottle();
   private readonly queues = new Map<string, Queue>();
   private readonly queueEvents = new Map<string, QueueEvents>();
+  /** The last connection error of each queue: what a call that could not reach Redis names. */
+  private readonly connectionErrors = new WeakMap<Queue, string>();
   /** Task names this instance has added to the Redis set of names (once each). */
   private readonly registered = new Set<string>();
   private readonly subject = new Subject<SupervisorEvent>();
@@ -115,6 +118,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** The `outcome()` calls still waiting: settled (rejected) at shutdown, so no awaiter hangs on a closed app. */
   private readonly pending = new Set<() => void>();
   private watching = false;
+  /** The `watchAll()` of the current subscribers (the testing kit waits for it). */
+  private watchingAll: Promise<void> | undefined;
   /** Subscribers of `events`: while there are any, every task name is watched. */
   private subscribers = 0;
   /** Per task name, the `outcome()` calls using its QueueEvents (closed once nobody needs it). */
@@ -122,6 +127,8 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private closed = false;
   /** Children started from this instance (id -> task), kept only while a testing kit asks (`trackStarted()`). */
   private startedHere: Map<string, string> | undefined;
+  /** Testing kit: QueueEvents read the stream from this time (ms), not from their first read. */
+  private eventsSince: number | undefined;
 
   /** A PRODUCER span per start when the application traces. */
   @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
@@ -137,7 +144,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       this.subscribers++;
       if (!this.watching) {
         this.watching = true;
-        void this.watchAll();
+        this.watchingAll = this.watchAll();
       }
       return () => {
         subscription.unsubscribe();
@@ -228,37 +235,45 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return new DurableTask<R>(ref.id, task, this);
   }
 
-  /** The children of every instance that have not finished: waiting, delayed (or backing off) and running. */
+  /**
+   * The children of every instance that have not finished: waiting, delayed (or backing off) and running. Reads
+   * only the fields it returns (never a payload): one range per state, then one pipeline of HMGETs per task name.
+   */
   async children(): Promise<DurableChildInfo[]> {
     this.durable();
     const names = await this.knownNames('list');
     const lists = await Promise.all(
       names.map(async (task) => {
         const queue = this.queue(task);
-        const [running, waiting, delayed] = await this.store('list', task, () =>
-          Promise.all([
-            queue.getJobs(['active'], 0, CHILDREN_LIMIT - 1),
-            queue.getJobs(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
-            queue.getJobs(['delayed'], 0, CHILDREN_LIMIT - 1),
-          ]),
-        );
-        const info = (job: Job | undefined, status: DurableChildInfo['status']): DurableChildInfo[] =>
-          job?.id === undefined
-            ? []
-            : [
-                {
-                  id: fromJobId(job.id),
-                  task,
-                  status,
-                  attempt: job.attemptsMade + 1,
-                  ...(status === 'running' && job.processedOn ? { startedAt: new Date(job.processedOn) } : {}),
-                },
-              ];
-        return [
-          ...running.flatMap((job) => info(job, 'running')),
-          ...waiting.flatMap((job) => info(job, 'waiting')),
-          ...delayed.flatMap((job) => info(job, 'delayed')),
-        ];
+        return this.store('list', task, async () => {
+          const ranges = await Promise.all([
+            queue.getRanges(['active'], 0, CHILDREN_LIMIT - 1),
+            queue.getRanges(['waiting', 'prioritized'], 0, CHILDREN_LIMIT - 1),
+            queue.getRanges(['delayed'], 0, CHILDREN_LIMIT - 1),
+          ]);
+          const statuses: Array<DurableChildInfo['status']> = ['running', 'waiting', 'delayed'];
+          const listed = ranges.flatMap((ids, i) => ids.map((jobId) => ({ jobId, status: statuses[i]! })));
+          if (listed.length === 0) return [];
+          const pipeline = (await this.controlClient()).pipeline();
+          for (const { jobId } of listed)
+            pipeline.hmget(queue.toKey(jobId), 'attemptsMade', 'processedOn', 'timestamp');
+          const replies = (await pipeline.exec()) ?? [];
+          const children: DurableChildInfo[] = [];
+          listed.forEach(({ jobId, status }, i) => {
+            const [error, fields] = replies[i] ?? [new Error('no reply')];
+            if (error) throw error;
+            const [attemptsMade, processedOn, timestamp] = fields as Array<string | null>;
+            if (timestamp === null) return; // finished and removed between the two reads
+            children.push({
+              id: fromJobId(jobId),
+              task,
+              status,
+              attempt: Number(attemptsMade ?? 0) + 1,
+              ...(status === 'running' && processedOn ? { startedAt: new Date(Number(processedOn)) } : {}),
+            });
+          });
+          return children;
+        });
       }),
     );
     return lists.flat();
@@ -414,29 +429,68 @@ export class DurableSupervisor implements OnApplicationShutdown {
    */
   trackStarted(): void {
     this.startedHere ??= new Map();
+    // A QueueEvents reads only what is added once its first XREAD runs: for a test, every event from now on counts.
+    this.eventsSince ??= Date.now();
+  }
+
+  /** @internal For the testing kit: true when durable tasks are configured (so `events` can be listened to). */
+  get configured(): boolean {
+    return this.options.durable !== undefined && this.bullmq !== undefined;
   }
 
   /**
-   * @internal The children started from this instance since `trackStarted()` that have not finished (waiting,
-   * delayed, running or backing off, on any instance), read from Redis; finished ones are forgotten. Empty when
-   * durable tasks are not configured.
+   * @internal For the testing kit: resolves once every task name known now is watched by a connected QueueEvents
+   * (events added from then on reach `events`). Never rejects; gives up after `durable.storeTimeout` per step.
    */
-  async unfinishedStarted(): Promise<Array<{ id: string; task: string }>> {
-    const started = this.startedHere;
-    if (started === undefined || started.size === 0 || !this.options.durable || !this.bullmq) return [];
-    const states = await Promise.all(
-      [...started].map(async ([id, task]) => ({
-        id,
-        task,
-        state: await this.store('list', task, () => this.queue(task).getJobState(toJobId(id))),
-      })),
+  async watchReady(): Promise<void> {
+    if (!this.configured || !this.watching) return;
+    const ms = this.options.durable!.storeTimeout;
+    await withTimeout(this.watchingAll ?? Promise.resolve(), ms, () => new Error('timeout')).catch(() => undefined);
+    await Promise.allSettled(
+      [...this.queueEvents.values()].map((events) =>
+        withTimeout(events.waitUntilReady(), ms, () => new Error('timeout')),
+      ),
     );
-    const left: Array<{ id: string; task: string }> = [];
-    for (const { id, task, state } of states) {
-      if (state === 'completed' || state === 'failed' || state === 'unknown') started.delete(id);
-      else left.push({ id, task });
-    }
-    return left;
+  }
+
+  /**
+   * @internal The children started from this instance since `trackStarted()`: those that have not finished
+   * (waiting, delayed, running or backing off, on any instance), and those found finished by this call (then
+   * forgotten), with their state and attempts made. Read from Redis in one pipeline (two commands per child). Empty
+   * when durable tasks are not configured.
+   */
+  async unfinishedStarted(): Promise<{ left: StartedChild[]; finished: FinishedChild[] }> {
+    const started = this.startedHere;
+    if (started === undefined || started.size === 0 || !this.configured) return { left: [], finished: [] };
+    const entries = [...started];
+    const replies = await this.store('list', '*', async () => {
+      const pipeline = (await this.controlClient()).pipeline();
+      for (const [id, task] of entries) {
+        const queue = this.queue(task);
+        const jobId = toJobId(id);
+        pipeline.hmget(queue.toKey(jobId), 'finishedOn', 'attemptsMade', 'timestamp');
+        pipeline.zscore(queue.toKey('completed'), jobId);
+      }
+      return (await pipeline.exec()) ?? [];
+    });
+    const left: StartedChild[] = [];
+    const finished: FinishedChild[] = [];
+    entries.forEach(([id, task], i) => {
+      const [fieldsError, fields] = replies[2 * i] ?? [new Error('no reply')];
+      const [, completedScore] = replies[2 * i + 1] ?? [];
+      if (fieldsError) throw this.unavailable('list', task, errorMessage(fieldsError));
+      const [finishedOn, attemptsMade, timestamp] = fields as Array<string | null>;
+      if (timestamp === null) {
+        started.delete(id); // gone (removed by retention or terminated): nothing to wait for
+      } else if (finishedOn !== null) {
+        started.delete(id);
+        const state = completedScore === null ? 'failed' : 'completed';
+        finished.push({ id, task, state, attempts: Number(attemptsMade ?? 0) });
+      } else {
+        left.push({ id, task });
+      }
+    });
+    return { left, finished };
   }
 
   /** Lifecycle hook: closes the queues and event listeners (the workers drained before, in `beforeApplicationShutdown`). */
@@ -489,9 +543,17 @@ export class DurableSupervisor implements OnApplicationShutdown {
   /** A Redis call bounded by `durable.storeTimeout`; any failure becomes a `DurableUnavailableError`. */
   private async store<T>(op: StoreOperation, task: string, call: () => Promise<T>): Promise<T> {
     const ms = this.options.durable!.storeTimeout;
+    // The connection the call goes through first. Its offline queue is off: while it is not ready, nothing is sent.
+    const owner = this.queue(task === '*' ? CONTROL_QUEUE : task);
+    const wasUp = await isConnected(owner);
     try {
       return await withTimeout(call(), ms, () => this.unavailable(op, task, 'timeout'));
     } catch (error) {
+      if (!wasUp && !(await isConnected(owner))) {
+        // Never connected during the call (refused, unreachable): the command was never sent, so nothing changed.
+        const cause = this.connectionErrors.get(owner) ?? 'no connection';
+        throw new DurableUnavailableError(task, NOT_REACHED(op, task, ms, cause), error);
+      }
       if (error instanceof DurableUnavailableError) throw error;
       throw new DurableUnavailableError(task, STORE_UNAVAILABLE(op, task, ms, errorMessage(error)), error);
     }
@@ -511,7 +573,11 @@ export class DurableSupervisor implements OnApplicationShutdown {
         connection: connectionOptions(durable.connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
         prefix: durable.prefix,
       });
-      queue.on('error', (error) => this.logError(`queue ${task}`, error));
+      const created = queue;
+      queue.on('error', (error) => {
+        this.connectionErrors.set(created, errorMessage(error));
+        this.logError(`queue ${task}`, error);
+      });
       keepErrorListener(queue);
       this.queues.set(task, queue);
     }
@@ -625,6 +691,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
       events = new this.bullmq!.QueueEvents(task, {
         connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
         prefix: durable.prefix,
+        ...(this.eventsSince === undefined ? {} : { lastEventId: `${this.eventsSince}-0` }),
       });
     } catch (error) {
       this.logError(`events of ${task}`, error);
@@ -690,6 +757,19 @@ export class DurableSupervisor implements OnApplicationShutdown {
     );
     return events;
   }
+}
+
+/** @internal A child started from this instance (`unfinishedStarted()`). */
+export interface StartedChild {
+  id: string;
+  task: string;
+}
+
+/** @internal A child started from this instance found finished (`unfinishedStarted()`). */
+export interface FinishedChild extends StartedChild {
+  state: 'completed' | 'failed';
+  /** BullMQ's attemptsMade: the failed attempts of a failed child. */
+  attempts: number;
 }
 
 /** The rejection of an `outcome()` still waiting when the application closes. */

@@ -97,10 +97,18 @@ export interface RawRedis {
   subscribe(channel: string): Promise<unknown>;
   xadd(key: string, ...args: Array<string | number>): Promise<unknown>;
   duplicate(options?: object): RawRedis;
+  pipeline(): RawPipeline;
   on(event: string, listener: (...args: never[]) => void): unknown;
   disconnect(): void;
   /** ioredis: 'ready' while connected. */
   readonly status?: string;
+}
+
+/** @internal The commands of an ioredis pipeline the library queues (each reply is `[error, value]`). */
+export interface RawPipeline {
+  hmget(key: string, ...fields: string[]): RawPipeline;
+  zscore(key: string, member: string): RawPipeline;
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
 }
 
 /** @internal The raw client of a BullMQ Queue or Worker (its regular, non-blocking connection). */

@@ -56,6 +56,26 @@ export const AMBIGUOUS_CHILD_ID = (id: string, tasks: string[]) =>
 export const INVALID_CHILD_OPTION = (task: string, option: string, expected: string, got: unknown) =>
   `Cannot start durable task "${task}": invalid option "${option}": expected ${expected}, got ${describeValue(got)}.`;
 
+/** What a call that needs Redis was doing when it could not connect at all (nothing was sent, nothing changed). */
+export const NOT_REACHED = (op: StoreOperation, task: string, ms: number, cause: string) => {
+  const unreachable = `could not reach Redis: no connection within ${ms} ms (last connection error: ${cause}), so the command was not sent`;
+  const of = task === '*' ? 'the durable task names' : `durable task "${task}"`;
+  switch (op) {
+    case 'start':
+      return `Durable task "${task}" was not stored: ${unreachable}. Start it again once Redis is reachable.`;
+    case 'list':
+      return `Cannot list the durable children (reading ${of}): ${unreachable}.`;
+    case 'terminate':
+      return `Cannot terminate the durable child (reading ${of}): ${unreachable}. It may still run: try again later.`;
+    case 'await':
+      return `Cannot read the outcome of ${of}: ${unreachable}. The task is not affected: ask again later.`;
+    case 'progress':
+      return `Cannot store the progress of ${of}: ${unreachable}. The attempt goes on.`;
+    case 'ping':
+      return `Durable tasks: ${unreachable}.`;
+  }
+};
+
 /** What a call that needs Redis was doing when Redis did not answer (each says what the caller can rely on). */
 export type StoreOperation = 'start' | 'list' | 'terminate' | 'await' | 'progress' | 'ping';
 

@@ -9,7 +9,7 @@ import {
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import type { Subscription } from 'rxjs';
 import { CacheService } from '../caching/cache.service.js';
-import { DurableSupervisor } from '../durable/durable-supervisor.js';
+import { DurableSupervisor, type FinishedChild } from '../durable/durable-supervisor.js';
 import { errorMessage } from '../utils/describe.js';
 import { JOBS_SUPERVISOR } from '../concurrency.constants.js';
 import { FanOut } from '../fan-out/fan-out.service.js';
@@ -18,6 +18,7 @@ import { JobRegistry } from '../scheduling/job.registry.js';
 import { JobsOrchestrator } from '../scheduling/jobs.orchestrator.js';
 import type { ScheduledJob } from '../scheduling/jobs/scheduled-job.js';
 import { ARM_JOBS_AT_BOOT } from '../scheduling/scheduling.constants.js';
+import type { SupervisorEvent } from '../supervisor/interfaces/child.interface.js';
 import type { TaskOutcome } from '../supervisor/interfaces/task.interface.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import type { TaskSupervisor } from '../supervisor/task-supervisor.js';
@@ -34,6 +35,13 @@ const DEFAULT_IDLE_TIMEOUT = 5000;
  * wake it at once otherwise.
  */
 const IDLE_POLL_MS = 10;
+/**
+ * Durable tasks are read from Redis (one pipeline for all of them) at most this often while `idle()` waits; their
+ * events (`DurableSupervisor.events`) wake it at once otherwise.
+ */
+const DURABLE_POLL_MS = 250;
+/** How long `idle()` waits for the events of a durable task it found finished (so `failures()` has them). */
+const DURABLE_EVENTS_GRACE_MS = 5000;
 
 /**
  * Test helpers for an application that uses `ConcurrencyModule`: wait for its background work, run and advance its
@@ -55,6 +63,17 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
   /** Wakes up `idle()` callers: something settled (a supervisor went idle, a call ended, a refresh ended). */
   #wake: (() => void)[] = [];
   #clock: JobClock | undefined;
+  #durableEvents: Subscription | undefined;
+  /** Durable children whose `completed` or `terminated` event has arrived. */
+  readonly #durableEnded = new Set<string>();
+  /** Durable children: the highest attempt whose failure event has arrived. */
+  readonly #durableFailedAttempt = new Map<string, number>();
+  /** Durable children found finished whose last event has not arrived yet (since when). */
+  readonly #durableUnseen = new Map<string, { child: FinishedChild; since: number }>();
+  /** An event arrived since Redis was last read: read it at the next look. */
+  #durableDirty = true;
+  #durableReadAt = 0;
+  #durableBusy: string[] = [];
   #advancing = false;
 
   /** @internal Created by `ConcurrencyTestingModule`: inject it, or `moduleRef.get(ConcurrencyTester)`. */
@@ -80,11 +99,15 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     this.orchestrator.onJobFailure = (job, error) => this.#failures.push({ kind: 'job', name: job, error });
     this.cacheService?.cache.on('refresh', this.#onRefresh);
     this.durable?.trackStarted();
+    if (this.durable?.configured)
+      this.#durableEvents = this.durable.events.subscribe((event) => this.#onDurable(event));
     this.#watchSupervisors();
   }
 
   /** Nest lifecycle hook. */
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
+    // Durable events added from now on reach failures() (QueueEvents read only what is added once they listen).
+    await this.durable?.watchReady();
     // The jobs' clock starts at boot, as their timers would (jobs armed at boot run on their own timers).
     if (this.armJobs === false) this.#clock = new JobClock(this.jobs!.jobs(), Date.now());
   }
@@ -96,6 +119,8 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
     this.fanOut?.watch(undefined);
     if (this.orchestrator) this.orchestrator.onJobFailure = undefined;
     this.cacheService?.cache.off('refresh', this.#onRefresh);
+    this.#durableEvents?.unsubscribe();
+    this.#durableEvents = undefined;
     this.#wakeUp();
   }
 
@@ -182,7 +207,10 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
 
   /**
    * Every failure since the last call (or boot), oldest first: supervised children's attempts that failed or timed
-   * out (`kind: 'task'`), job runs (`'job'`), fan-out items (`'fan-out'`), with their names and errors.
+   * out (`kind: 'task'`), job runs (`'job'`), fan-out items (`'fan-out'`), and every failed or timed-out attempt
+   * of a durable task on any instance sharing the Redis prefix (`'durable'`, by task name: a task that failed twice
+   * then succeeded counts twice, one that failed for good once per attempt), with their names and errors. Durable
+   * failures arrive as events: call it after `idle()`, which waits for the events of the tasks it waited for.
    */
   failures(): ConcurrencyFailure[] {
     this.#watchSupervisors();
@@ -227,13 +255,44 @@ export class ConcurrencyTester implements OnModuleInit, OnApplicationBootstrap, 
    */
   async #busyAll(): Promise<string[]> {
     const busy = this.#busy();
-    if (busy.length !== 0 || this.durable === undefined) return busy;
+    if (busy.length !== 0 || this.durable === undefined || !this.durable.configured) return busy;
+    const now = Date.now();
+    if (!this.#durableDirty && now - this.#durableReadAt < DURABLE_POLL_MS) return this.#durableBusy;
+    this.#durableDirty = false;
+    this.#durableReadAt = now;
     try {
-      const left = await this.durable.unfinishedStarted();
-      return left.map(({ id, task }) => `durable task ${quoted(task)} (${id})`);
+      const { left, finished } = await this.durable.unfinishedStarted();
+      for (const child of finished) this.#durableUnseen.set(child.id, { child, since: now });
+      const unseen: string[] = [];
+      for (const [id, { child, since }] of this.#durableUnseen) {
+        const seen =
+          child.state === 'completed'
+            ? this.#durableEnded.has(id)
+            : (this.#durableFailedAttempt.get(id) ?? 0) >= Math.max(1, child.attempts);
+        // A lost event (a reconnect) must not hold idle() for good: it waits a little, then goes on without it.
+        if (seen || Date.now() - since > DURABLE_EVENTS_GRACE_MS) this.#durableUnseen.delete(id);
+        else unseen.push(`durable task ${quoted(child.task)} (${id}: its events have not arrived yet)`);
+      }
+      this.#durableBusy = [...left.map(({ id, task }) => `durable task ${quoted(task)} (${id})`), ...unseen];
     } catch (error) {
-      return [`durable tasks (Redis did not answer: ${errorMessage(error)})`];
+      this.#durableBusy = [`durable tasks (Redis did not answer: ${errorMessage(error)})`];
     }
+    return this.#durableBusy;
+  }
+
+  /** An event of a durable child (any instance): its failures are kept for `failures()`, and `idle()` looks again. */
+  #onDurable(event: SupervisorEvent): void {
+    if (event.type === 'failed' || event.type === 'timeout') {
+      this.#failures.push({ kind: 'durable', name: event.name ?? event.childId, error: event.error });
+      const before = this.#durableFailedAttempt.get(event.childId) ?? 0;
+      this.#durableFailedAttempt.set(event.childId, Math.max(before, event.attempt ?? 1));
+    } else if (event.type === 'completed' || event.type === 'terminated') {
+      this.#durableEnded.add(event.childId);
+    } else {
+      return;
+    }
+    this.#durableDirty = true;
+    this.#wakeUp();
   }
 
   /** Subscribes to the events of every supervisor not yet watched (each failed or timed-out attempt). */
