@@ -26,6 +26,7 @@ const nest11 = {
   '@nestjs/cache-manager': '^3.1.3',
   '@nestjs/bullmq': '^11.0.5',
   '@nestjs/terminus': '^11.1.1',
+  '@nestjs/config': '^4.0.4',
 };
 const pkg = JSON.parse(readFileSync(from, 'utf8'));
 delete pkg.scripts;
