@@ -301,6 +301,8 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
           task: displayText(c.task, NAME_MAX),
           status: c.status,
           attempt: c.attempt,
+          // Ids are at most 512 characters (startChild refuses longer ones): the exact pair stays small.
+          target: { task: c.task, id: c.id },
         })),
         childrenTotal: children.length,
       };
