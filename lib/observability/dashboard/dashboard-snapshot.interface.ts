@@ -68,6 +68,11 @@ export interface DashboardSnapshot {
       target: { task: string; id: string };
     }>;
     childrenTotal: number;
+    /**
+     * Children that failed for good most recently, newest first (at most `DURABLE_FAILURES_PER_TASK` per task name,
+     * `DURABLE_FAILURES_SHOWN` in all): `failedAt` epoch ms, `error` cut at `ERROR_MAX`; texts shown as `id`/`task`.
+     */
+    failures: Array<{ id: string; task: string; attempt: number; failedAt: number; error: string }>;
     error?: string;
     stale?: true;
     asOf?: number;
