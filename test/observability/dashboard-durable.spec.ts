@@ -191,4 +191,17 @@ describe.skipIf(!redisAvailable)('the dashboard with durable tasks (real redis-s
       await browser.close();
     }
   });
+
+  it('bounds the recent failures per task name and in all, newest first', async () => {
+    const durable = app.get(DurableSupervisor);
+    for (const id of ['cap-1', 'cap-2']) {
+      const failing = await durable.async('broken', null, { id });
+      await expect(failing.await(10_000)).rejects.toThrow(/always fails/);
+    }
+    const perTask = (await durable.recentFailures(1, 50)).filter((f) => f.task === 'broken');
+    expect(perTask.map((f) => f.id)).toEqual(['cap-2']);
+    expect(await durable.recentFailures(20, 1)).toHaveLength(1);
+    const all = await durable.recentFailures(20, 50);
+    expect(all.map((f) => f.failedAt)).toEqual([...all.map((f) => f.failedAt)].sort((a, b) => b - a));
+  });
 });
