@@ -202,6 +202,6 @@ describe.skipIf(!redisAvailable)('the dashboard with durable tasks (real redis-s
     expect(perTask.map((f) => f.id)).toEqual(['cap-2']);
     expect(await durable.recentFailures(20, 1)).toHaveLength(1);
     const all = await durable.recentFailures(20, 50);
-    expect(all.map((f) => f.failedAt)).toEqual([...all.map((f) => f.failedAt)].sort((a, b) => b - a));
+    expect(all.map((f) => f.failedAt)).toEqual(all.map((f) => f.failedAt).sort((a, b) => b - a));
   });
 });
