@@ -612,6 +612,51 @@ export class DurableSupervisor implements OnApplicationShutdown {
 
   /** Task names of the cluster: handlers found here, names started here, names any instance stored in Redis. */
   /**
+   * @internal For the dashboard: the children that failed for good most recently, newest first (at most
+   * `perTask` per task name, `total` in all), cluster-wide. Reads only the fields it returns (never a payload): one
+   * range of the failed set, then one pipeline of HMGETs per task name, each bounded by `storeTimeout`.
+   */
+  async recentFailures(
+    perTask = 20,
+    total = 50,
+  ): Promise<Array<{ id: string; task: string; attempt: number; failedAt: number; error: string }>> {
+    this.durable();
+    const names = await this.knownNames('list');
+    const lists = await Promise.all(
+      names.map((task) => {
+        const queue = this.queue(task);
+        return this.store('list', task, async () => {
+          // The failed set is scored by finish time: a range from 0 starts with the newest.
+          const ids = await queue.getRanges(['failed'], 0, perTask - 1);
+          if (ids.length === 0) return [];
+          const pipeline = (await this.controlClient()).pipeline();
+          for (const jobId of ids) pipeline.hmget(queue.toKey(jobId), 'failedReason', 'attemptsMade', 'finishedOn');
+          const replies = (await pipeline.exec()) ?? [];
+          return ids.flatMap((jobId, i) => {
+            const [error, fields] = replies[i] ?? [new Error('no reply')];
+            if (error) throw error;
+            const [failedReason, attemptsMade, finishedOn] = fields as Array<string | null>;
+            if (finishedOn === null) return []; // removed between the two reads
+            return [
+              {
+                id: fromJobId(jobId),
+                task,
+                attempt: Math.max(1, Number(attemptsMade ?? 0)),
+                failedAt: Number(finishedOn),
+                error: failedReason ?? '',
+              },
+            ];
+          });
+        });
+      }),
+    );
+    return lists
+      .flat()
+      .sort((a, b) => b.failedAt - a.failedAt)
+      .slice(0, total);
+  }
+
+  /**
    * @internal For the dashboard: per task name, how many children wait (waiting, delayed, backing off), run, and
    * failed for good (failed children are kept 24 h, 10,000 per task name at most), cluster-wide. One count call per
    * task name, bounded by `storeTimeout`.

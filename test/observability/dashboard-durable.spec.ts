@@ -3,7 +3,12 @@ import { NestFactory } from '@nestjs/core';
 import { get } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { ConcurrencyModule, DurableSupervisor, TaskHandler } from 'nestjs-concurrency';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const chromiumAvailable = existsSync(CHROMIUM) || process.env.REQUIRE_CHROMIUM === '1';
 
 /** A "Redis" that accepts connections and never answers: every call waits out durable.storeTimeout. */
 async function silentRedis(): Promise<{ url: string; close: () => Promise<void> }> {
@@ -95,6 +100,11 @@ describe.skipIf(!redisAvailable)('the dashboard with durable tasks (real redis-s
       throw new Error('always fails');
     }
 
+    @TaskHandler('loud', { restart: 'temporary' })
+    loud(): never {
+      throw new Error(`bad \u202Egnp.exe ${'e'.repeat(2000)}`);
+    }
+
     @TaskHandler('held', { restart: 'temporary', concurrency: 1 })
     async held(): Promise<void> {
       await held;
@@ -137,5 +147,61 @@ describe.skipIf(!redisAvailable)('the dashboard with durable tasks (real redis-s
       },
       { timeout: 10_000, interval: 200 },
     );
+  });
+
+  it('lists the recent failures with task, id, attempt, time and error (cut, bidi neutralised), and the page shows them', async () => {
+    const durable = app.get(DurableSupervisor);
+    const before = Date.now();
+    const failing = await durable.async('loud', null, { id: 'loud-1' });
+    await expect(failing.await(10_000)).rejects.toThrow(/bad/);
+    const port = (app.getHttpServer().address() as { port: number }).port;
+    type Failure = { id: string; task: string; attempt: number; failedAt: number; error: string };
+    let failure: Failure | undefined;
+    await vi.waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/_concurrency/snapshot`);
+        const snapshot = (await res.json()) as { durable: { failures: Failure[] } };
+        failure = snapshot.durable.failures.find((f) => f.id === 'loud-1');
+        expect(failure).toBeDefined();
+      },
+      { timeout: 10_000, interval: 200 },
+    );
+    expect(failure).toMatchObject({ task: 'loud', attempt: 1 });
+    expect(failure!.failedAt).toBeGreaterThanOrEqual(before - 1000);
+    expect(failure!.failedAt).toBeLessThanOrEqual(Date.now() + 1000);
+    expect(failure!.error).toHaveLength(500);
+    expect(failure!.error.startsWith('bad \uFFFDgnp.exe eee')).toBe(true);
+    expect(failure!.error.endsWith('…')).toBe(true);
+    if (!chromiumAvailable) return;
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${port}/_concurrency`);
+      const row = page.locator('#durable tr[data-durable-failure]', { hasText: 'loud-1' });
+      await row.waitFor({ timeout: 10_000 });
+      const text = (await row.textContent())!;
+      expect(text).toContain('loud');
+      expect(text).toContain('bad \uFFFDgnp.exe');
+      expect(text).not.toContain('\u202E');
+      expect(text).toMatch(/ago/);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('bounds the recent failures per task name and in all, newest first', async () => {
+    const durable = app.get(DurableSupervisor);
+    for (const id of ['cap-1', 'cap-2']) {
+      const failing = await durable.async('broken', null, { id });
+      await expect(failing.await(10_000)).rejects.toThrow(/always fails/);
+    }
+    const perTask = (await durable.recentFailures(1, 50)).filter((f) => f.task === 'broken');
+    expect(perTask.map((f) => f.id)).toEqual(['cap-2']);
+    expect(await durable.recentFailures(20, 1)).toHaveLength(1);
+    const all = await durable.recentFailures(20, 50);
+    expect(all.map((f) => f.failedAt)).toEqual(all.map((f) => f.failedAt).sort((a, b) => b - a));
   });
 });

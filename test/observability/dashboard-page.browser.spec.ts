@@ -317,4 +317,45 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
       await close();
     }
   });
+
+  it("keeps a child's row in its place when the child restarts (its attempt and start time change)", async () => {
+    const supervisor = app.get<TaskSupervisor>(getSupervisorToken('default'));
+    const untilAbort = ({ signal }: { signal: AbortSignal }) =>
+      new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+    let fail!: () => void;
+    const failNow = new Promise<void>((resolve) => (fail = resolve));
+    let attempt = 0;
+    // The one that restarts is in the middle: sorted by start time or attempt, either way, it would move to an end.
+    const before = supervisor.startChild(untilAbort, { name: 'order-before' });
+    const middle = supervisor.startChild(
+      async (context) => {
+        if (++attempt === 1) {
+          await failNow;
+          throw new Error('restart me');
+        }
+        await untilAbort(context);
+      },
+      { name: 'order-middle', restart: 'transient' },
+    );
+    const after = supervisor.startChild(untilAbort, { name: 'order-after' });
+    const mine = [before.id, middle.id, after.id];
+    const { page, close } = await open();
+    try {
+      const order = async () =>
+        (
+          await page
+            .locator('#supervisors tr[data-child]')
+            .evaluateAll((rows) => rows.map((row) => row.getAttribute('data-child')))
+        ).filter((id) => mine.includes(id!));
+      await expect.poll(order, { timeout: 10_000 }).toEqual(mine);
+      const attemptCell = page.locator(`#supervisors tr[data-child="${middle.id}"] td:nth-child(5)`);
+      expect(await attemptCell.textContent()).toBe('1');
+      fail();
+      await expect.poll(() => attemptCell.textContent(), { timeout: 10_000 }).toBe('2');
+      expect(await order()).toEqual(mine);
+    } finally {
+      for (const id of mine) await supervisor.terminateChild(id);
+      await close();
+    }
+  });
 });

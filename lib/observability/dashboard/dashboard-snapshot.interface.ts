@@ -56,9 +56,23 @@ export interface DashboardSnapshot {
   durable: {
     /** Per task name: children waiting (or delayed, backing off), running, and failed for good (kept 24 h). */
     queues: Array<{ task: string; waiting: number; running: number; failed: number }>;
-    /** Unfinished children one by one (at most `DURABLE_CHILDREN_SHOWN`, running first), and how many were listed. */
-    children: Array<{ id: string; task: string; status: 'waiting' | 'delayed' | 'running'; attempt: number }>;
+    /**
+     * Unfinished children one by one (at most `DURABLE_CHILDREN_SHOWN`, running first), and how many were listed.
+     * `id` and `task` as shown (cut, bidi controls replaced); `target`: the exact ones, for the Terminate action.
+     */
+    children: Array<{
+      id: string;
+      task: string;
+      status: 'waiting' | 'delayed' | 'running';
+      attempt: number;
+      target: { task: string; id: string };
+    }>;
     childrenTotal: number;
+    /**
+     * Children that failed for good most recently, newest first (at most `DURABLE_FAILURES_PER_TASK` per task name,
+     * `DURABLE_FAILURES_SHOWN` in all): `failedAt` epoch ms, `error` cut at `ERROR_MAX`; texts shown as `id`/`task`.
+     */
+    failures: Array<{ id: string; task: string; attempt: number; failedAt: number; error: string }>;
     error?: string;
     stale?: true;
     asOf?: number;

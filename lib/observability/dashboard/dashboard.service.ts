@@ -24,6 +24,9 @@ const CHILDREN_SHOWN = 100;
 export const FAN_OUT_SHOWN = 100;
 /** Durable children listed; the total is always given. */
 export const DURABLE_CHILDREN_SHOWN = 100;
+/** Recent durable failures listed per task name, and in all. */
+export const DURABLE_FAILURES_PER_TASK = 20;
+export const DURABLE_FAILURES_SHOWN = 50;
 /** Longest name (child) and error text sent to the page, in characters; longer ones end with an ellipsis. */
 export const NAME_MAX = 200;
 export const ERROR_MAX = 500;
@@ -272,6 +275,7 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
       queues: last?.value.queues ?? [],
       children: last?.value.children ?? [],
       childrenTotal: last?.value.childrenTotal ?? 0,
+      failures: last?.value.failures ?? [],
       stale: true,
       ...(last ? { asOf: last.at } : {}),
       error: last?.value.error ?? DURABLE_STALE(Date.now() - (last?.at ?? Date.now()), DURABLE_WAIT_MS),
@@ -288,8 +292,12 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
     const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
-      const [queues, children] = await withTimeout(
-        Promise.all([durable.queueCounts(), durable.children()]),
+      const [queues, children, failures] = await withTimeout(
+        Promise.all([
+          durable.queueCounts(),
+          durable.children(),
+          durable.recentFailures(DURABLE_FAILURES_PER_TASK, DURABLE_FAILURES_SHOWN),
+        ]),
         ms,
         () => new Error(NO_ANSWER(ms)),
       );
@@ -301,11 +309,26 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
           task: displayText(c.task, NAME_MAX),
           status: c.status,
           attempt: c.attempt,
+          // Ids are at most 512 characters (startChild refuses longer ones): the exact pair stays small.
+          target: { task: c.task, id: c.id },
         })),
         childrenTotal: children.length,
+        failures: failures.map((f) => ({
+          id: displayText(f.id, NAME_MAX),
+          task: displayText(f.task, NAME_MAX),
+          attempt: f.attempt,
+          failedAt: f.failedAt,
+          error: displayText(f.error, ERROR_MAX),
+        })),
       };
     } catch (error) {
-      return { queues: [], children: [], childrenTotal: 0, error: displayText(errorMessage(error), ERROR_MAX) };
+      return {
+        queues: [],
+        children: [],
+        childrenTotal: 0,
+        failures: [],
+        error: displayText(errorMessage(error), ERROR_MAX),
+      };
     }
   }
 
