@@ -39,7 +39,7 @@ writeFileSync(to, JSON.stringify(pkg, null, 2) + '\n');
 EOF
 
 cd "$repo"
-cp -r lib sample-app vitest.config.ts tsconfig.json tsconfig.build.json "$dir"/
+cp -r lib sample-app docs vitest.config.ts tsconfig.json tsconfig.build.json "$dir"/
 mkdir -p "$dir/test"
 for entry in test/*; do
   [ "$entry" = test/compat ] || cp -r "$entry" "$dir/test/"
