@@ -107,6 +107,7 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
   it("runs under a Content-Security-Policy without 'unsafe-inline': its own script by hash, an injected one not", async () => {
     const res = await fetch(`${base}/_concurrency`);
     const csp = res.headers.get('content-security-policy')!;
+    await res.text();
     expect(csp).not.toContain('unsafe-inline');
     expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
     const { page, close } = await open();
@@ -138,6 +139,9 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)('the dashboard page (%s)',
           answer.pipe(res);
         },
       );
+      // A proxy ends the upstream request when its client goes (nginx does): an event stream left open upstream
+      // would outlive the page.
+      res.on('close', () => upstream.destroy());
       req.pipe(upstream);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));

@@ -86,6 +86,32 @@ describe.each(HTTP_ADAPTERS)('the dashboard event stream (%s)', (adapter: HttpAd
     expect(built.mock.calls.length - builtBefore).toBeLessThanOrEqual(Math.ceil(ticks) + 1);
   }, 60_000);
 
+  it('closes the application with clients that stopped reading: their connections are dropped after a grace', async () => {
+    const server = app.getHttpServer() as import('node:http').Server;
+    const serverSide: Socket[] = [];
+    server.on('connection', (socket: Socket) => serverSide.push(socket));
+    for (let i = 0; i < 3; i++) sockets.push(await stalledClient(port));
+    // Until the kernel's buffers are full and the server holds snapshots it cannot hand over.
+    await vi.waitFor(() => expect(serverSide.some((socket) => socket.writableLength > 0)).toBe(true), {
+      timeout: 45_000,
+      interval: 200,
+    });
+    const startedAt = Date.now();
+    const closing = app.close();
+    app = undefined as unknown as INestApplication;
+    let hung: NodeJS.Timeout | undefined;
+    // Before the fix the HTTP server's close waited for those responses for good (measured: still open after 15 s).
+    await Promise.race([
+      closing,
+      new Promise(
+        (_, reject) => (hung = setTimeout(() => reject(new Error('app.close() still running after 15 s')), 15_000)),
+      ),
+    ]).finally(() => clearTimeout(hung));
+    // The children's drain (shutdownTimeout 5 s) is the longest part; the stalled clients add at most their grace.
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(serverSide.every((socket) => socket.destroyed)).toBe(true);
+  }, 90_000);
+
   it('refuses a new stream with 503 once the application is closing, and ends the open ones', async () => {
     const open = await fetch(`http://127.0.0.1:${port}/_concurrency/events`);
     expect(open.status).toBe(200);

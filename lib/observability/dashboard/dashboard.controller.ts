@@ -85,7 +85,10 @@ export function createDashboardController(path: string, guard: Type<CanActivate>
       if (this.dashboard.closing) throw new ServiceUnavailableException(DASHBOARD_CLOSING);
       const socket = requestSocket(request);
       // Something the client has not taken yet is still in the socket's buffer: skip a tick rather than queue it.
-      return this.dashboard.stream(() => socket !== undefined && (socket.destroyed || socket.writableLength > 0));
+      return this.dashboard.stream({
+        backedUp: () => socket !== undefined && (socket.destroyed || socket.writableLength > 0),
+        destroy: () => socket?.destroy(),
+      });
     }
 
     @Post('supervisors/:supervisor/children/:id/terminate')

@@ -72,10 +72,21 @@ const time = (date: Date | null | undefined): number | null => (date ? date.getT
  * its duration is recorded (into a fixed ring per supervisor and job, for the percentiles).
  */
 /** A connected page: where its snapshots go, and whether its connection still holds an unsent one. */
+/** The connection under one page's stream, as far as the stream needs it. */
+export interface StreamConnection {
+  /** Something the client has not taken yet is still in the socket's buffer (or the socket is gone). */
+  backedUp(): boolean;
+  /** Drops the connection: for a client that does not take the end of its stream at shutdown. */
+  destroy(): void;
+}
+
 interface Client {
   readonly subscriber: Subscriber<{ data: string }>;
-  readonly backedUp: () => boolean;
+  readonly connection: StreamConnection;
 }
+
+/** How long a page's connection may take to take the end of its stream at shutdown before it is dropped. */
+const END_GRACE_MS = 1000;
 
 @Injectable()
 export class DashboardService implements OnModuleInit, OnModuleDestroy {
@@ -143,13 +154,15 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
    * (never more than the latest snapshot waits for a client that does not read). Ends when the application closes;
    * a stream that starts once it is closing ends at once.
    */
-  stream(backedUp: () => boolean = () => false): Observable<{ data: string }> {
+  stream(
+    connection: StreamConnection = { backedUp: () => false, destroy: () => undefined },
+  ): Observable<{ data: string }> {
     return new Observable<{ data: string }>((subscriber) => {
       if (this.#closing) {
         subscriber.complete();
         return;
       }
-      const client: Client = { subscriber, backedUp };
+      const client: Client = { subscriber, connection };
       this.#clients.add(client);
       const last = this.#last;
       if (last !== undefined && Date.now() - last.at < SNAPSHOT_EVERY_MS) subscriber.next({ data: last.data });
@@ -174,7 +187,7 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
         const data = JSON.stringify(snapshot);
         this.#last = { data, at: Date.now() };
         for (const client of this.#clients) {
-          if (!client.backedUp()) client.subscriber.next({ data });
+          if (!client.connection.backedUp()) client.subscriber.next({ data });
         }
       })
       .catch(() => undefined)
@@ -334,15 +347,26 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * Ends every open event stream and refuses new ones: an SSE connection must not hold `app.close()` up, and a page
-   * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends.
+   * that reconnects during the shutdown (an EventSource does, by itself) must not open one that never ends. A client
+   * that does not take the end of its stream (it stopped reading: a frozen tab, a proxy that paused) keeps its
+   * response unfinished, and the HTTP server's close waits for every unfinished response: such a connection is
+   * dropped after a short grace.
    */
   onModuleDestroy(): void {
     unsubscribe(CONCURRENCY_CHANNELS.supervisor, this.#onSupervisor);
     unsubscribe(CONCURRENCY_CHANNELS.job, this.#onJob);
     this.#closing = true;
     this.stopTimer();
+    const connections: StreamConnection[] = [];
     // Completing runs the teardown, which deletes the client: deleting during a Set iteration is safe.
-    for (const client of this.#clients) client.subscriber.complete();
+    for (const client of this.#clients) {
+      connections.push(client.connection);
+      client.subscriber.complete();
+    }
     this.#clients.clear();
+    if (connections.length === 0) return;
+    setTimeout(() => {
+      for (const connection of connections) if (connection.backedUp()) connection.destroy();
+    }, END_GRACE_MS).unref();
   }
 }
