@@ -67,6 +67,10 @@ import { toJson } from './utils/json-check.util.js';
 import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
 import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
+import { BatchEngine } from './batch/batch-engine.js';
+import type { DurableBatchOptions, DurableOutcome } from './batch/batch.interfaces.js';
+import type { BatchRedis } from './batch/batch.scripts.js';
+import type { DurableBatch } from './batch/durable-batch.js';
 
 const CHILD_OPTIONS = ['id', 'delay', 'priority'];
 const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed', 'waiting-children']);
@@ -129,6 +133,16 @@ export class DurableSupervisor implements OnApplicationShutdown {
   private startedHere: Map<string, string> | undefined;
   /** Testing kit: QueueEvents read the stream from this time (ms), not from their first read. */
   private eventsSince: number | undefined;
+
+  /** Durable map / settle / batch (lib/durable/batch). */
+  private readonly batches = new BatchEngine({
+    options: () => this.durable(),
+    client: async () => (await this.controlClient()) as unknown as BatchRedis,
+    queue: (task) => this.queue(task),
+    store: (op, task, call) => this.store(op, task, call),
+    register: (task) => this.register(task),
+    terminate: (task, jobId) => this.store('terminate', task, () => this.publishTerminate(task, jobId)),
+  });
 
   /** A PRODUCER span per start when the application traces. */
   @Inject(ConcurrencyTracing) private readonly tracing: ConcurrencyTracing | undefined;
@@ -233,6 +247,53 @@ export class DurableSupervisor implements OnApplicationShutdown {
   async async<P, R = unknown>(task: string, payload: P, opts?: DurableChildOptions): Promise<DurableTask<R>> {
     const ref = await this.startChild(task, payload, opts);
     return new DurableTask<R>(ref.id, task, this);
+  }
+
+  /**
+   * Runs `task` once per input on the cluster's workers (`Task.async_stream` across instances) and resolves with the
+   * results in input order. Fail-fast: the first item that fails for good (after its handler's restarts) rejects the
+   * call with its error, items not started never run, running ones have their `ctx.signal` aborted wherever they run.
+   * `opts.signal` aborting cancels the batch and rejects with its reason. Bad input (unknown task, an input JSON cannot
+   * carry, an option out of range) is refused before anything is stored.
+   */
+  async map<I, O>(task: string, inputs: Iterable<I> | AsyncIterable<I>, opts?: DurableBatchOptions): Promise<O[]> {
+    const batch = await this.batch<I, O>(task, inputs, { ...opts, failFast: true });
+    return untilSignal(batch.await(), opts?.signal);
+  }
+
+  /** As `map()`, but never rejects for an item: one outcome per input, in input order, once every item finished. */
+  async settle<I, O>(
+    task: string,
+    inputs: Iterable<I> | AsyncIterable<I>,
+    opts?: DurableBatchOptions,
+  ): Promise<DurableOutcome<O>[]> {
+    const batch = await this.batch<I, O>(task, inputs, opts);
+    return untilSignal(batch.settle(), opts?.signal);
+  }
+
+  /**
+   * Stores one durable item per input (in chunks: the caller's memory stays flat for any number of inputs from an
+   * iterable) and resolves with the batch once every item is stored. The batch advances in Redis without the caller;
+   * `getBatch(id)` re-attaches from any instance. The same `opts.id` returns the same batch, storing nothing twice.
+   */
+  async batch<I, O>(
+    task: string,
+    inputs: Iterable<I> | AsyncIterable<I>,
+    opts?: DurableBatchOptions,
+  ): Promise<DurableBatch<O>> {
+    const durable = this.durable();
+    if (typeof task !== 'string' || task === '' || task.includes(':')) throw new TypeError(INVALID_TASK_ARG(task));
+    if (!this.handlers.byName.has(task) && durable.workers) {
+      throw new UnknownTaskError(task, UNKNOWN_TASK(task, this.handlers.byName.keys()));
+    }
+    return this.batches.create<O>(task, inputs, opts, false);
+  }
+
+  /** The batch `id` as stored in Redis (from any instance), or undefined when there is none (or it expired). */
+  async getBatch<O>(id: string): Promise<DurableBatch<O> | undefined> {
+    this.durable();
+    if (typeof id !== 'string' || id === '') throw new TypeError(INVALID_CHILD_ID(id));
+    return this.batches.get<O>(id);
   }
 
   /**
@@ -815,6 +876,26 @@ export interface FinishedChild extends StartedChild {
   state: 'completed' | 'failed';
   /** BullMQ's attemptsMade: the failed attempts of a failed child. */
   attempts: number;
+}
+
+/** `work`, or the reason of `signal` as soon as it aborts (the batch itself is cancelled by its own listener). */
+function untilSignal<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => undefined);
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => (signal.removeEventListener('abort', onAbort), resolve(value)),
+      (error: unknown) => (signal.removeEventListener('abort', onAbort), reject(error as Error)),
+    );
+  });
 }
 
 /** The rejection of an `outcome()` still waiting when the application closes. */

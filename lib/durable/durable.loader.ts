@@ -5,7 +5,7 @@ import { BULLMQ_MISSING } from './durable.messages.js';
 /** @internal The parts of `bullmq` durable tasks use. */
 export type BullMQModule = Pick<
   typeof BullMQ,
-  'Queue' | 'Worker' | 'QueueEvents' | 'UnrecoverableError' | 'WaitingError'
+  'Queue' | 'Worker' | 'QueueEvents' | 'UnrecoverableError' | 'WaitingError' | 'DelayedError'
 >;
 
 /**

@@ -39,6 +39,13 @@ import { fromJobId } from './utils/job-id.util.js';
 import { toJson } from './utils/json-check.util.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 import { untilAborted } from './utils/until-aborted.util.js';
+import { BATCH_ITEM, fulfilledJson, parseItem, rejectedJson } from './batch/batch-item.util.js';
+import { type BatchRedis, FINISH, RELEASE, runScript, START } from './batch/batch.scripts.js';
+
+/** How long a batch item waits for a free slot of its batch's `concurrency` before it asks again (ms, plus jitter). */
+const BATCH_SLOT_WAIT = 100;
+/** The kind of a final failure ('failed', 'timeout', 'terminated'), on the error handed to BullMQ. */
+const finalKinds = new WeakMap<Error, string>();
 
 /** The abort reason of an attempt cut short by shutdown: handed back to the queue, not failed. */
 class HandBack extends TaskAbortedError {}
@@ -95,7 +102,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
         // Three parameters: BullMQ then gives the processor an AbortSignal (Worker.cancelJob aborts it).
         (job: Job, token?: string, signal?: AbortSignal) =>
           traceProcess(this.tracing?.tracer, def.name, job, job.id === undefined ? undefined : fromJobId(job.id), () =>
-            this.run(entry, job, token as string, signal!),
+            job.name === BATCH_ITEM
+              ? this.runItem(entry, job, token as string, signal!)
+              : this.run(entry, job, token as string, signal!),
           ),
         {
           connection: connectionOptions(durable.connection, { maxRetriesPerRequest: null }),
@@ -187,8 +196,72 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     }
   }
 
+  /**
+   * One attempt of a batch item: it runs only if its batch is still going and its index is inside the batch's window
+   * (`concurrency`, across the cluster); its outcome goes to the batch's record in Redis when it ends for good. In a
+   * Lua script each, so the window and the counts hold whichever instance dies.
+   */
+  private async runItem(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
+    const { prefix, retention } = this.options.durable!;
+    const jobId = job.id as string;
+    const { index, keys } = parseItem(prefix, fromJobId(jobId));
+    const client = (entry.client ?? (await rawClient(entry.worker))) as unknown as BatchRedis;
+    const [verdict, timeout] = (await runScript(client, START, keys.slice(0, 3), [index, jobId])) as string[];
+    if (verdict === 'wait') {
+      await job.moveToDelayed(Date.now() + BATCH_SLOT_WAIT + Math.floor(Math.random() * BATCH_SLOT_WAIT), token);
+      throw new this.bullmq!.DelayedError();
+    }
+    if (verdict !== 'run') return undefined; // cancelled, failed fast, already done, or no batch: never run
+    let value: unknown;
+    try {
+      value = await this.run(entry, job, token, signal, timeout ? Number(timeout) : undefined);
+    } catch (error) {
+      const kind = error instanceof Error ? finalKinds.get(error) : undefined;
+      if (kind === undefined) {
+        // Runs again (restart, or handed back at shutdown): not running meanwhile (it keeps its place in the window).
+        await runScript(client, RELEASE, [keys[1]!], [jobId]).catch((e: unknown) => this.logError('batch', e));
+      } else {
+        const message = (error as Error).message;
+        await this.finishItem(entry, client, keys, [
+          index,
+          jobId,
+          rejectedJson(message, kind),
+          1,
+          retention.completed.age,
+        ]);
+      }
+      throw error;
+    }
+    const json = value === undefined ? undefined : JSON.stringify(value);
+    await this.finishItem(entry, client, keys, [index, jobId, fulfilledJson(json), 0, retention.completed.age]);
+    return value;
+  }
+
+  /** Records an item's outcome; a fail-fast failure aborts the siblings that run now, wherever they run. */
+  private async finishItem(
+    entry: Running,
+    client: BatchRedis,
+    keys: string[],
+    args: Array<string | number>,
+  ): Promise<void> {
+    const reply = (await runScript(client, FINISH, keys, args)) as string[];
+    if (reply[0] !== 'abort') return;
+    const channel = `${this.options.durable!.prefix}:${TERMINATE_CHANNEL}`;
+    for (const id of reply.slice(1)) {
+      client
+        .publish(channel, JSON.stringify({ task: entry.def.name, id }))
+        .catch((e: unknown) => this.logError('batch', e));
+    }
+  }
+
   /** One attempt: the handler with its context, bounded by its timeout and by terminate/shutdown aborts. */
-  private async run(entry: Running, job: Job, token: string, signal: AbortSignal): Promise<unknown> {
+  private async run(
+    entry: Running,
+    job: Job,
+    token: string,
+    signal: AbortSignal,
+    timeoutMs: number | undefined = entry.def.timeout,
+  ): Promise<unknown> {
     const { def, worker } = entry;
     const ctx = new DurableContext(job, signal, this.options.durable!.storeTimeout);
     const jobId = job.id as string;
@@ -196,9 +269,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
       worker.cancelJob(jobId, new TaskAbortedError(def.name, 'terminated') as never);
     }
     const timer =
-      def.timeout === undefined
+      timeoutMs === undefined
         ? undefined
-        : setTimeout(() => worker.cancelJob(jobId, new TaskTimeoutError(def.timeout!, def.name) as never), def.timeout);
+        : setTimeout(() => worker.cancelJob(jobId, new TaskTimeoutError(timeoutMs, def.name) as never), timeoutMs);
     const startedAt = Date.now();
     if (durableChannel.hasSubscribers) durableChannel.publish(localEvent(def.name, ctx.id, 'started', ctx.attempt));
     this.active++;
@@ -267,7 +340,9 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     if (isA(reason, TaskAbortedError)) {
       this.logger.warn(`Durable task "${def.name}" (${shown}) was terminated at attempt ${attempt}.`);
       this.report(entry, id, [{ type: 'terminated', attempt, durationMs, error: reason.message, final: true }], reason);
-      return new bullmq.UnrecoverableError(reason.message);
+      const terminated = new bullmq.UnrecoverableError(reason.message);
+      finalKinds.set(terminated, 'terminated');
+      return terminated;
     }
     const timedOut = isA(reason, TaskTimeoutError);
     const error = timedOut ? reason : thrown;
@@ -287,6 +362,7 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     else if (attempt > 1) events.push({ type: 'max-restarts', attempt, error: message });
     this.report(entry, id, events, error);
     const out = final ? new bullmq.UnrecoverableError(message) : new Error(message);
+    if (final) finalKinds.set(out, timedOut ? 'timeout' : 'failed');
     const stack = errorStack(error);
     if (stack) out.stack = stack;
     return out;
