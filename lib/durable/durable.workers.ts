@@ -34,7 +34,13 @@ import {
   type RawRedis,
   rawClient,
 } from './durable.loader.js';
-import { HANDLER_FAILED, RESULT_NOT_JSON, RESULT_TOO_LARGE, SHUTDOWN_HANDBACK } from './durable.messages.js';
+import {
+  HANDLER_FAILED,
+  RESULT_NOT_JSON,
+  RESULT_TOO_LARGE,
+  SHUTDOWN_HANDBACK,
+  STALLED_TOO_OFTEN,
+} from './durable.messages.js';
 import { fromJobId } from './utils/job-id.util.js';
 import { toJson } from './utils/json-check.util.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
@@ -117,6 +123,10 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
         },
       );
       entry.worker.on('error', (error) => this.logError(`worker ${def.name}`, error));
+      // A batch item BullMQ failed without running it (stalled more often than maxStalls): its batch learns it here.
+      entry.worker.on('failed', (job) => {
+        if (job?.name === BATCH_ITEM && job.deferredFailure) void this.stalledItem(entry, job);
+      });
       keepErrorListener(entry.worker);
       rawClient(entry.worker).then(
         (client) => (entry.client = client),
@@ -235,6 +245,20 @@ export class DurableWorkers implements OnApplicationBootstrap, BeforeApplication
     const json = value === undefined ? undefined : JSON.stringify(value);
     await this.finishItem(entry, client, keys, [index, jobId, fulfilledJson(json), 0, retention.completed.age]);
     return value;
+  }
+
+  private async stalledItem(entry: Running, job: Job): Promise<void> {
+    const durable = this.options.durable!;
+    const jobId = job.id as string;
+    const { index, keys } = parseItem(durable.prefix, fromJobId(jobId));
+    const message = STALLED_TOO_OFTEN(durable.maxStalls, durable.stalledTimeout);
+    try {
+      const client = (entry.client ?? (await rawClient(entry.worker))) as unknown as BatchRedis;
+      const outcome = rejectedJson(message, 'failed');
+      await this.finishItem(entry, client, keys, [index, jobId, outcome, 1, durable.retention.completed.age]);
+    } catch (error) {
+      this.logError('batch', error);
+    }
   }
 
   /** Records an item's outcome; a fail-fast failure aborts the siblings that run now, wherever they run. */

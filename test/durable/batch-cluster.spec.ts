@@ -193,4 +193,28 @@ describe.skipIf(!redisAvailable)('durable batches across processes (real redis-s
     const intervals = [...a.intervals().filter((i) => i.end !== undefined), ...b.intervals()];
     expect(maxOverlap(intervals)).toBeLessThanOrEqual(4);
   }, 90_000);
+
+  it('an item that stalled more often than maxStalls fails for good in the batch: settle() does not hang', async () => {
+    const prefix = uniquePrefix();
+    const env = { PREFIX: prefix, MAX_STALLS: '0' };
+    const a = await spawnApp('a', env);
+    const supervisor = await api(prefix);
+    const batch = await supervisor.batch<object, { n: number }>(
+      'batchItem',
+      [
+        { n: 0, ms: 60_000 },
+        { n: 1, ms: 10 },
+      ],
+      {
+        concurrency: 1,
+      },
+    );
+    await vi.waitFor(() => expect(a.intervals()).toHaveLength(1), { timeout: 20_000, interval: 10 });
+    await a.kill('SIGKILL');
+    await spawnApp('b', env);
+    const outcomes = await batch.settle(30_000);
+    expect(outcomes[0]!.status).toBe('rejected');
+    expect(String((outcomes[0] as { reason: Error }).reason.message)).toMatch(/stalled|taken back/);
+    expect(outcomes[1]).toMatchObject({ status: 'fulfilled', value: { n: 1 }, index: 1 });
+  }, 90_000);
 });
