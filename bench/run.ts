@@ -16,6 +16,7 @@ const ALL = [
   'cache',
   'cache/cluster',
   'durable',
+  'durable/fan-out',
   'observability',
 ];
 const wanted = process.argv.slice(2);

@@ -244,4 +244,27 @@ describe.skipIf(!redisAvailable)('durable map / settle / batch (real redis-serve
     expect(asCompleted).toEqual([1, 2, 0]);
     expect(await batch.progress()).toEqual({ total: 3, completed: 3, failed: 0, running: 0, waiting: 0 });
   });
+
+  it('takes hostile batch ids as they are: BullMQ key names, "#", ":" and unicode name distinct batches', async () => {
+    const { supervisor, other } = await cluster();
+    const ids = ['wait', 'meta', 'a#1', 'a', '../x:y#2', 'évé 🎉', 'stalled-check'];
+    const batches = await Promise.all(
+      ids.map((id, k) => supervisor.batch<number, { n: number }>('double', [k, k + 100], { id })),
+    );
+    for (const [k, batch] of batches.entries()) {
+      expect(batch.id).toBe(ids[k]);
+      expect((await batch.await(20_000)).map((v) => v.n)).toEqual([2 * k, 2 * (k + 100)]);
+      expect((await other.getBatch(ids[k]!))!.task).toBe('double');
+    }
+    expect(runs).toHaveLength(ids.length * 2);
+    expect(await supervisor.getBatch('never-started')).toBeUndefined();
+  });
+
+  it('a caller whose app closes while it waits gets a rejection, not a hang', async () => {
+    const { supervisor } = await cluster();
+    const mapped = supervisor.map('failOrHold', [{ n: 0, ms: 30_000 }]).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(live.size).toBe(1), { timeout: 10_000, interval: 20 });
+    await apps.shift()!.app.close();
+    expect(await mapped).toBeInstanceOf(Error);
+  });
 });
