@@ -68,6 +68,7 @@ import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing
 import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
 import { BatchEngine } from './batch/batch-engine.js';
+import { BATCH_ITEM } from './batch/batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch/batch.interfaces.js';
 import type { BatchRedis } from './batch/batch.scripts.js';
 import type { DurableBatch } from './batch/durable-batch.js';
@@ -379,6 +380,7 @@ export class DurableSupervisor implements OnApplicationShutdown {
         if (WAITING_STATES.has(state)) {
           try {
             await this.store('terminate', name, () => job.remove());
+            if (job.name === BATCH_ITEM) await this.batches.itemRemoved(name, jobId);
             return true;
           } catch {
             // Taken by a worker meanwhile: terminate it there. Or a removal that keeps failing: not past the deadline,

@@ -267,4 +267,22 @@ describe.skipIf(!redisAvailable)('durable map / settle / batch (real redis-serve
     await apps.shift()!.app.close();
     expect(await mapped).toBeInstanceOf(Error);
   });
+
+  it('terminateChild() of a waiting item ends it in its batch: settle() does not hang', async () => {
+    const { supervisor } = await cluster();
+    const batch = await supervisor.batch(
+      'failOrHold',
+      [
+        { n: 0, ms: 1500 },
+        { n: 1, ms: 10 },
+      ],
+      { concurrency: 1, id: 't' },
+    );
+    await vi.waitFor(() => expect(live.size).toBe(1), { timeout: 10_000, interval: 20 });
+    expect(await supervisor.terminateChild('t#1', 'failOrHold')).toBe(true);
+    const outcomes = await batch.settle(20_000);
+    expect(outcomes[0]).toEqual({ status: 'fulfilled', value: 0, index: 0 });
+    expect((outcomes[1] as { reason: unknown }).reason).toBeInstanceOf(TaskAbortedError);
+    expect(runs).toHaveLength(1);
+  });
 });

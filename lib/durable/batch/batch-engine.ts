@@ -10,7 +10,7 @@ import { DurableTaskError, InvalidPayloadError } from '../errors/durable.errors.
 import type { ResolvedDurableOptions } from '../interfaces/durable-options.interface.js';
 import { fromJobId, toJobId } from '../utils/job-id.util.js';
 import { toJson } from '../utils/json-check.util.js';
-import { BATCH_ITEM, itemId, type StoredOutcome } from './batch-item.util.js';
+import { BATCH_ITEM, itemId, parseItem, rejectedJson, type StoredOutcome } from './batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch.interfaces.js';
 import {
   BATCH_GONE,
@@ -20,7 +20,7 @@ import {
   INVALID_INPUTS,
   UNKNOWN_BATCH_OPTION,
 } from './batch.messages.js';
-import { type BatchRedis, batchKeys, CANCEL, CREATE, runScript, SEAL, STATE, STORED } from './batch.scripts.js';
+import { type BatchRedis, batchKeys, CANCEL, CREATE, FINISH, runScript, SEAL, STATE, STORED } from './batch.scripts.js';
 import { type BatchReader, type BatchState, DurableBatch } from './durable-batch.js';
 
 const BATCH_OPTIONS = ['concurrency', 'id', 'timeout', 'signal', 'failFast'];
@@ -166,6 +166,21 @@ export class BatchEngine implements BatchReader {
     )) as string[];
     if (reply[0] !== 'cancelled') return;
     await Promise.all(reply.slice(1).map((jobId) => this.host.terminate(task, jobId).catch(() => undefined)));
+  }
+
+  /**
+   * A waiting item was removed (`terminateChild()`): it never runs, so its outcome is recorded here (a
+   * `TaskAbortedError`), or its batch would wait for it for good.
+   */
+  async itemRemoved(task: string, jobId: string): Promise<void> {
+    const durable = this.host.options();
+    const { index, keys } = parseItem(durable.prefix, fromJobId(jobId));
+    const outcome = rejectedJson(new TaskAbortedError(task, 'terminated').message, 'terminated');
+    const reply = (await this.host.store('terminate', task, async () =>
+      runScript(await this.host.client(), FINISH, keys, [index, jobId, outcome, 1, durable.retention.completed.age]),
+    )) as string[];
+    if (reply[0] !== 'abort') return;
+    await Promise.all(reply.slice(1).map((id) => this.host.terminate(task, id).catch(() => undefined)));
   }
 
   gone(id: string): Error {
