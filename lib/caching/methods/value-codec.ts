@@ -40,8 +40,13 @@ export function encodeValue(value: unknown): SerovalJSON {
   try {
     return toJSON(value, options);
   } catch (error) {
+    // The development build wraps the unsupported-type error in a parser error (as its cause).
+    let cause: unknown = error;
+    for (let i = 0; i < 4 && cause instanceof Error && !(cause instanceof SerovalUnsupportedTypeError); i++) {
+      cause = cause.cause;
+    }
     const reason =
-      error instanceof SerovalUnsupportedTypeError ? `it holds ${kindOf(error.value)}` : errorMessage(error);
+      cause instanceof SerovalUnsupportedTypeError ? `it holds ${kindOf(cause.value)}` : errorMessage(error);
     throw new Error(VALUE_NOT_CARRIED(reason));
   }
 }
