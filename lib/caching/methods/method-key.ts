@@ -114,20 +114,15 @@ export function canonicalArguments(args: readonly unknown[]): string {
         for (const member of object) members.push(apart(member, `${path}.<member>`, depth + 1));
         return push(`Set[${members.sort().join(',')}]`, path);
       }
+      const name = nameOf(object);
+      const keys = Object.keys(object).sort();
+      if (name !== undefined && (object instanceof Promise || keys.length === 0)) {
+        throw new UnkeyableArgument(path, `is ${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name} with no data of its own`);
+      }
       if (Object.getOwnPropertySymbols(object).length > 0) {
         throw new UnkeyableArgument(path, 'has symbol-keyed properties');
       }
-      const name = nameOf(object);
-      const keys = Object.keys(object).sort();
-      if (name !== undefined) {
-        if (object instanceof Promise || keys.length === 0) {
-          throw new UnkeyableArgument(
-            path,
-            `is ${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name} with no data of its own`,
-          );
-        }
-        push(`new ${JSON.stringify(name)}`, path);
-      }
+      if (name !== undefined) push(`new ${JSON.stringify(name)}`, path);
       push('{', path);
       for (let i = 0; i < keys.length; i++) {
         if (i > 0) push(',', path);
