@@ -9,6 +9,7 @@ import {
   InvalidCachedMethodError,
 } from 'nestjs-concurrency';
 import { setTimeout as delay } from 'node:timers/promises';
+import { DashboardService } from '../../lib/observability/dashboard/dashboard.service.js';
 
 class Gate {
   private release!: () => void;
@@ -200,6 +201,27 @@ describe('@Cached on provider methods', () => {
     await controller.list();
     await controller.list();
     expect(controller.runs).toBe(2); // a route is cached per request by the interceptor, not as a method
+  });
+});
+
+describe('@Cached on provider methods: the dashboard', () => {
+  it("counts each cached method in the dashboard's cache section", async () => {
+    const moduleRef = await boot([Users], { dashboard: { guard: false } });
+    try {
+      const users = moduleRef.get(Users);
+      await users.find(1);
+      await users.find(1);
+      await users.profile('x');
+      const snapshot = await moduleRef.get(DashboardService).snapshot();
+      expect(snapshot.cache.methods).toEqual({
+        'Users.find': { hits: 1, misses: 1, stale: 0, coalesced: 0, clusterFollowers: 0 },
+        'Users.profile': { hits: 0, misses: 1, stale: 0, coalesced: 0, clusterFollowers: 0 },
+        'Users.nothing': { hits: 0, misses: 0, stale: 0, coalesced: 0, clusterFollowers: 0 },
+      });
+      expect(snapshot.cache).toMatchObject({ hits: 1, misses: 2 });
+    } finally {
+      await moduleRef.close();
+    }
   });
 });
 
