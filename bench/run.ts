@@ -15,6 +15,7 @@ const ALL = [
   'scheduling',
   'cache',
   'cache/cluster',
+  'cache/methods',
   'durable',
   'durable/fan-out',
   'observability',

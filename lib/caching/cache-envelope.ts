@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { ResponseMeta } from './response-meta.js';
+import { decodeValue, encodeValue } from './methods/value-codec.js';
 
 /** A cached response body with where and when it was computed (to tell MISS from HIT). Internal. */
 export interface CacheEnvelope {
@@ -13,6 +14,44 @@ export interface CacheEnvelope {
   e: number;
   /** The status and headers the handler set (a route's response), replayed wherever the body is served. */
   r?: ResponseMeta;
+  /**
+   * In a store only: `__ncBody` is in seroval's JSON form (a cached method's value, which keeps its types: Date, Map,
+   * Set, bigint, Buffer, nested undefined). Absent: the body is stored as it is (a route's response, getOrStore).
+   */
+  t?: 1;
+}
+
+/**
+ * Envelopes whose body keeps its types in the L2 (cached methods' values, and such envelopes read back from the L2):
+ * written in seroval's JSON form, read back as they were. Internal.
+ */
+const typed = new WeakSet<CacheEnvelope>();
+
+/** Marks `envelope` (a cached method's value) to be written to the L2 stores in a form that keeps its types. */
+export function markTyped(envelope: CacheEnvelope): CacheEnvelope {
+  typed.add(envelope);
+  return envelope;
+}
+
+/**
+ * What is written to an L2 store for `value`: a typed envelope with its body encoded (throws an Error saying what
+ * cannot be carried), anything else as it is. Internal.
+ */
+export function packForStore(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || !typed.has(value as CacheEnvelope)) return value;
+  const envelope = value as CacheEnvelope;
+  return { ...envelope, __ncBody: encodeValue(envelope.__ncBody), t: 1 };
+}
+
+/**
+ * A value read from an L2 store: a typed envelope with its body decoded (and marked typed again, for any write back),
+ * anything else as it is. Throws on a typed body it cannot decode. Internal.
+ */
+export function unpackFromStore(value: unknown): unknown {
+  if (!isEnvelope(value) || value.t !== 1) return value;
+  const { t: _t, ...rest } = value;
+  void _t;
+  return markTyped({ ...rest, __ncBody: decodeValue(value.__ncBody) });
 }
 
 export function isEnvelope(value: unknown): value is CacheEnvelope {

@@ -31,7 +31,12 @@ import { checkTimeoutMs } from '../supervisor/utils/timeout.util.js';
 import { IsolatedTimeoutError } from './errors/isolated-timeout.error.js';
 import { GuardedStore } from './guarded-store.js';
 import { refusal } from './store-admission.js';
-import type { CacheStats, IsolatedOptions } from './interfaces/cached-options.interface.js';
+import type {
+  CacheServiceStats,
+  CacheStats,
+  IsolatedOptions,
+  MethodCacheStats,
+} from './interfaces/cached-options.interface.js';
 import { createCacheCounters } from '../observability/cache-counters.js';
 import { ClusterFlight, type FlightCall, isA, LeaderValue, RefreshedElsewhere } from './cluster-flight.js';
 import { type FlightMessage, isRedisStore, RedisLink } from './redis-link.js';
@@ -108,6 +113,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   /** Keys another instance refreshes now (it holds their lease): no refresh here before `until`, or its release. */
   private readonly remoteRefresh = new Map<string, number>();
   private readonly locks = new Map<string, Lock>();
+  private readonly methodCounters = new Map<string, MethodCacheStats>();
   /** Keys whose last background refresh failed: no refresh before `until`; `delay` is the wait that was used. */
   private readonly refreshBackoff = new Map<string, { until: number; delay: number }>();
   /** Keys whose background refresh runs now (from the decision to start it until cache-manager's `refresh` event). */
@@ -324,9 +330,24 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     await this.evictKeys([...keys]);
   }
 
-  /** Counters since boot: hits, misses, stale, coalesced, errors, refreshErrors, clusterFollowers, clusterFallbacks. */
-  stats(): CacheStats {
-    return { ...this.counters };
+  /**
+   * Counters since boot: hits, misses, stale, coalesced, errors, refreshErrors, clusterFollowers, clusterFallbacks
+   * (routes, `getOrStore` and `@Cached` provider methods alike), and `methods`: each cached provider method's share.
+   */
+  stats(): CacheServiceStats {
+    const methods: Record<string, MethodCacheStats> = {};
+    for (const [name, stats] of this.methodCounters) methods[name] = { ...stats };
+    return { ...this.counters, methods };
+  }
+
+  /** @internal The counters of a `@Cached` provider method (one object per `Class.method`, shared by its instances). */
+  methodStats(name: string): MethodCacheStats {
+    let stats = this.methodCounters.get(name);
+    if (stats === undefined) {
+      stats = { hits: 0, misses: 0, stale: 0, coalesced: 0, clusterFollowers: 0 };
+      this.methodCounters.set(name, stats);
+    }
+    return stats;
   }
 
   /** @internal Evicts keys from every store and publishes them to the other instances. */

@@ -31,3 +31,28 @@ export const UNSTORABLE_SIZE = (bytes: number, max: number) =>
   `the value is ${bytes} bytes once serialized, over cache.maxValueSize ${max}. Raise cache.maxValueSize (and the server's own limit, e.g. Redis proto-max-bulk-len) or cache smaller values`;
 export const VALUE_NOT_STORED = (key: string, index: number, reason: string) =>
   `Cache key ${key} is not written to store #${index}: ${reason}. This instance serves the value from memory; other instances compute their own. Further refused writes within a second are counted in stats().errors, not logged.`;
+export const ARGUMENT_UNKEYABLE = (path: string, reason: string) => `${path} ${reason}`;
+export const METHOD_KEY_FAILED = (method: string, reason: string) =>
+  `@Cached ${method}: cannot build a cache key from the arguments: ${reason}. Give @Cached a key function of the arguments (key: (...args) => string) that names what the result depends on.`;
+export const METHOD_KEY_INVALID = (method: string, got: string) =>
+  `@Cached ${method}: the key function returned ${got}; expected a non-empty string.`;
+export const METHOD_NOT_ASYNC = (decorator: string, method: string) =>
+  `${decorator} ${method}: the method is neither async nor declared to return a Promise. A cached method's callers get a Promise: make it async (or declare its return type Promise<...>).`;
+export const METHOD_NOT_PROMISE = (method: string, got: string) =>
+  `@Cached ${method}: the method returned ${got}, not a Promise; nothing was cached. Make it async.`;
+export const METHOD_BOTH = (method: string) =>
+  `${method} has both @Cached and @CacheEvict: a method either reads through the cache or evicts from it. Split it in two methods.`;
+export const METHOD_REQUEST_SCOPED = (decorator: string, method: string) =>
+  `${decorator} ${method}: the provider is request- or transient-scoped (no single instance to wrap at boot). Cache a method of a singleton provider, or use CacheService.getOrStore() inside the method.`;
+export const METHOD_OPTION_ROUTE_ONLY = (method: string, option: string) =>
+  `@Cached ${method}: option "${option}" applies to HTTP routes only (a provider method has no request). Key on the arguments instead (key: (...args) => string).`;
+export const METHOD_CLASS_DECORATOR = (name: string) =>
+  `@Cached on the class ${name}, a provider: put @Cached on each method to cache (a class-wide @Cached applies to the routes of a controller).`;
+export const METHOD_NAME_CLASH = (name: string) =>
+  `@Cached: two different classes are named ${name}, and their methods would share cache keys ("${name}.method:..."). Rename one class or give its @Cached methods a key function.`;
+export const METHOD_TAG_INVALID = (method: string, got: string) =>
+  `@Cached ${method}: a tags function returned ${got}; expected a non-empty string.`;
+export const METHOD_EVICT_FAILED = (method: string) =>
+  `Cache eviction after ${method} failed; the method's result is returned all the same.`;
+export const VALUE_NOT_CARRIED = (reason: string) =>
+  `the value cannot be carried to another instance with its types (${reason}). Return plain data, Date, Map, Set, bigint, Buffer, typed arrays, RegExp, URL or Error values`;

@@ -2,6 +2,7 @@ import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import type { Provider } from '@nestjs/common';
 import { CacheService } from './cache.service.js';
 import { ResponseCacheInterceptor } from './response-cache.interceptor.js';
+import { MethodsExplorer } from './methods/methods.explorer.js';
 
 /**
  * Providers of the caching pattern, registered (and exported) by the global `ConcurrencyModule`. `CACHE_MANAGER` of
@@ -13,5 +14,6 @@ export function createCachingProviders(): Provider[] {
     CacheService,
     { provide: CACHE_MANAGER, inject: [CacheService], useFactory: (service: CacheService) => service.cache },
     ResponseCacheInterceptor,
+    MethodsExplorer,
   ];
 }

@@ -4,6 +4,23 @@ import { STORE_TIMEOUT } from './caching.messages.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import { Breaker, StoreTimeoutError } from './breaker.js';
 import { redisReader } from './redis-link.js';
+import { packForStore, unpackFromStore } from './cache-envelope.js';
+import { errorMessage } from '../utils/describe.js';
+
+/** A read value in the form the callers expect (typed envelopes decoded); undefined (a miss) if it cannot be. */
+function unpack(value: unknown): unknown {
+  try {
+    return unpackFromStore(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function unpackRaw(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || !('value' in raw)) return raw;
+  const value = unpack((raw as { value: unknown }).value);
+  return value === undefined ? undefined : { ...raw, value };
+}
 
 /**
  * A TTL as the stores need it: whole milliseconds, rounded up (Redis refuses `PX 2099.9999999999995`, and a failed
@@ -51,9 +68,20 @@ export class GuardedStore {
   get(key: string, options?: { raw: true }): Promise<unknown> {
     const redisRead = this.redisRead;
     if (redisRead !== undefined) {
-      return this.call('get', async () => (options?.raw ? redisRead(key) : (await redisRead(key))?.value), undefined);
+      return this.call(
+        'get',
+        async () => (options?.raw ? unpackRaw(await redisRead(key)) : unpack((await redisRead(key))?.value)),
+        undefined,
+      );
     }
-    return this.call('get', () => this.keyv.get(key, options as { raw: true }), undefined);
+    return this.call(
+      'get',
+      async () => {
+        const found: unknown = await this.keyv.get(key, options as { raw: true });
+        return options?.raw ? unpackRaw(found) : unpack(found);
+      },
+      undefined,
+    );
   }
 
   /**
@@ -63,8 +91,10 @@ export class GuardedStore {
   read(key: string): Promise<unknown> {
     if (this.closed) return Promise.resolve(undefined);
     const redisRead = this.redisRead;
-    if (redisRead !== undefined) return this.call('get', async () => (await redisRead(key))?.value, undefined, true);
-    return this.call('get', () => this.keyv.get(key), undefined, true);
+    if (redisRead !== undefined) {
+      return this.call('get', async () => unpack((await redisRead(key))?.value), undefined, true);
+    }
+    return this.call('get', async () => unpack(await this.keyv.get(key)), undefined, true);
   }
 
   /**
@@ -79,10 +109,19 @@ export class GuardedStore {
     const urgent = !this.closed && this.urgent !== undefined && this.urgent(key);
     // A write the breaker (or shutdown) skips anyway is not checked either.
     const skipped = !urgent && (this.closed || this.breaker.open);
-    const reason = skipped || this.admit === undefined ? undefined : await this.admit(value);
+    let written = value;
+    let reason: string | undefined;
+    if (!skipped) {
+      try {
+        written = packForStore(value);
+      } catch (error) {
+        reason = errorMessage(error);
+      }
+    }
+    if (reason === undefined && !skipped && this.admit !== undefined) reason = await this.admit(written);
     if (reason !== undefined) this.refused?.(this, key, reason);
     else if (!skipped) {
-      stored = (await this.call('set', () => this.keyv.set(key, value, wholeMs(ttl)), false, urgent)) === true;
+      stored = (await this.call('set', () => this.keyv.set(key, written, wholeMs(ttl)), false, urgent)) === true;
     }
     this.onWrite?.(key, value, stored);
     return stored;
@@ -95,7 +134,7 @@ export class GuardedStore {
   getMany(keys: string[]): Promise<unknown[]> {
     return this.call(
       'getMany',
-      () => this.keyv.getMany(keys),
+      async () => (await this.keyv.getMany(keys)).map(unpack),
       keys.map(() => undefined),
     );
   }
@@ -103,7 +142,16 @@ export class GuardedStore {
   setMany(entries: { key: string; value: unknown; ttl?: number }[]): Promise<boolean[]> {
     return this.call(
       'setMany',
-      () => this.keyv.setMany(entries.map((entry) => ({ ...entry, ttl: wholeMs(entry.ttl) }))),
+      () =>
+        this.keyv.setMany(
+          entries.flatMap((entry) => {
+            try {
+              return [{ ...entry, value: packForStore(entry.value), ttl: wholeMs(entry.ttl) }];
+            } catch {
+              return []; // a value that cannot be carried is not written (a miss for the other instances)
+            }
+          }),
+        ),
       [],
     );
   }

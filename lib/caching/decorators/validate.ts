@@ -16,7 +16,11 @@ function known(decorator: string, options: object, allowed: string[]): void {
 function parts(decorator: string, option: string, value: unknown): void {
   if (value === undefined) return;
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' && typeof v !== 'function')) {
-    fail(decorator, option, 'an array of strings or functions of the ExecutionContext');
+    fail(
+      decorator,
+      option,
+      'an array of strings or functions (of the ExecutionContext on a route, of the arguments on a provider method)',
+    );
   }
 }
 
@@ -30,7 +34,11 @@ export function validateCachedOptions(options: CachedOptions): void {
     fail('@Cached', 'staleWhileRevalidate', 'a finite number of ms >= 0');
   }
   if (key !== undefined && typeof key !== 'string' && typeof key !== 'function') {
-    fail('@Cached', 'key', 'a string or a function of the ExecutionContext');
+    fail(
+      '@Cached',
+      'key',
+      'a string or a function (of the ExecutionContext on a route, of the arguments on a provider method)',
+    );
   }
   if (
     vary !== undefined &&

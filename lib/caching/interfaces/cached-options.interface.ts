@@ -3,12 +3,19 @@ import type { ExecutionContext } from '@nestjs/common';
 /** What a response's cache key varies on, beyond the route path and sorted query string. */
 export type CacheVary = 'query' | 'user' | `header:${string}`;
 
-/** Options of `@Cached()`: TTLs in milliseconds. */
-export interface CachedOptions {
+/**
+ * Options of `@Cached()`: TTLs in milliseconds. `A` is what a `key` or `tags` function receives: the
+ * `ExecutionContext` on a route; the method's arguments on a provider method (inferred from an annotated function,
+ * e.g. `key: (id: string) => \`user:${id}\``).
+ */
+export interface CachedOptions<A extends unknown[] = [context: ExecutionContext]> {
   /** Time to live in ms. Default: `forRoot({ cache: { ttl } })`, else 5000. Never "forever". */
   ttl?: number;
-  /** Replaces the default key (path + sorted query string). */
-  key?: string | ((context: ExecutionContext) => string);
+  /**
+   * Replaces the default key: on a route the path + sorted query string, on a provider method
+   * `Class.method:` + a hash of the arguments.
+   */
+  key?: string | ((...args: A) => string);
   /** Parts added to the key. `'user'` or `'header:authorization'`/`'header:cookie'` let credentialed requests be cached. */
   vary?: CacheVary[];
   /**
@@ -17,16 +24,22 @@ export interface CachedOptions {
    * to 30 s while refreshes keep failing.
    */
   staleWhileRevalidate?: number;
-  /** Tags grouping entries for `@CacheEvict({ tags })` / `CacheService.evictTags()`; a function sees the request. */
-  tags?: Array<string | ((context: ExecutionContext) => string)>;
+  /**
+   * Tags grouping entries for `@CacheEvict({ tags })` / `CacheService.evictTags()`; a function sees the request (a
+   * route) or the arguments (a provider method).
+   */
+  tags?: Array<string | ((...args: A) => string)>;
 }
 
-/** Options of `@CacheEvict()`: what to evict once the handler succeeded. */
-export interface CacheEvictOptions {
-  /** Keys evicted after the handler succeeded (e.g. `'/items'`, or a function of the request). */
-  keys?: Array<string | ((context: ExecutionContext) => string)>;
+/**
+ * Options of `@CacheEvict()`: what to evict once the handler (or provider method) succeeded. `A` as in `CachedOptions`:
+ * functions see the request on a route, the arguments on a provider method.
+ */
+export interface CacheEvictOptions<A extends unknown[] = [context: ExecutionContext]> {
+  /** Keys evicted after the handler succeeded (e.g. `'/items'`, or a function of the request or arguments). */
+  keys?: Array<string | ((...args: A) => string)>;
   /** Tags whose entries are evicted after the handler succeeded. */
-  tags?: Array<string | ((context: ExecutionContext) => string)>;
+  tags?: Array<string | ((...args: A) => string)>;
 }
 
 /** Counters of `CacheService.stats()`, since boot. */
@@ -57,6 +70,21 @@ export interface CacheStats {
    * requests count as `misses` too.
    */
   clusterFallbacks: number;
+}
+
+/** What `CacheService.stats()` returns: the counters, and each `@Cached` provider method's share of them. */
+export interface CacheServiceStats extends CacheStats {
+  /** The `@Cached` provider methods, by `Class.method` (counted in the totals above too, like routes). */
+  methods: Record<string, MethodCacheStats>;
+}
+
+/** One `@Cached` provider method's counters in `CacheService.stats().methods`, since boot. */
+export interface MethodCacheStats {
+  hits: number;
+  misses: number;
+  stale: number;
+  coalesced: number;
+  clusterFollowers: number;
 }
 
 /** Options of `CacheService.isolated()`. */

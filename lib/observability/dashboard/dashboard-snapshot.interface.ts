@@ -48,7 +48,16 @@ export interface DashboardSnapshot {
   /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;
   fanOutTotal: number;
-  cache: { hits: number; misses: number; stale: number; coalesced: number; errors: number; entries: number };
+  cache: {
+    hits: number;
+    misses: number;
+    stale: number;
+    coalesced: number;
+    errors: number;
+    entries: number;
+    /** Each `@Cached` provider method's share of the counters, by `Class.method`. */
+    methods?: Record<string, { hits: number; misses: number; stale: number; coalesced: number }>;
+  };
   /**
    * Null when `durable` is not configured; `error` when Redis did not answer. `stale`: Redis is slow to answer, so
    * these are the queues of the last answer (`asOf`, epoch ms; none if there was none yet).

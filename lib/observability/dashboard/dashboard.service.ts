@@ -256,6 +256,7 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
       coalesced: stats.coalesced,
       errors: stats.errors,
       entries: (this.cache.memory as { size?: number }).size ?? 0,
+      methods: stats.methods,
     };
     return {
       at: now,
