@@ -1,6 +1,7 @@
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import type { Provider } from '@nestjs/common';
 import { CacheService } from './cache.service.js';
+import { CachedHandlersExplorer } from './handlers/cached-handlers.explorer.js';
 import { ResponseCacheInterceptor } from './response-cache.interceptor.js';
 
 /**
@@ -13,5 +14,6 @@ export function createCachingProviders(): Provider[] {
     CacheService,
     { provide: CACHE_MANAGER, inject: [CacheService], useFactory: (service: CacheService) => service.cache },
     ResponseCacheInterceptor,
+    CachedHandlersExplorer,
   ];
 }
