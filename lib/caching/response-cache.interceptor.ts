@@ -276,7 +276,9 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       ) {
         throw new NotCacheable(body);
       }
-      const envelope = service.envelope(body, lifetime, meta);
+      // A resolver's result is not sent as JSON: GraphQL serializes it field by field (a DateTime scalar takes a Date
+      // and gives null for a string), so it goes to an L2 only if the store's serializer gives it back as it is.
+      const envelope = service.envelope(body, lifetime, meta, context.getType<string>() === 'graphql');
       if (tags !== undefined) {
         service.tagLocal(key, tags, envelope.e);
         // Written again now: an eviction of the tag by another instance while the handler ran deleted the

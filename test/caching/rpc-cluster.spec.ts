@@ -1,7 +1,7 @@
 import { CacheService } from 'nestjs-concurrency';
 import { Gate } from '../fixtures/cache-app.js';
 import { redisStore } from '../fixtures/cache-redis.js';
-import { type GqlApp, gqlCalls, gqlGate, startGqlApp } from '../fixtures/graphql-cache-app.js';
+import { CREATED_AT, type GqlApp, gqlCalls, gqlGate, startGqlApp } from '../fixtures/graphql-cache-app.js';
 import { type RpcApp, rpcCalls, rpcGate, startRpcApp } from '../fixtures/rpc-cache-app.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
@@ -75,6 +75,17 @@ describe.skipIf(!redisAvailable)('microservice and GraphQL caching on a real Red
     expect(await a.send('items.get', { id: 3 })).toEqual({ id: 3, filter: null, run: 3 });
     // and what this instance has in memory is still served
     expect(await a.send('items.get', { id: 1 })).toEqual({ id: 1, filter: null, run: 1 });
+  });
+
+  it('gives another instance a resolver result with its types (a Date field is not read back as a string, then null)', async () => {
+    const apps = await Promise.all(
+      [0, 1].map(() => startGqlApp({ stores: [redisStore(redis.url)], storeTimeout: 300 })),
+    );
+    gqlApps.push(...apps);
+    const expected = { data: { item: { createdAt: CREATED_AT.toISOString() } } };
+    expect(await apps[0].query('{ item(id: 3, q: "dated") { createdAt } }')).toEqual(expected);
+    expect(await apps[1].query('{ item(id: 3, q: "dated") { createdAt } }')).toEqual(expected);
+    expect(await apps[1].query('{ item(id: 3, q: "dated") { createdAt } }')).toEqual(expected);
   });
 
   it('runs a @Query resolver once across 2 instances on one Redis, and fails open with Redis killed', async () => {
