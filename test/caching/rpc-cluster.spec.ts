@@ -88,6 +88,39 @@ describe.skipIf(!redisAvailable)('microservice and GraphQL caching on a real Red
     expect(await apps[1].query('{ item(id: 3, q: "dated") { createdAt } }')).toEqual(expected);
   });
 
+  it('answers within a bounded time while redis-server is frozen (SIGSTOP) and again once it runs', async () => {
+    const apps = await bootRpc(2);
+    await apps[0].send('items.get', { id: 1 });
+    const child = (redis as unknown as { process: import('node:child_process').ChildProcess }).process;
+    child.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const replies = await Promise.all([apps[0].send('items.get', { id: 2 }), apps[1].send('items.get', { id: 2 })]);
+      // each instance computes itself once the coordination times out: storeTimeout (300) per Redis call, far below
+      // the 5 s singleFlightWait plus two storeTimeouts a request may wait at most
+      expect(Date.now() - started).toBeLessThan(5_000 + 2 * 300 + 3_000);
+      expect(replies.map((r) => (r as { id: number }).id)).toEqual([2, 2]);
+    } finally {
+      child.kill('SIGCONT');
+    }
+    expect(await apps[1].send('items.get', { id: 3 })).toMatchObject({ id: 3 });
+  });
+
+  it('closes an instance while a handler runs under the lease: the waiting instance still answers', async () => {
+    rpcGate.current = new Gate();
+    const [a, b] = await bootRpc(2);
+    const fromA = a.send('items.get', { id: 6 }).catch((error: unknown) => error);
+    await vi.waitFor(() => expect(rpcGate.current.waiting).toBe(1), { timeout: 10_000, interval: 10 });
+    const fromB = b.send('items.get', { id: 6 });
+    const closing = a.app.close();
+    rpcGate.current.open();
+    await closing;
+    rpcApps.splice(rpcApps.indexOf(a), 1);
+    await a.client.close();
+    expect(await fromB).toMatchObject({ id: 6 });
+    await fromA;
+  });
+
   it('runs a @Query resolver once across 2 instances on one Redis, and fails open with Redis killed', async () => {
     gqlGate.current = new Gate();
     const apps = await Promise.all(
