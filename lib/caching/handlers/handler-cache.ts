@@ -30,6 +30,11 @@ export interface HandlerCache {
   evict: CacheEvictOptions | undefined;
   /** The message patterns of a `@MessagePattern` handler, as they appear in keys. */
   patterns: string[];
+  /**
+   * `rpc` or, for a handler bound to one transport, `rpc[<transport>]`: two handlers of one pattern on two transports
+   * (a hybrid app) answer differently and must not share entries.
+   */
+  prefix: string;
   /** `Class.method`, for messages. */
   name: string;
   ttlWarned: boolean;
@@ -51,6 +56,11 @@ export function patternText(pattern: unknown): string {
   } catch {
     return `#${stableHash(pattern, 'pattern')}`;
   }
+}
+
+function transportText(transport: unknown): string {
+  if (typeof transport === 'symbol') return transport.description ?? 'symbol';
+  return typeof transport === 'number' || typeof transport === 'string' ? String(transport) : 'custom';
 }
 
 function sortKeys(value: unknown, depth: number): unknown {
@@ -95,6 +105,7 @@ export function resolveHandlerCache(
     tags: cached.tags ?? [],
     evict: reflector.get<CacheEvictOptions>(CACHE_EVICT_METADATA, handler as never),
     patterns: role.kind === 'message' ? role.patterns.map(patternText) : [],
+    prefix: role.kind === 'message' && role.transport != null ? `rpc[${transportText(role.transport)}]` : 'rpc',
     name: `${(target as { name?: string }).name}.${(handler as { name?: string }).name}`,
     ttlWarned: false,
     notKeyedAt: -Infinity,
@@ -127,7 +138,7 @@ export function callKey(context: ExecutionContext, policy: HandlerCache): string
     const key = typeof policy.key === 'function' ? policy.key(context) : policy.key;
     return policy.varyArgs ? `${key}:${args()}` : key;
   }
-  if (rpc) return `rpc:${messagePattern(context, policy)}:${args()}`;
+  if (rpc) return `${policy.prefix}:${messagePattern(context, policy)}:${args()}`;
   const info = context.getArgByIndex<GqlInfo | undefined>(3);
   const type = info?.parentType?.name;
   const field = info?.fieldName;

@@ -6,6 +6,8 @@
 
 /** `@MessagePattern` / `@EventPattern`: the handler's patterns (an array). */
 export const PATTERN_METADATA = 'microservices:pattern';
+/** The transport a `@MessagePattern(pattern, transport)` handler is bound to (a `Transport` number or a Symbol). */
+export const TRANSPORT_METADATA = 'microservices:transport';
 /** `@MessagePattern` (1) or `@EventPattern` (2). */
 export const PATTERN_HANDLER_METADATA = 'microservices:handler_type';
 export const MESSAGE_HANDLER = 1;
@@ -17,7 +19,7 @@ export const RESOLVER_PROPERTY_METADATA = 'graphql:resolve_property';
 
 /** What a handler is, as far as caching is concerned. */
 export type HandlerRole =
-  | { kind: 'message'; patterns: unknown[] }
+  | { kind: 'message'; patterns: unknown[]; transport: unknown }
   | { kind: 'event' }
   | { kind: 'grpc-stream' }
   | { kind: 'query' }
@@ -39,7 +41,7 @@ export function handlerRole(handler: object): HandlerRole {
     ) {
       return { kind: 'grpc-stream' };
     }
-    return { kind: 'message', patterns: list };
+    return { kind: 'message', patterns: list, transport: Reflect.getMetadata(TRANSPORT_METADATA, handler) as unknown };
   }
   if (Reflect.getMetadata(RESOLVER_PROPERTY_METADATA, handler) === true) return { kind: 'field' };
   const resolverType: unknown = Reflect.getMetadata(RESOLVER_TYPE_METADATA, handler);
