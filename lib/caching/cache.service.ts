@@ -365,10 +365,14 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     return isEnvelope(item.value) ? item.value : undefined;
   }
 
-  /** @internal A new envelope for a freshly computed body that lives `lifetime` ms (ttl + stale-while-revalidate). */
-  envelope(body: unknown, lifetime: number, meta?: ResponseMeta): CacheEnvelope {
+  /**
+   * @internal A new envelope for a freshly computed body that lives `lifetime` ms (ttl + stale-while-revalidate).
+   * `exact`: every reader must get the body back as it is (a resolver's result), as for `getOrStore`.
+   */
+  envelope(body: unknown, lifetime: number, meta?: ResponseMeta, exact = false): CacheEnvelope {
     const envelope: CacheEnvelope = { __ncBody: body, s: ++this.seq, o: this.origin, e: Date.now() + lifetime };
     if (meta !== undefined) envelope.r = meta;
+    if (exact) this.exact.add(envelope);
     return envelope;
   }
 

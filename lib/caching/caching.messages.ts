@@ -56,3 +56,19 @@ export const METHOD_EVICT_FAILED = (method: string) =>
   `Cache eviction after ${method} failed; the method's result is returned all the same.`;
 export const VALUE_NOT_CARRIED = (reason: string) =>
   `the value cannot be carried to another instance with its types (${reason}). Return plain data, Date, Map, Set, bigint, Buffer, typed arrays, RegExp, URL or Error values`;
+export const CACHED_EVENT_HANDLER = (handler: string) =>
+  `@Cached on ${handler}, an @EventPattern handler: an event has no reply to cache. Remove @Cached (an event handler may use @CacheEvict), or make it a @MessagePattern.`;
+export const CACHED_GRPC_STREAM = (handler: string) =>
+  `@Cached on ${handler}, a streaming gRPC method: its request is a stream, not a value a cache key can be made of. Remove @Cached, or cache the service method it calls.`;
+export const CACHED_MUTATION = (handler: string) =>
+  `@Cached on ${handler}, a GraphQL @Mutation: a mutation changes data and must run every time. Cache the @Query resolvers instead and evict them here with @CacheEvict({ tags }).`;
+export const CACHED_SUBSCRIPTION = (handler: string) =>
+  `@Cached on ${handler}, a GraphQL @Subscription: a subscription is a stream of events, not one value to cache. Remove @Cached.`;
+export const CACHED_FIELD = (handler: string) =>
+  `@Cached on ${handler}, a GraphQL @ResolveField: field resolvers run without interceptors by default, so nothing would be cached. Cache the @Query that returns the parent, or the service method the field calls.`;
+export const CACHED_RPC_VARY = (handler: string, vary: string) =>
+  `@Cached on ${handler}, a @MessagePattern handler, has vary '${vary}': a message has no HTTP request, user or headers to vary on, and one entry would be shared by every caller. The key is the pattern and the data: put what the reply depends on in the data, or use key: (ctx) => string.`;
+export const CALL_NOT_KEYED = (handler: string, reason: string) =>
+  `${handler} is not cached for this call: ${reason}, which a cache key cannot be made of. The handler runs uncached. Further calls of ${handler} that cannot be keyed are not logged for a minute.`;
+export const GRAPHQL_NO_REQUEST = (handler: string) =>
+  `${handler} varies on the user or a header, but the GraphQL context has no req: it is not cached. Give GraphQLModule a context with the request, e.g. context: ({ req }) => ({ req }). Not logged again for a minute.`;

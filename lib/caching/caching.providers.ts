@@ -1,6 +1,7 @@
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import type { Provider } from '@nestjs/common';
 import { CacheService } from './cache.service.js';
+import { CachedHandlersExplorer } from './handlers/cached-handlers.explorer.js';
 import { ResponseCacheInterceptor } from './response-cache.interceptor.js';
 import { MethodsExplorer } from './methods/methods.explorer.js';
 
@@ -15,5 +16,6 @@ export function createCachingProviders(): Provider[] {
     { provide: CACHE_MANAGER, inject: [CacheService], useFactory: (service: CacheService) => service.cache },
     ResponseCacheInterceptor,
     MethodsExplorer,
+    CachedHandlersExplorer,
   ];
 }

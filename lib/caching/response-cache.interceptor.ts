@@ -12,7 +12,15 @@ import { isSingleValue, responseOpen, singleValue, statusOf } from './handler-re
 import { CacheService, isValidTtl } from './cache.service.js';
 import { type FlightCall, isA, LeaderValue } from './cluster-flight.js';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, TAG_GRACE, X_CACHE_HEADER } from './caching.constants.js';
-import { EVICT_FAILED, ROUTE_TTL_INVALID } from './caching.messages.js';
+import { CALL_NOT_KEYED, EVICT_FAILED, GRAPHQL_NO_REQUEST, ROUTE_TTL_INVALID } from './caching.messages.js';
+import {
+  callKey,
+  graphqlRequest,
+  type HandlerCache,
+  headerPart as callHeaderPart,
+  resolveHandlerCache,
+} from './handlers/handler-cache.js';
+import { UnkeyableValue } from './handlers/stable-hash.js';
 import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
 import { errorMessage, errorStack } from '../utils/describe.js';
 
@@ -26,6 +34,12 @@ const handled = new WeakSet<object>();
 const acceptAny = (): boolean => true;
 
 type KeyPart = string | ((context: ExecutionContext) => string);
+
+/** What `throughCache` needs of a route's or a handler's policy. */
+type CachePolicy = Pick<RouteCache, 'ttl' | 'swr' | 'tags' | 'name' | 'ttlWarned'>;
+
+/** A call that could not be keyed is logged at most this often per handler. */
+const NOT_KEYED_LOG_INTERVAL = 60_000;
 
 /** What the interceptor resolved once per route (handler). */
 interface RouteCache {
@@ -109,6 +123,8 @@ function takesResponse(target: object, handler: object): boolean {
 export class ResponseCacheInterceptor implements NestInterceptor {
   protected allowedMethods = ['GET', 'HEAD'];
   private readonly routes = new WeakMap<object, RouteCache>();
+  /** Microservice and GraphQL handlers' policies. */
+  private readonly handlers = new WeakMap<object, HandlerCache>();
   /** The last route resolved: `intercept`, `trackBy` and `mustBypass` of one request look it up once. */
   private lastHandler?: object;
   private lastRoute?: RouteCache;
@@ -121,7 +137,10 @@ export class ResponseCacheInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
-    if (context.getType() !== 'http') return next.handle();
+    const type = context.getType<string>();
+    if (type !== 'http') {
+      return type === 'rpc' || type === 'graphql' ? this.interceptCall(context, next, type) : next.handle();
+    }
     // The same context reaches every interceptor of a request: a second instance of this interceptor passes through.
     if (handled.has(context)) return next.handle();
     handled.add(context);
@@ -211,6 +230,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
 
   /** Sets `X-Cache`, only while the response is open (a `@Res()` handler may have answered already). */
   protected setCacheHeader(context: ExecutionContext, value: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
+    if (context.getType() !== 'http') return; // a message or a GraphQL field has no response headers of its own
     const adapter = this.httpAdapterHost?.httpAdapter;
     const response: unknown = context.getArgByIndex(1);
     if (adapter && responseOpen(response)) adapter.setHeader(response, X_CACHE_HEADER, value);
@@ -220,9 +240,10 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     context: ExecutionContext,
     next: CallHandler,
     key: string,
-    route: RouteCache,
+    route: CachePolicy,
   ): Promise<Observable<unknown>> {
     const service = this.cacheService;
+    const http = context.getType() === 'http';
     let ttl = typeof route.ttl === 'function' ? await route.ttl(context) : route.ttl;
     if (!isValidTtl(ttl)) ttl = this.invalidTtl(route, ttl);
     const lifetime = ttl + route.swr;
@@ -238,8 +259,9 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       // so neither this request nor the ones waiting on it wait for it on top of the handler.
       const tags = route.tags.length > 0 ? route.tags.map((tag) => resolve(tag, context)) : undefined;
       const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
-      const response: unknown = context.getArgByIndex(1);
-      const before = { headers: headersOf(response), status: statusOf(response) };
+      // A message handler's or a resolver's second argument is its transport context or its arguments, not a response.
+      const response: unknown = http ? context.getArgByIndex(1) : undefined;
+      const before = http ? { headers: headersOf(response), status: statusOf(response) } : undefined;
       const body = await singleValue(next.handle());
       if (tagged !== undefined) await tagged;
       if (!isSingleValue(body) || !this.isResponseCacheable(context, statusOf(response), body)) {
@@ -247,14 +269,16 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       }
       // What the handler set besides its body is stored with it and replayed on every request the entry serves;
       // a response meant for one client (no-store, private, a cookie it sets) is neither stored nor shared.
-      const meta = responseMeta(before, response);
+      const meta = before === undefined ? undefined : responseMeta(before, response);
       if (
-        forbidsSharedStore(headersOf(response)) ||
-        (meta?.h !== undefined && setsCookie(Object.fromEntries(meta.h)))
+        http &&
+        (forbidsSharedStore(headersOf(response)) || (meta?.h !== undefined && setsCookie(Object.fromEntries(meta.h))))
       ) {
         throw new NotCacheable(body);
       }
-      const envelope = service.envelope(body, lifetime, meta);
+      // A resolver's result is not sent as JSON: GraphQL serializes it field by field (a DateTime scalar takes a Date
+      // and gives null for a string), so it goes to an L2 only if the store's serializer gives it back as it is.
+      const envelope = service.envelope(body, lifetime, meta, context.getType<string>() === 'graphql');
       if (tags !== undefined) {
         service.tagLocal(key, tags, envelope.e);
         // Written again now: an eviction of the tag by another instance while the handler ran deleted the
@@ -344,7 +368,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
    */
   private serve(context: ExecutionContext, envelope: CacheEnvelope, how: 'HIT' | 'MISS' | 'STALE'): unknown {
     const meta = envelope.r;
-    if (meta !== undefined) {
+    if (meta !== undefined && context.getType() === 'http') {
       const adapter = this.httpAdapterHost?.httpAdapter;
       const response: unknown = context.getArgByIndex(1);
       if (adapter && responseOpen(response)) {
@@ -356,6 +380,70 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     }
     this.setCacheHeader(context, how);
     return envelope.__ncBody;
+  }
+
+  /**
+   * A microservice message (`rpc`) or a GraphQL field (`graphql`): cached only with `@Cached` on a `@MessagePattern`
+   * handler or a `@Query` resolver (a global interceptor leaves every other handler alone), keyed on the pattern and
+   * the data, or the field and its arguments, plus `vary`; evicted by `@CacheEvict` like a route.
+   */
+  private interceptCall(
+    context: ExecutionContext,
+    next: CallHandler,
+    kind: 'rpc' | 'graphql',
+  ): Observable<unknown> | Promise<Observable<unknown>> {
+    if (handled.has(context)) return next.handle();
+    handled.add(context);
+    const handler = context.getHandler();
+    let policy = this.handlers.get(handler);
+    if (policy === undefined || policy.kind !== kind) {
+      policy = resolveHandlerCache(this.reflector, kind, handler, context.getClass(), this.cacheService.defaultTtl);
+      this.handlers.set(handler, policy);
+    }
+    if (policy.evict !== undefined) return this.handleAndEvict(context, next, policy.evict);
+    if (!policy.cached) return next.handle();
+    const key = this.keyOfCall(context, policy);
+    if (key === undefined) return next.handle();
+    const hit = this.cacheService.peekFresh(key, policy.swr);
+    if (hit !== undefined) {
+      this.cacheService.counters.hits++;
+      return of(hit.__ncBody);
+    }
+    return this.throughCache(context, next, key, policy);
+  }
+
+  /** A call's key, or undefined: not cached (data that cannot be keyed, credentials without `vary`). */
+  private keyOfCall(context: ExecutionContext, policy: HandlerCache): string | undefined {
+    let key: string;
+    try {
+      key = callKey(context, policy);
+    } catch (error) {
+      if (!(error instanceof UnkeyableValue)) throw error;
+      this.notKeyed(policy, CALL_NOT_KEYED(policy.name, error.message));
+      return undefined;
+    }
+    if (policy.kind === 'rpc') return key;
+    const request = graphqlRequest(context);
+    if (request === undefined) {
+      if (!policy.varyUser && policy.headers.length === 0) return key;
+      this.notKeyed(policy, GRAPHQL_NO_REQUEST(policy.name));
+      return undefined;
+    }
+    // The shared-cache rule of routes: a credentialed request is cached only when the key varies on who sends it.
+    const { authorization, cookie } = request.headers;
+    if ((authorization !== undefined && !policy.allowAuthorization) || (cookie !== undefined && !policy.allowCookie)) {
+      return undefined;
+    }
+    if (policy.varyUser) key += `|user:${this.userOf(request as HttpRequest)}`;
+    for (const name of policy.headers) key += `|${name}:${callHeaderPart(request.headers[name])}`;
+    return key;
+  }
+
+  private notKeyed(policy: HandlerCache, message: string): void {
+    const now = Date.now();
+    if (now - policy.notKeyedAt < NOT_KEYED_LOG_INTERVAL) return;
+    policy.notKeyedAt = now;
+    this.logger.warn(message);
   }
 
   private async handleAndEvict(
@@ -393,7 +481,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
   }
 
   /** A TTL of 0, negative or Infinity (e.g. `@CacheTTL(0)`) would keep the entry forever: the module TTL is used. */
-  private invalidTtl(route: RouteCache, ttl: unknown): number {
+  private invalidTtl(route: CachePolicy, ttl: unknown): number {
     const fallback = this.cacheService.defaultTtl;
     if (!route.ttlWarned) {
       route.ttlWarned = true;

@@ -27,6 +27,9 @@ const nest11 = {
   '@nestjs/bullmq': '^11.0.5',
   '@nestjs/terminus': '^11.1.1',
   '@nestjs/config': '^4.0.4',
+  '@nestjs/microservices': '^11.2.6',
+  '@nestjs/graphql': '^13.4.5',
+  '@nestjs/apollo': '^13.4.5',
 };
 const pkg = JSON.parse(readFileSync(from, 'utf8'));
 delete pkg.scripts;
