@@ -181,6 +181,19 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster, one Node process 
     }
   }, 60_000);
 
+  it("serves the leader's value to followers whose pub/sub connections are killed (CLIENT KILL TYPE pubsub): no second computation", async () => {
+    const [leader, ...followers] = await start([0, 0, 0, 0]);
+    const led = leader.burst('unsubscribed', 50, 1500);
+    await vi.waitFor(() => expect(leader.computing).toEqual(['unsubscribed']), { timeout: 20_000, interval: 10 });
+    const waiting = followers.map((p) => p.burst('unsubscribed', 50, 100));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(Number(await raw.client('KILL', 'TYPE', 'pubsub'))).toBeGreaterThanOrEqual(1);
+    const replies = await Promise.all([led, ...waiting]);
+    expect(replies.map((r) => r.error)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(computations([leader, ...followers], 'unsubscribed')).toBe(1);
+    expect(new Set(replies.flatMap((r) => r.values)).size).toBe(1);
+  }, 60_000);
+
   it('computes once with clocks 30 s apart, and an entry lives as long as Redis keeps it (PTTL), not by a skewed clock', async () => {
     const all = await start([30_000, -30_000, 0, 12_345]);
     const replies = await Promise.all(all.map((p) => p.burst('skewed', 100, 300, 5000)));
