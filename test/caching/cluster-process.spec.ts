@@ -116,13 +116,14 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster, one Node process 
   });
 
   /** Starts `skews.length` instances (each with its clock shifted by its skew) and waits until each listens. */
-  async function start(skews: number[]): Promise<CacheProcess[]> {
+  async function start(skews: number[], listening = true): Promise<CacheProcess[]> {
     const started = skews.map(
       (skew, i) =>
         new CacheProcess(`p${i}`, { REDIS_URL: redis.url, NAMESPACE: namespace, CLOCK_SKEW_MS: String(skew) }),
     );
     processes.push(...started);
     await Promise.all(started.map((p) => p.ready));
+    if (!listening) return started;
     const channel = `${namespace}:nestjs-concurrency:cache:flight`;
     await vi.waitFor(
       async () => {
@@ -193,6 +194,31 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster, one Node process 
     expect(computations([leader, ...followers], 'unsubscribed')).toBe(1);
     expect(new Set(replies.flatMap((r) => r.values)).size).toBe(1);
   }, 60_000);
+
+  it('boots with redis-server down, answers within the bound, and single-flights across processes once Redis is back', async () => {
+    await redis.stop();
+    const all = await start([0, 0], false);
+    const down = await Promise.all(all.map((p) => p.burst('outage', 20, 100)));
+    expect(down.map((r) => r.error)).toEqual([undefined, undefined]);
+    for (const reply of down) expect(reply.elapsedMs).toBeLessThan(WAIT + 2 * STORE_TIMEOUT + 100 + 3000);
+    expect(computations(all, 'outage')).toBeLessThanOrEqual(2);
+    await redis.restart();
+    raw.disconnect();
+    raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    raw.on('error', () => undefined);
+    const channel = `${namespace}:nestjs-concurrency:cache:flight`;
+    await vi.waitFor(
+      async () => {
+        const [, count] = (await raw.pubsub('NUMSUB', channel)) as [string, number];
+        expect(count).toBe(2);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past the stores' breaker (1 s)
+    const back = await Promise.all(all.map((p) => p.burst('after-outage', 100, 500)));
+    expect(back.map((r) => r.error)).toEqual([undefined, undefined]);
+    expect(computations(all, 'after-outage')).toBe(1);
+  }, 90_000);
 
   it('computes once with clocks 30 s apart, and an entry lives as long as Redis keeps it (PTTL), not by a skewed clock', async () => {
     const all = await start([30_000, -30_000, 0, 12_345]);
