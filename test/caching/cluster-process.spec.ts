@@ -195,6 +195,26 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster, one Node process 
     expect(new Set(replies.flatMap((r) => r.values)).size).toBe(1);
   }, 60_000);
 
+  it('answers the followers of a frozen leader process (SIGSTOP) within the bound, and the leader once it resumes', async () => {
+    const [leader, ...followers] = await start([0, 0, 0]);
+    const led = leader.burst('stopped', 50, 800);
+    await vi.waitFor(() => expect(leader.computing).toEqual(['stopped']), { timeout: 20_000, interval: 10 });
+    leader.signal('SIGSTOP');
+    try {
+      const replies = await Promise.all(followers.map((p) => p.burst('stopped', 50, 100)));
+      expect(replies.map((r) => r.error)).toEqual([undefined, undefined]);
+      for (const reply of replies) expect(reply.elapsedMs).toBeLessThan(WAIT + 2 * STORE_TIMEOUT + 100 + 3000);
+      for (const follower of followers) expect(follower.computing.length).toBeLessThanOrEqual(1);
+    } finally {
+      leader.signal('SIGCONT');
+    }
+    const resumed = await led;
+    expect(resumed.error).toBeUndefined();
+    expect(resumed.values).toHaveLength(1);
+    // its late release (compare-and-set on its token) leaves no lease behind
+    await vi.waitFor(async () => expect(await raw.keys('*lease*')).toEqual([]), { timeout: 10_000, interval: 50 });
+  }, 60_000);
+
   it('boots with redis-server down, answers within the bound, and single-flights across processes once Redis is back', async () => {
     await redis.stop();
     const all = await start([0, 0], false);
