@@ -48,7 +48,7 @@ class CacheProcess {
         buffer = parts.pop()!;
         for (const line of parts) {
           if (line === 'ready') resolve();
-          else if (line.startsWith('computing ')) this.computing.push(line.slice(10));
+          else if (line.startsWith('computing ')) this.computing.push(JSON.parse(line.slice(10)) as string);
           else if (line.startsWith('{')) {
             const reply = JSON.parse(line) as Reply;
             this.replies.get(reply.id)?.(reply);
@@ -214,6 +214,17 @@ describe.skipIf(!redisAvailable)('cache.singleFlight: cluster, one Node process 
     // its late release (compare-and-set on its token) leaves no lease behind
     await vi.waitFor(async () => expect(await raw.keys('*lease*')).toEqual([]), { timeout: 10_000, interval: 50 });
   }, 60_000);
+
+  it('computes each hostile key once over 3 processes (glob characters, separators, newlines, lease-like names)', async () => {
+    const all = await start([0, 0, 0]);
+    const keys = ['a:b', '*', 'x?[y]', 'lease:k', 'nestjs-concurrency:cache:flight', 'line\nbreak', ' ', 'ü\u202e😀'];
+    for (const key of keys) {
+      const replies = await Promise.all(all.map((p) => p.burst(key, 30, 200)));
+      expect(replies.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
+      expect({ key, computations: computations(all, key) }).toEqual({ key, computations: 1 });
+      expect(new Set(replies.flatMap((r) => r.values)).size).toBe(1);
+    }
+  }, 90_000);
 
   it('boots with redis-server down, answers within the bound, and single-flights across processes once Redis is back', async () => {
     await redis.stop();
