@@ -2,7 +2,14 @@ import { CacheInterceptor } from '@nestjs/cache-manager';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { CacheService, ResponseCacheInterceptor } from 'nestjs-concurrency';
 import { Gate } from '../fixtures/cache-app.js';
-import { CachedMutationResolver, type GqlApp, gqlCalls, gqlGate, startGqlApp } from '../fixtures/graphql-cache-app.js';
+import {
+  CachedMutationResolver,
+  ClassCachedResolver,
+  type GqlApp,
+  gqlCalls,
+  gqlGate,
+  startGqlApp,
+} from '../fixtures/graphql-cache-app.js';
 
 const GLOBAL = [{ provide: APP_INTERCEPTOR, useClass: ResponseCacheInterceptor }];
 
@@ -99,6 +106,18 @@ describe('@Cached on GraphQL @Query resolvers (code first, Apollo on Express)', 
     gql = await startGqlApp({}, undefined, [{ provide: APP_INTERCEPTOR, useClass: CacheInterceptor }]);
     const stock = await gql.query('{ uncached(id: 1) { run } }');
     expect(stock.errors?.length ?? 0).toBeGreaterThan(0);
+  });
+
+  it('with @Cached on the class, caches its queries and runs its mutations and field resolvers every time', async () => {
+    gql = await startGqlApp({}, [ClassCachedResolver], [], { fieldResolverEnhancers: ['interceptors'] });
+    expect(await gql.query('{ listed(id: 1) { run owner } }')).toEqual({
+      data: { listed: { run: 1, owner: 'owner of 1 #1' } },
+    });
+    expect(await gql.query('{ listed(id: 1) { run owner } }')).toEqual({
+      data: { listed: { run: 1, owner: 'owner of 1 #2' } },
+    });
+    expect(await gql.query('mutation { bump }')).toEqual({ data: { bump: 1 } });
+    expect(await gql.query('mutation { bump }')).toEqual({ data: { bump: 2 } });
   });
 
   it('refuses @Cached on a @Mutation at boot, naming it', async () => {

@@ -121,6 +121,25 @@ describe.skipIf(!redisAvailable)('microservice and GraphQL caching on a real Red
     await fromA;
   });
 
+  it('boots with Redis down and answers messages; once Redis is up, another instance gets the entry', async () => {
+    await redis.stop();
+    const [a] = await bootRpc(1);
+    expect(await a.send('items.get', { id: 1 })).toEqual({ id: 1, filter: null, run: 1 });
+    expect(await a.send('items.get', { id: 1 })).toEqual({ id: 1, filter: null, run: 1 });
+    await redis.restart();
+    await vi.waitFor(
+      async () => {
+        const [b] = await bootRpc(1);
+        const id = Math.random();
+        const reply = await a.send('items.get', { id });
+        const runs = rpcCalls.count('items.get');
+        expect(await b.send('items.get', { id })).toEqual(reply);
+        expect(rpcCalls.count('items.get')).toBe(runs);
+      },
+      { timeout: 15_000, interval: 500 },
+    );
+  });
+
   it('runs a @Query resolver once across 2 instances on one Redis, and fails open with Redis killed', async () => {
     gqlGate.current = new Gate();
     const apps = await Promise.all(
