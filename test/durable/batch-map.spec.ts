@@ -285,4 +285,14 @@ describe.skipIf(!redisAvailable)('durable map / settle / batch (real redis-serve
     expect((outcomes[1] as { reason: unknown }).reason).toBeInstanceOf(TaskAbortedError);
     expect(runs).toHaveLength(1);
   });
+
+  it('completes with every result when every Redis connection is killed mid-batch (CLIENT KILL)', async () => {
+    const { supervisor } = await cluster();
+    const inputs = Array.from({ length: 150 }, (_, n) => ({ n, ms: 20 }));
+    const settled = supervisor.settle<object, number>('failOrHold', inputs, { concurrency: 6 });
+    await vi.waitFor(() => expect(runs.length).toBeGreaterThan(20), { timeout: 20_000, interval: 10 });
+    await redis.call('CLIENT', 'KILL', 'TYPE', 'normal');
+    const outcomes = await settled;
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : o.reason))).toEqual(inputs.map((i) => i.n));
+  }, 60_000);
 });
