@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import { DurableSupervisor, InvalidPayloadError } from 'nestjs-concurrency';
-import { RedisServer, redisAvailable } from '../utils/redis-server.js';
+import { DurableSupervisor, DurableUnavailableError, InvalidPayloadError } from 'nestjs-concurrency';
+import { freePort, RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootDurable, type DurableApp, uniquePrefix } from './helpers.js';
 
 describe.skipIf(!redisAvailable)('durable batches: storing many inputs (real redis-server)', () => {
@@ -84,5 +84,16 @@ describe.skipIf(!redisAvailable)('durable batches: storing many inputs (real red
     );
     expect(await redis.llen(`${prefix}:work:wait`)).toBe(2500);
     expect((await batch.progress()).total).toBe(2500);
+  });
+
+  it('with Redis down, batch() and getBatch() reject with DurableUnavailableError within storeTimeout', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const app = await bootDurable({ connection: url, prefix: uniquePrefix(), workers: false, storeTimeout: 300 });
+    apps.push(app);
+    const supervisor = app.app.get(DurableSupervisor);
+    const started = Date.now();
+    await expect(supervisor.batch('work', [1, 2, 3])).rejects.toBeInstanceOf(DurableUnavailableError);
+    await expect(supervisor.getBatch('x')).rejects.toBeInstanceOf(DurableUnavailableError);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

@@ -28,6 +28,8 @@ export interface BatchState {
 const POLL_MIN = 20;
 const POLL_MAX = 200;
 const CHUNK = 500;
+/** How long a waiter keeps asking a Redis that does not answer before it rejects (ms). */
+const UNAVAILABLE_GRACE = 30_000;
 
 /** Ended: every outcome is in, or failed/cancelled with nothing running any more. */
 const settled = (s: BatchState) => s.status === 'done' || (s.status !== 'running' && s.running === 0);
@@ -55,8 +57,9 @@ export class DurableBatch<O> {
   async await(timeoutMs = Infinity): Promise<O[]> {
     const state = await this.waitFor(timeoutMs, (s) => s.status !== 'running' || s.firstFailed !== undefined);
     if (state.status === 'cancelled') throw new TaskAbortedError(this.task, `batch ${this.id} cancelled`);
-    if (state.firstFailed !== undefined) {
-      const [outcome] = await this.reader.outcomes<O>(this.id, this.task, [state.firstFailed]);
+    const first = state.firstFailed;
+    if (first !== undefined) {
+      const [outcome] = await this.tolerant(() => this.reader.outcomes<O>(this.id, this.task, [first]));
       throw outcome?.status === 'rejected' ? outcome.reason : this.reader.gone(this.id);
     }
     const values: O[] = [];
@@ -94,7 +97,8 @@ export class DurableBatch<O> {
       const end = state.total ?? (settled(state) ? state.stored : Infinity);
       if (next >= end) return;
       const to = Math.min(end === Infinity ? state.stored : end, next + CHUNK);
-      const chunk = next < to ? await this.reader.outcomes<O>(this.id, this.task, range(next, to)) : [];
+      const chunk =
+        next < to ? await this.tolerant(() => this.reader.outcomes<O>(this.id, this.task, range(next, to))) : [];
       let progressed = false;
       for (const outcome of chunk) {
         if (outcome === undefined) {
@@ -129,9 +133,27 @@ export class DurableBatch<O> {
   }
 
   private async read(): Promise<BatchState> {
-    const state = await this.reader.state(this.id);
+    const state = await this.tolerant(() => this.reader.state(this.id));
     if (!state) throw this.reader.gone(this.id);
     return state;
+  }
+
+  /**
+   * `call`, asked again while Redis is unavailable (a dropped connection, a failover) for up to `UNAVAILABLE_GRACE`
+   * in a row: the batch goes on in Redis meanwhile, a waiter should not fail for a blip. Past it, the last error.
+   */
+  private async tolerant<T>(call: () => Promise<T>): Promise<T> {
+    const since = Date.now();
+    let delay = POLL_MIN;
+    for (;;) {
+      try {
+        return await call();
+      } catch (error) {
+        if ((error as Error | undefined)?.name !== 'DurableUnavailableError') throw error;
+        if (Date.now() - since > UNAVAILABLE_GRACE) throw error;
+        delay = await pause(delay);
+      }
+    }
   }
 
   private async waitFor(timeoutMs: number, done: (s: BatchState) => boolean): Promise<BatchState> {
@@ -154,7 +176,7 @@ export class DurableBatch<O> {
     const total = state.total ?? state.stored;
     for (let from = 0; from < total; from += CHUNK) {
       const to = Math.min(total, from + CHUNK);
-      const chunk = await this.reader.outcomes<O>(this.id, this.task, range(from, to));
+      const chunk = await this.tolerant(() => this.reader.outcomes<O>(this.id, this.task, range(from, to)));
       for (let i = 0; i < chunk.length; i++) yield chunk[i] ?? this.neverRan(from + i);
     }
   }
@@ -165,7 +187,7 @@ export class DurableBatch<O> {
     const seen: boolean[] = [];
     for (;;) {
       const state = await this.read();
-      const order = await this.reader.completedOrder(this.id, pos, pos + CHUNK);
+      const order = await this.tolerant(() => this.reader.completedOrder(this.id, pos, pos + CHUNK));
       if (order.length > 0) {
         delay = POLL_MIN;
         const outcomes = await this.outcomesAt(order);
@@ -187,7 +209,7 @@ export class DurableBatch<O> {
   }
 
   private async outcomesAt(indexes: number[]): Promise<DurableOutcome<O>[]> {
-    const outcomes = await this.reader.outcomes<O>(this.id, this.task, indexes);
+    const outcomes = await this.tolerant(() => this.reader.outcomes<O>(this.id, this.task, indexes));
     return indexes.map((index, i) => outcomes[i] ?? this.neverRan(index));
   }
 
