@@ -30,12 +30,13 @@ class Users {
   async find(id: unknown, options?: unknown): Promise<{ id: unknown; options?: unknown; run: number; v: number }> {
     this.runs++;
     const run = this.runs;
+    const v = this.version; // read before the gate, as a database read would
     await this.gate?.opened;
     if (this.failNext) {
       this.failNext = false;
       throw new Error(`lookup ${run} failed`);
     }
-    return { id, options, run, v: this.version };
+    return { id, options, run, v };
   }
 
   @Cached({ key: (id: string) => `profile:${id}`, ttl: 60_000 })
@@ -191,6 +192,30 @@ describe('@Cached on provider methods', () => {
     expect(users.runs).toBe(2);
     await users.find('ann');
     expect(users.runs).toBe(3);
+  });
+
+  it('does not store a value computed before an eviction of its tag that came while it ran', async () => {
+    users.gate = new Gate();
+    const before = users.find('ann'); // reads version 1, held at the gate
+    await delay(20);
+    await users.rename('ann'); // version 2, evicts user:ann while the read is in flight
+    users.gate.open();
+    expect((await before).v).toBe(1); // its caller gets what it read
+    users.gate = undefined;
+    expect((await users.find('ann')).v).toBe(2); // but it was not stored over the eviction
+  });
+
+  it('does not store a value whose tag CacheService.evictTags() evicted while it was computed', async () => {
+    const gate = (users.gate = new Gate());
+    const inFlight = users.find('bob');
+    await delay(20);
+    await cache.evictTags(['user:bob']);
+    gate.open();
+    await inFlight;
+    users.gate = undefined;
+    const runs = users.runs;
+    await users.find('bob');
+    expect(users.runs).toBe(runs + 1);
   });
 
   it('leaves undecorated methods and controller routes as they are', async () => {
