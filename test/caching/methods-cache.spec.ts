@@ -229,6 +229,30 @@ describe('@Cached on provider methods', () => {
   });
 });
 
+describe('@Cached on provider methods: shutdown', () => {
+  it('settles a call whose computation is still running when the app closes, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const moduleRef = await boot([Users]);
+      const users = moduleRef.get(Users);
+      const gate = (users.gate = new Gate());
+      const calls = Array.from({ length: 10 }, () => users.find('late'));
+      await delay(20);
+      const closed = moduleRef.close();
+      gate.open();
+      await closed;
+      const values = await Promise.all(calls);
+      expect(new Set(values.map((v) => v.run))).toEqual(new Set([1]));
+      await delay(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('@Cached on provider methods: the dashboard', () => {
   it("counts each cached method in the dashboard's cache section", async () => {
     const moduleRef = await boot([Users], { dashboard: { guard: false } });
