@@ -9,7 +9,8 @@ import { redisStore } from '../fixtures/cache-redis.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 /** Counts runs across every instance of the test (one process, several app instances on one Redis). */
-const runs = { report: 0, rich: 0, odd: 0, named: 0 };
+const runs = { report: 0, rich: 0, odd: 0, named: 0, gated: 0 };
+const hold: { until?: Promise<void>; version: number } = { version: 1 };
 
 class Point {
   constructor(
@@ -46,6 +47,14 @@ class Reports {
   async rich(id: string): Promise<ReturnType<typeof richValue>> {
     runs.rich++;
     return richValue(id);
+  }
+
+  @Cached({ ttl: 60_000, tags: [(id: string) => `doc:${id}`] })
+  async gated(id: string): Promise<{ id: string; version: number }> {
+    runs.gated++;
+    const version = hold.version;
+    await hold.until;
+    return { id, version };
   }
 
   @Cached({ ttl: 60_000, key: (id: string) => `named:${id}` })
@@ -97,7 +106,9 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
   }
 
   beforeEach(async () => {
-    runs.report = runs.rich = runs.odd = runs.named = 0;
+    runs.report = runs.rich = runs.odd = runs.named = runs.gated = 0;
+    hold.until = undefined;
+    hold.version = 1;
     unhandled.length = 0;
     process.on('unhandledRejection', onUnhandled);
     redis = await RedisServer.start();
@@ -222,4 +233,25 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
       await pauser.disconnect().catch(() => undefined);
     }
   }, 30_000);
+
+  it('does not store a value read before another instance evicted its tag while it ran', async () => {
+    const [a, b] = await boot(2);
+    let open!: () => void;
+    hold.until = new Promise<void>((resolve) => (open = resolve));
+    const inFlight = a.get(Reports).gated('d1');
+    await vi.waitFor(() => expect(runs.gated).toBe(1), { timeout: 5000, interval: 10 });
+    hold.version = 2;
+    await b.get(CacheService).evictTags(['doc:d1']);
+    // The eviction reaches instance a through Redis pub/sub: wait until a has marked its computation.
+    const computing = (a.get(CacheService) as unknown as { computing: Map<string, { evicted: boolean }> }).computing;
+    await vi.waitFor(() => expect([...computing.values()].some((r) => r.evicted)).toBe(true), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    open();
+    expect((await inFlight).version).toBe(1);
+    hold.until = undefined;
+    expect((await b.get(Reports).gated('d1')).version).toBe(2);
+    expect((await a.get(Reports).gated('d1')).version).toBe(2);
+  });
 });
