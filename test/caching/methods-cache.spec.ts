@@ -1,4 +1,4 @@
-import { Controller, Get, Injectable, type Type } from '@nestjs/common';
+import { Controller, Get, Injectable, Logger, type Type } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   Cached,
@@ -306,6 +306,37 @@ describe('@Cached on provider methods: stale-while-revalidate and ttl', () => {
     await vi.waitFor(async () => expect(await prices.price('a')).toBe('a@2'), { timeout: 5000 });
     expect(prices.runs).toBe(2);
     expect(cache.stats().methods['Prices.price'].stale).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps serving the stale value when a background refresh throws, with no unhandled rejection', async () => {
+    @Injectable()
+    class Flaky {
+      runs = 0;
+      @Cached({ ttl: 100, staleWhileRevalidate: 60_000 })
+      async rate(): Promise<number> {
+        this.runs++;
+        if (this.runs > 1) throw new Error('upstream down');
+        return 1.25;
+      }
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      moduleRef = await boot([Flaky]);
+      const flaky = moduleRef.get(Flaky);
+      expect(await flaky.rate()).toBe(1.25);
+      await delay(250);
+      expect(await flaky.rate()).toBe(1.25);
+      await vi.waitFor(() => expect(moduleRef.get(CacheService).stats().refreshErrors).toBe(1), { timeout: 5000 });
+      expect(await flaky.rate()).toBe(1.25);
+      expect(flaky.runs).toBe(2); // the failed key waits (backoff) before another refresh
+      expect(unhandled).toEqual([]);
+    } finally {
+      warn.mockRestore();
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('computes again once the ttl is over', async () => {
