@@ -114,6 +114,11 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   private readonly remoteRefresh = new Map<string, number>();
   private readonly locks = new Map<string, Lock>();
   private readonly methodCounters = new Map<string, MethodCacheStats>();
+  /**
+   * Keys a cached method computes now, with their tags: an eviction of the key or of one of its tags while the method
+   * runs marks it, and its value (read before the write that caused the eviction) is then not stored.
+   */
+  private readonly computing = new Map<string, { tags: string[] | undefined; evicted: boolean }>();
   /** Keys whose last background refresh failed: no refresh before `until`; `delay` is the wait that was used. */
   private readonly refreshBackoff = new Map<string, { until: number; delay: number }>();
   /** Keys whose background refresh runs now (from the decision to start it until cache-manager's `refresh` event). */
@@ -313,6 +318,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
    * be read (L2 down), the entries this instance knows of are still evicted; the failure is counted and logged.
    */
   async evictTags(tags: string[]): Promise<void> {
+    this.markEvicted([], tags);
     const keys = new Set<string>();
     for (const tag of tags) for (const key of this.localTags.take(tag)) keys.add(key);
     const shared = this.sharedTags;
@@ -350,8 +356,36 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
     return stats;
   }
 
+  /**
+   * @internal A cached method starts computing `key`: `evicted` turns true if the key, or one of `tags`, is evicted
+   * (here or by another instance) before `endCompute`.
+   */
+  beginCompute(key: string, tags: string[] | undefined): { evicted: boolean } {
+    const record = { tags, evicted: false };
+    this.computing.set(key, record);
+    return record;
+  }
+
+  /** @internal The computation `beginCompute` returned ended. */
+  endCompute(key: string, record: { evicted: boolean }): void {
+    if (this.computing.get(key) === record) this.computing.delete(key);
+  }
+
+  private markEvicted(keys: Iterable<string>, tags?: string[]): void {
+    if (this.computing.size === 0) return;
+    for (const key of keys) {
+      const record = this.computing.get(key);
+      if (record !== undefined) record.evicted = true;
+    }
+    if (tags === undefined) return;
+    for (const record of this.computing.values()) {
+      if (record.tags?.some((tag) => tags.includes(tag))) record.evicted = true;
+    }
+  }
+
   /** @internal Evicts keys from every store and publishes them to the other instances. */
   async evictKeys(keys: string[]): Promise<void> {
+    this.markEvicted(keys);
     if (keys.length === 0) return;
     await this.cache.mdel(keys);
     await this.redis?.publish(keys);
@@ -558,6 +592,7 @@ export class CacheService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private dropLocal(keys: string[]): void {
+    this.markEvicted(keys);
     for (const key of keys) this.memory.delete(key);
   }
 

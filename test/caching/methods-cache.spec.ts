@@ -1,4 +1,4 @@
-import { Controller, Get, Injectable, type Type } from '@nestjs/common';
+import { Controller, Get, Injectable, Logger, type Type } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   Cached,
@@ -30,12 +30,13 @@ class Users {
   async find(id: unknown, options?: unknown): Promise<{ id: unknown; options?: unknown; run: number; v: number }> {
     this.runs++;
     const run = this.runs;
+    const v = this.version; // read before the gate, as a database read would
     await this.gate?.opened;
     if (this.failNext) {
       this.failNext = false;
       throw new Error(`lookup ${run} failed`);
     }
-    return { id, options, run, v: this.version };
+    return { id, options, run, v };
   }
 
   @Cached({ key: (id: string) => `profile:${id}`, ttl: 60_000 })
@@ -193,6 +194,30 @@ describe('@Cached on provider methods', () => {
     expect(users.runs).toBe(3);
   });
 
+  it('does not store a value computed before an eviction of its tag that came while it ran', async () => {
+    users.gate = new Gate();
+    const before = users.find('ann'); // reads version 1, held at the gate
+    await delay(20);
+    await users.rename('ann'); // version 2, evicts user:ann while the read is in flight
+    users.gate.open();
+    expect((await before).v).toBe(1); // its caller gets what it read
+    users.gate = undefined;
+    expect((await users.find('ann')).v).toBe(2); // but it was not stored over the eviction
+  });
+
+  it('does not store a value whose tag CacheService.evictTags() evicted while it was computed', async () => {
+    const gate = (users.gate = new Gate());
+    const inFlight = users.find('bob');
+    await delay(20);
+    await cache.evictTags(['user:bob']);
+    gate.open();
+    await inFlight;
+    users.gate = undefined;
+    const runs = users.runs;
+    await users.find('bob');
+    expect(users.runs).toBe(runs + 1);
+  });
+
   it('leaves undecorated methods and controller routes as they are', async () => {
     expect(Object.hasOwn(users, 'plain')).toBe(false);
     expect(Object.hasOwn(users, 'find')).toBe(true);
@@ -201,6 +226,30 @@ describe('@Cached on provider methods', () => {
     await controller.list();
     await controller.list();
     expect(controller.runs).toBe(2); // a route is cached per request by the interceptor, not as a method
+  });
+});
+
+describe('@Cached on provider methods: shutdown', () => {
+  it('settles a call whose computation is still running when the app closes, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const moduleRef = await boot([Users]);
+      const users = moduleRef.get(Users);
+      const gate = (users.gate = new Gate());
+      const calls = Array.from({ length: 10 }, () => users.find('late'));
+      await delay(20);
+      const closed = moduleRef.close();
+      gate.open();
+      await closed;
+      const values = await Promise.all(calls);
+      expect(new Set(values.map((v) => v.run))).toEqual(new Set([1]));
+      await delay(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
 
@@ -257,6 +306,37 @@ describe('@Cached on provider methods: stale-while-revalidate and ttl', () => {
     await vi.waitFor(async () => expect(await prices.price('a')).toBe('a@2'), { timeout: 5000 });
     expect(prices.runs).toBe(2);
     expect(cache.stats().methods['Prices.price'].stale).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps serving the stale value when a background refresh throws, with no unhandled rejection', async () => {
+    @Injectable()
+    class Flaky {
+      runs = 0;
+      @Cached({ ttl: 100, staleWhileRevalidate: 60_000 })
+      async rate(): Promise<number> {
+        this.runs++;
+        if (this.runs > 1) throw new Error('upstream down');
+        return 1.25;
+      }
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      moduleRef = await boot([Flaky]);
+      const flaky = moduleRef.get(Flaky);
+      expect(await flaky.rate()).toBe(1.25);
+      await delay(250);
+      expect(await flaky.rate()).toBe(1.25);
+      await vi.waitFor(() => expect(moduleRef.get(CacheService).stats().refreshErrors).toBe(1), { timeout: 5000 });
+      expect(await flaky.rate()).toBe(1.25);
+      expect(flaky.runs).toBe(2); // the failed key waits (backoff) before another refresh
+      expect(unhandled).toEqual([]);
+    } finally {
+      warn.mockRestore();
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('computes again once the ttl is over', async () => {

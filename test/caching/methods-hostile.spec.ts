@@ -13,6 +13,29 @@ class Echo {
   }
 }
 
+@Injectable()
+class Keyed {
+  runs = 0;
+  mode: 'throw' | 'empty' | 'object' = 'throw';
+
+  @Cached({
+    key: (id: string) => {
+      void id;
+      throw new Error('no key for you');
+    },
+  })
+  async throwing(id: string): Promise<string> {
+    this.runs++;
+    return id;
+  }
+
+  @Cached({ key: (id: string) => (id === 'empty' ? '' : (id as unknown as { n: number } as unknown as string)) })
+  async odd(id: unknown): Promise<unknown> {
+    this.runs++;
+    return id;
+  }
+}
+
 class Dto {
   constructor(readonly page: number) {}
 }
@@ -30,7 +53,7 @@ describe('@Cached provider methods: hostile arguments', () => {
     process.on('unhandledRejection', onUnhandled);
     moduleRef = await Test.createTestingModule({
       imports: [ConcurrencyModule.forRoot()],
-      providers: [Echo],
+      providers: [Echo, Keyed],
     }).compile();
     await moduleRef.init();
     echo = moduleRef.get(Echo);
@@ -169,5 +192,15 @@ describe('@Cached provider methods: hostile arguments', () => {
     expect(error.message).toMatch(reason);
     expect(error.message).toContain('key: (...args) => string');
     expect(echo.runs).toBe(runs); // the method did not run
+  });
+
+  it('rejects a call whose key function throws with its error, or returns no non-empty string, without running the method', async () => {
+    const keyed = moduleRef.get(Keyed);
+    await expect(keyed.throwing('a')).rejects.toThrow('no key for you');
+    await expect(keyed.odd('empty')).rejects.toThrow(
+      '@Cached Keyed.odd: the key function returned ""; expected a non-empty string.',
+    );
+    await expect(keyed.odd({ n: 1 } as never)).rejects.toThrow('the key function returned an object');
+    expect(keyed.runs).toBe(0);
   });
 });

@@ -9,7 +9,8 @@ import { redisStore } from '../fixtures/cache-redis.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 /** Counts runs across every instance of the test (one process, several app instances on one Redis). */
-const runs = { report: 0, rich: 0, odd: 0 };
+const runs = { report: 0, rich: 0, odd: 0, named: 0, gated: 0 };
+const hold: { until?: Promise<void>; version: number } = { version: 1 };
 
 class Point {
   constructor(
@@ -48,6 +49,20 @@ class Reports {
     return richValue(id);
   }
 
+  @Cached({ ttl: 60_000, tags: [(id: string) => `doc:${id}`] })
+  async gated(id: string): Promise<{ id: string; version: number }> {
+    runs.gated++;
+    const version = hold.version;
+    await hold.until;
+    return { id, version };
+  }
+
+  @Cached({ ttl: 60_000, key: (id: string) => `named:${id}` })
+  async named(id: string): Promise<{ id: string; at: Date }> {
+    runs.named++;
+    return { id, at: new Date(42) };
+  }
+
   @Cached({ ttl: 60_000 })
   async odd(id: string): Promise<{ id: string; point: Point }> {
     runs.odd++;
@@ -61,7 +76,7 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
-  async function boot(count: number): Promise<TestingModule[]> {
+  async function boot(count: number, listening = true): Promise<TestingModule[]> {
     const booted = await Promise.all(
       Array.from({ length: count }, async () => {
         const store: Keyv = redisStore(redis.url, 'methods-spec');
@@ -74,6 +89,7 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
       }),
     );
     instances.push(...booted);
+    if (!listening) return booted;
     const store = (booted[0].get(CacheService) as unknown as { guarded: Array<{ keyv: Keyv }> }).guarded[0].keyv;
     const client = await (store.store as KeyvRedis<unknown>).getClient();
     await vi.waitFor(
@@ -90,7 +106,9 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
   }
 
   beforeEach(async () => {
-    runs.report = runs.rich = runs.odd = 0;
+    runs.report = runs.rich = runs.odd = runs.named = runs.gated = 0;
+    hold.until = undefined;
+    hold.version = 1;
     unhandled.length = 0;
     process.on('unhandledRejection', onUnhandled);
     redis = await RedisServer.start();
@@ -165,5 +183,75 @@ describe.skipIf(!redisAvailable)('@Cached on provider methods with a Redis L2 (r
     expect(await b.get(CacheService).get('plain')).toEqual({ n: 1, s: 'x' });
     const read = await b.get(CacheService).get<ReturnType<typeof richValue>>(`Reports.rich:${'x'}`);
     expect(read).toBeUndefined(); // method keys are Class.method: + a hash, not the raw arguments
+  });
+
+  it('recomputes, without an error, when the L2 holds a typed entry it cannot decode', async () => {
+    const [a] = await boot(1);
+    const raw = redisStore(redis.url, 'methods-spec');
+    try {
+      await raw.set('named:x', {
+        __ncBody: { t: 999, bogus: true },
+        s: 1,
+        o: 'elsewhere',
+        e: Date.now() + 60_000,
+        t: 1,
+      });
+      const value = await a.get(Reports).named('x');
+      expect(value).toStrictEqual({ id: 'x', at: new Date(42) });
+      expect(runs.named).toBe(1);
+    } finally {
+      await raw.disconnect();
+    }
+  });
+
+  it('boots and answers with Redis down, computing once per key on the instance', async () => {
+    await redis.stop();
+    const [a] = await boot(1, false);
+    const values = await Promise.all(Array.from({ length: 50 }, () => a.get(Reports).named('down')));
+    expect(new Set(values.map((v) => v.id))).toEqual(new Set(['down']));
+    expect(runs.named).toBe(1);
+    expect(await a.get(Reports).named('down')).toBe(values[0]);
+    expect(runs.named).toBe(1);
+  });
+
+  it('answers within the store timeouts while Redis is paused (CLIENT PAUSE), not after the pause', async () => {
+    const [a] = await boot(1);
+    const pauser = redisStore(redis.url, 'methods-spec');
+    try {
+      const client = (await (pauser.store as KeyvRedis<unknown>).getClient()) as unknown as {
+        sendCommand(args: string[]): Promise<unknown>;
+      };
+      await client.sendCommand(['CLIENT', 'PAUSE', '15000', 'ALL']);
+      const started = performance.now();
+      const value = await a.get(Reports).named('paused');
+      const took = performance.now() - started;
+      expect(value).toStrictEqual({ id: 'paused', at: new Date(42) });
+      // storeTimeout is 1000 ms: a read, a lease claim and a write each give up after it (the breaker skips the rest).
+      expect(took).toBeLessThan(12_000);
+    } finally {
+      await redis.stop(); // ends the pause for good; afterEach's stop is then a no-op
+      await pauser.disconnect().catch(() => undefined);
+    }
+  }, 30_000);
+
+  it('does not store a value read before another instance evicted its tag while it ran', async () => {
+    const [a, b] = await boot(2);
+    let open!: () => void;
+    hold.until = new Promise<void>((resolve) => (open = resolve));
+    const inFlight = a.get(Reports).gated('d1');
+    await vi.waitFor(() => expect(runs.gated).toBe(1), { timeout: 5000, interval: 10 });
+    hold.version = 2;
+    await b.get(CacheService).evictTags(['doc:d1']);
+    // The eviction reaches instance a through Redis pub/sub: wait until a has marked its computation.
+    const computing = (a.get(CacheService) as unknown as { computing: Map<string, { evicted: boolean }> }).computing;
+    await vi.waitFor(() => expect([...computing.values()].some((r) => r.evicted)).toBe(true), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    open();
+    expect((await inFlight).version).toBe(1);
+    hold.until = undefined;
+    expect((await b.get(Reports).gated('d1')).version).toBe(2);
+    expect((await a.get(Reports).gated('d1')).version).toBe(2);
   });
 });

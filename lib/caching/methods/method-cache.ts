@@ -1,5 +1,12 @@
 import { Logger } from '@nestjs/common';
-import { type CacheEnvelope, isEnvelope, markTyped, remainingTtl } from '../cache-envelope.js';
+import {
+  type CacheEnvelope,
+  isEnvelope,
+  isNotCacheable,
+  markTyped,
+  NotCacheable,
+  remainingTtl,
+} from '../cache-envelope.js';
 import type { CacheService } from '../cache.service.js';
 import { TAG_GRACE } from '../caching.constants.js';
 import {
@@ -130,8 +137,16 @@ export class MethodCache {
     const compute = async (): Promise<CacheEnvelope> => {
       // The shared tag write runs while the method does (a member recorded before its entry is harmless).
       const tagged = tags && service.tagShared(key, tags, Date.now() + lifetime + TAG_GRACE);
-      const value = await this.invoke(self, args);
+      const computing = service.beginCompute(key, tags);
+      let value: unknown;
+      try {
+        value = await this.invoke(self, args);
+      } finally {
+        service.endCompute(key, computing);
+      }
       if (tagged !== undefined) await tagged;
+      // Evicted while it ran (a write happened meanwhile): its callers get it, the cache does not keep it.
+      if (computing.evicted) throw new NotCacheable(value);
       const envelope = markTyped(service.envelope(value, lifetime));
       if (tags !== undefined) {
         service.tagLocal(key, tags, envelope.e);
@@ -174,6 +189,16 @@ export class MethodCache {
         if (tags !== undefined) service.tagLocal(key, tags, envelope.e);
         this.stats.clusterFollowers++;
         return envelope.__ncBody;
+      }
+      if (isNotCacheable(error)) {
+        if (ran) {
+          service.counters.misses++;
+          this.stats.misses++;
+        } else {
+          service.counters.coalesced++;
+          this.stats.coalesced++;
+        }
+        return error.value;
       }
       throw error;
     } finally {
