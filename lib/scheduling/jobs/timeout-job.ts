@@ -18,6 +18,10 @@ export class TimeoutScheduledJob extends ScheduledJob {
     return (this.def.schedule as TimeoutSchedule).ms;
   }
 
+  period(): number {
+    return this.schedule();
+  }
+
   mount(): void {
     if (this.host.schedulerRegistry.doesExist('timeout', this.def.name)) {
       throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
@@ -57,6 +61,7 @@ export class TimeoutScheduledJob extends ScheduledJob {
 
   resume(): void {
     this.paused = false;
+    this.resumed();
     if (this.#mounted && !this.#fired && !this.host.closing && this.#ref === undefined) this.#arm();
   }
 
