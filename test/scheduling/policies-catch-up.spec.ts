@@ -1,6 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { Cron, InMemoryJobLock, Interval, type JobContext, type JobLock, RedisJobLock } from 'nestjs-concurrency';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import {
+  ConcurrencyHealthIndicator,
+  Cron,
+  InMemoryJobLock,
+  Interval,
+  type JobContext,
+  type JobLock,
+  RedisJobLock,
+} from 'nestjs-concurrency';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 import { bootError, bootJobs, closeFaked } from './utils/boot.js';
 
@@ -182,4 +191,31 @@ describe.skipIf(!redisAvailable)('catchUp across instances (real redis-server)',
     const sorted = [...slots].sort((a, b) => a - b);
     expect(sorted.at(-1)! - sorted[0]).toBe((sorted.length - 1) * 200);
   }, 30_000);
+});
+
+describe('overdue jobs in ConcurrencyHealthIndicator (fake timers)', () => {
+  beforeEach(() => vi.useFakeTimers({ now: T0 }));
+  afterEach(() => vi.useRealTimers());
+
+  it('reports down, naming the job, when its next run is late by more than one period plus its timeout', async () => {
+    @Injectable()
+    class Ticker {
+      @Interval(1000, { name: 'ticker', timeout: 500 })
+      run() {}
+    }
+    const app = await bootJobs([Ticker]);
+    const health = app.get(ConcurrencyHealthIndicator);
+    await vi.advanceTimersByTimeAsync(2500);
+    expect((await health.check()).concurrency.status).toBe('up');
+    // The timer is lost (cleared by someone): the job silently stops.
+    clearTimeout(app.get(SchedulerRegistry).getInterval('ticker') as ReturnType<typeof setTimeout>);
+    await vi.advanceTimersByTimeAsync(2000); // 1500 ms late: within 1000 + 500
+    expect((await health.check()).concurrency.status).toBe('up');
+    await vi.advanceTimersByTimeAsync(100);
+    const result = (await health.check()).concurrency;
+    expect(result.status).toBe('down');
+    expect(result['job:ticker']).toMatchObject({ status: 'down' });
+    expect(String((result['job:ticker'] as { message: string }).message)).toContain('"ticker"');
+    await closeFaked(app);
+  });
 });

@@ -173,7 +173,7 @@ export class IntervalScheduledJob extends ScheduledJob {
   nextRunAt(): Date | null {
     return this.#ref === undefined || this.#removed()
       ? null
-      : new Date(Date.now() + Math.max(0, this.#nextAt - performance.now()));
+      : new Date(Date.now() + (this.#nextAt - performance.now())); // in the past when the timer is late
   }
 }
 

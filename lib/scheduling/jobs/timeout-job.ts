@@ -66,6 +66,6 @@ export class TimeoutScheduledJob extends ScheduledJob {
   }
 
   nextRunAt(): Date | null {
-    return this.#ref === undefined ? null : new Date(Date.now() + Math.max(0, this.#dueAt - performance.now()));
+    return this.#ref === undefined ? null : new Date(Date.now() + (this.#dueAt - performance.now())); // in the past when the timer is late
   }
 }
