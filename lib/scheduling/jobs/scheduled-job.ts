@@ -258,6 +258,7 @@ export abstract class ScheduledJob {
         this.host.logger.warn(CANCEL_WAIT_EXPIRED(this.def.name, at, bound));
         done?.();
       }, bound);
+      held.timer.unref?.(); // a tick waiting for a cancelled run never holds the process (or app.close()) up
     }
   }
 
