@@ -36,6 +36,7 @@ import { isRedisStore } from './caching/redis-link.js';
 import type { ResolvedDashboardOptions } from './observability/interfaces/dashboard-options.interface.js';
 import { DASHBOARD_PATH, dashboardPath } from './observability/dashboard/dashboard-path.js';
 import { DASHBOARD_GUARD_MISSING } from './observability/observability.messages.js';
+import { OVERLAP_EXPECTED, OVERLAP_POLICIES } from './scheduling/scheduling.constants.js';
 
 const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard', 'tracing'],
@@ -276,8 +277,8 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
   if (jobs.lock !== undefined && typeof (jobs.lock as { acquire?: unknown })?.acquire !== 'function') {
     fail('jobs.lock', 'a JobLock (an object with acquire(key, ttlMs)), e.g. new RedisJobLock(redis)', jobs.lock);
   }
-  if (jobs.overlap !== undefined && jobs.overlap !== 'skip' && jobs.overlap !== 'allow') {
-    fail('jobs.overlap', `'skip' or 'allow'`, jobs.overlap);
+  if (jobs.overlap !== undefined && !OVERLAP_POLICIES.includes(jobs.overlap as string)) {
+    fail('jobs.overlap', OVERLAP_EXPECTED, jobs.overlap);
   }
   // @nestjs/schedule's ScheduleModule.forRoot({ cronJobs, intervals, timeouts }) switches.
   for (const kind of ['cronJobs', 'intervals', 'timeouts'] as const) {
@@ -319,7 +320,7 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
     },
     jobs: {
       lock: jobs.lock as ResolvedConcurrencyOptions['jobs']['lock'],
-      overlap: (jobs.overlap as 'skip' | 'allow' | undefined) ?? 'skip',
+      overlap: (jobs.overlap as ResolvedConcurrencyOptions['jobs']['overlap'] | undefined) ?? 'skip',
       timeout: number('jobs.timeout', jobs.timeout, Infinity, POSITIVE_MS),
       cronJobs: jobs.cronJobs !== false,
       intervals: jobs.intervals !== false,

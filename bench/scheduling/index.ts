@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import { Injectable, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Interval as NestInterval, ScheduleModule } from '@nestjs/schedule';
-import { ConcurrencyModule, Interval } from 'nestjs-concurrency';
+import { ConcurrencyModule, InMemoryJobLock, Interval } from 'nestjs-concurrency';
 import { compare, gc, goal, printPeakRss } from '../harness.js';
 
 const TICKS = Number(process.env.SCHEDULING_TICKS ?? 100);
@@ -20,15 +20,26 @@ const IDLE_MS = 3000;
 const DRIFT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BOOT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-type Flavour = 'ours' | 'nestjs';
-const moduleOf = (flavour: Flavour) => (flavour === 'ours' ? ConcurrencyModule.forRoot() : ScheduleModule.forRoot());
+type Flavour = 'ours' | 'nestjs' | 'policies';
+const moduleOf = (flavour: Flavour) =>
+  flavour === 'nestjs'
+    ? ScheduleModule.forRoot()
+    : ConcurrencyModule.forRoot(flavour === 'policies' ? { jobs: { lock: new InMemoryJobLock() } } : {});
+/** The issue 25 policies on one job: the catch-up and overlap code paths, with the lock they need. */
+const POLICIES = {
+  lock: true,
+  overlap: 'buffer-one',
+  catchUp: { window: 60_000, mode: 'all' },
+  pauseAfterFailures: 3,
+} as const;
 
 /** Mean |actual - ideal| in ms over `ticks` ticks of one @Interval(100). */
 async function drift(flavour: Flavour, ticks = TICKS): Promise<number> {
   const times: number[] = [];
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
-  const decorate = flavour === 'ours' ? Interval(PERIOD) : NestInterval(PERIOD);
+  const decorate =
+    flavour === 'ours' ? Interval(PERIOD) : flavour === 'policies' ? Interval(PERIOD, POLICIES) : NestInterval(PERIOD);
   @Injectable()
   class Ticker {
     tick() {
@@ -64,9 +75,9 @@ function manyJobs(flavour: Flavour): Type {
 }
 
 const providers = { ours: manyJobs('ours'), nestjs: manyJobs('nestjs') };
-const idle: Record<Flavour, number[]> = { ours: [], nestjs: [] };
+const idle: Record<'ours' | 'nestjs', number[]> = { ours: [], nestjs: [] };
 
-async function boot(flavour: Flavour): Promise<number> {
+async function boot(flavour: 'ours' | 'nestjs'): Promise<number> {
   @Module({ imports: [moduleOf(flavour)], providers: [providers[flavour]] })
   class AppModule {}
   gc();
@@ -87,6 +98,7 @@ async function boot(flavour: Flavour): Promise<number> {
 // Warm-up (module loading, JIT) for both, not measured.
 await drift('nestjs', 5);
 await drift('ours', 5);
+await drift('policies', 5);
 console.log(`fixed-rate @Interval(${PERIOD}) over ${TICKS} ticks, ${DRIFT_ROUNDS} rounds:`);
 const driftResult = await compare(
   'mean drift from the ideal schedule',
@@ -94,6 +106,18 @@ const driftResult = await compare(
   { name: '@nestjs/schedule @Interval', run: () => drift('nestjs') },
   { name: 'nestjs-concurrency @Interval', run: () => drift('ours') },
   DRIFT_ROUNDS,
+);
+const policyDrift = await compare(
+  'mean drift, policies (lock + buffer-one + catchUp + pauseAfterFailures) against the plain path',
+  'ms',
+  { name: 'nestjs-concurrency @Interval', run: () => drift('ours') },
+  { name: 'with policies', run: () => drift('policies') },
+  DRIFT_ROUNDS,
+);
+goal(
+  'policies add no measurable drift (<= 1 ms over the plain path)',
+  policyDrift.ours.median - policyDrift.baseline.median <= 1,
+  `${(policyDrift.ours.median - policyDrift.baseline.median).toFixed(2)} ms`,
 );
 goal('fixed-rate mean drift <= 2 ms', driftResult.ours.median <= 2, `${driftResult.ours.median.toFixed(2)} ms`);
 

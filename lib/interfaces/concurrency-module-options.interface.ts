@@ -55,7 +55,7 @@ export interface ResolvedConcurrencyOptions {
   fanOut: Required<FanOutModuleOptions>;
   jobs: {
     lock: JobLock | undefined;
-    overlap: 'skip' | 'allow';
+    overlap: 'skip' | 'allow' | 'buffer-one' | 'cancel-previous';
     timeout: number;
     cronJobs: boolean;
     intervals: boolean;

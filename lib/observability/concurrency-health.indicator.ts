@@ -7,7 +7,14 @@ import { DEFAULT_LOCK_TIMEOUT } from '../scheduling/scheduling.constants.js';
 import { SupervisorRegistry } from '../supervisor/supervisor.registry.js';
 import { withTimeout } from '../utils/with-timeout.js';
 import type { ConcurrencyHealthDetails, ConcurrencyHealthResult, HealthPart } from './interfaces/health.interface.js';
-import { JOB_OVERDUE, NO_ANSWER, PROBE_FAILED, SHUTTING_DOWN, SUPERVISOR_FULL } from './observability.messages.js';
+import {
+  JOB_LATE,
+  JOB_OVERDUE,
+  NO_ANSWER,
+  PROBE_FAILED,
+  SHUTTING_DOWN,
+  SUPERVISOR_FULL,
+} from './observability.messages.js';
 import { maxChildren } from './supervisor-capacity.js';
 
 /** Something that can be asked whether its server answers (RedisJobLock, a node-redis or ioredis client). */
@@ -110,6 +117,18 @@ export class ConcurrencyHealthIndicator implements OnModuleDestroy {
         probes.push(
           Promise.resolve([`job:${job.name}`, { status: 'down', message: JOB_OVERDUE(job.name, ran, timeout) }]),
         );
+    }
+
+    // Overdue: a job whose next run is late by more than one period plus its timeout (its timer stopped firing).
+    for (const job of this.jobs.jobs()) {
+      const next = job.nextRunAt();
+      if (next === null) continue;
+      const late = now - next.getTime();
+      const grace = job.period() + (job.def.timeout ?? 0);
+      // A job running past its timeout is reported above, under the same name.
+      if (late > grace && !(job.running > 0 && job.def.timeout !== undefined)) {
+        probes.push(Promise.resolve([`job:${job.name}`, { status: 'down', message: JOB_LATE(job.name, late, grace) }]));
+      }
     }
 
     // Saturation: a supervisor at maxChildren refuses every start until a child ends.

@@ -8,6 +8,9 @@ export const DURABLE_STALE = (ageMs: number, waitMs: number) =>
 export const PROBE_FAILED = (error: unknown) => `failed: ${errorMessage(error)}`;
 export const JOB_OVERDUE = (job: string, ranMs: number, timeoutMs: number) =>
   `job ${describeValue(job)} has been running for ${ranMs} ms, past its ${timeoutMs} ms timeout`;
+export const JOB_LATE = (job: string, lateMs: number, graceMs: number) =>
+  `job ${describeValue(job)} should have run ${lateMs} ms ago (grace: ${graceMs} ms, one period plus its timeout): ` +
+  'its timer has stopped firing';
 export const SHUTTING_DOWN = 'the application is shutting down';
 export const DASHBOARD_GUARD_MISSING =
   'Invalid ConcurrencyModule option "dashboard.guard": the dashboard shows every task and job and can terminate and run them, so it needs a guard. Give dashboard: { guard: YourAuthGuard } (a CanActivate class), or guard: false to serve it without one (local development only).';

@@ -35,6 +35,11 @@ export class JobsOrchestrator implements JobHost, OnApplicationBootstrap, Before
     @Optional() @Inject(ARM_JOBS_AT_BOOT) private readonly armAtBoot?: boolean,
   ) {}
 
+  /** `pauseAfterFailures` pauses through `JobRegistry.pause(name)`, so a cluster-wide pause follows. */
+  pauseJob(name: string): void {
+    this.jobRegistry.pause(name);
+  }
+
   get closing(): boolean {
     return this.#closing;
   }

@@ -14,3 +14,13 @@ export const LOCK_EXTEND_RATIO = 0.5;
  * `ConcurrencyTestingModule`, whose `ConcurrencyTester` runs the ticks on its own clock). Absent: armed.
  */
 export const ARM_JOBS_AT_BOOT = Symbol('ARM_JOBS_AT_BOOT');
+
+/** The values of `overlap` (a job's option and `jobs.overlap`). */
+export const OVERLAP_POLICIES: readonly string[] = ['skip', 'allow', 'buffer-one', 'cancel-previous'];
+export const OVERLAP_EXPECTED = `'skip', 'allow', 'buffer-one' or 'cancel-previous'`;
+
+/** catch-up: at most this many missed ticks run at once (`mode: 'all'`); older ones are skipped, with a warning. */
+export const CATCH_UP_MAX_TICKS = 1000;
+
+/** How often an instance asks the lock store whether a buffered or cancelling tick may run (cluster-wide policies). */
+export const POLICY_POLL_MS = 100;

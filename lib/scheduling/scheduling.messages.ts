@@ -63,3 +63,30 @@ export const LEASE_LOST = (name: string, at: Date) =>
 export const RUN_LEASE_LOST = (name: string) =>
   `Job "${name}" could not extend its running lease: another instance may start a run before this one ends. ` +
   'The run goes on.';
+
+export const CATCH_UP_NO_LOCK = (at: string) =>
+  `${at} sets catchUp but has no lock: catching up needs a lock store, which keeps the job's last run tick and lets ` +
+  'each missed tick run once across instances. Add lock: true with ConcurrencyModule.forRoot({ jobs: { lock: new ' +
+  'RedisJobLock(redis) } }) (survives restarts) or new InMemoryJobLock() (covers stalls only), or drop catchUp.';
+export const CATCH_UP_KIND = (at: string, what: string) =>
+  `Invalid job option "catchUp" on ${at}: ${what} has no tick shared by the instances to catch up. Use a @Cron or a ` +
+  'fixed-rate @Interval, or drop catchUp.';
+export const STORE_LACKS = (at: string, option: string, method: string) =>
+  `Job option "${option}" on ${at} needs a lock store with ${method}() (RedisJobLock and InMemoryJobLock have it); ` +
+  'the configured store has none. Use one of those, add the method to your JobLock, or drop the option.';
+export const CATCH_UP_STARTED = (name: string, ticks: Date[], mode: string) =>
+  `Job "${name}" catches up on ${ticks.length} missed tick(s) (catchUp mode '${mode}'): ` +
+  ticks.map((t) => t.toISOString()).join(', ');
+export const CATCH_UP_TRUNCATED = (name: string, dropped: number, max: number) =>
+  `Job "${name}" missed more ticks than catchUp runs at once: the ${dropped} oldest are skipped, the latest ${max} run.`;
+export const CATCH_UP_FAILED = (name: string, error: unknown) =>
+  `Job "${name}" could not read its last run tick from the lock store (${errorMessage(error)}): no catch-up this time.`;
+export const RECORD_TICK_FAILED = (name: string, error: unknown) =>
+  `Job "${name}" could not record its last run tick in the lock store (${errorMessage(error)}): after a restart, ` +
+  'catch-up may run this tick again.';
+export const CANCEL_WAIT_EXPIRED = (name: string, at: Date, ms: number) =>
+  `Job "${name}" skipped the tick of ${at.toISOString()}: the run it cancelled (overlap: 'cancel-previous') did not ` +
+  `end within the job's timeout (${ms} ms). Make the method honour ctx.signal.`;
+export const PAUSED_AFTER_FAILURES = (name: string, n: number) =>
+  `Job "${name}" paused itself after ${n} consecutive failed runs (pauseAfterFailures: ${n}). ` +
+  `Fix the cause, then call JobRegistry.resume(${JSON.stringify(name)}).`;

@@ -150,7 +150,7 @@ describe('ConcurrencyModule', () => {
       [
         'a wrong overlap',
         { jobs: { overlap: 'never' as 'skip' } },
-        /"jobs\.overlap": expected 'skip' or 'allow', got "never"/,
+        /"jobs\.overlap": expected 'skip', 'allow', 'buffer-one' or 'cancel-previous', got "never"/,
       ],
       [
         'a store that is not Keyv',

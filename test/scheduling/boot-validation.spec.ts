@@ -114,7 +114,7 @@ describe('job validation at boot', () => {
       run() {}
     }
     expect((await bootError([Odd])).message).toBe(
-      `Invalid job option "overlap" on Odd.run(): expected 'skip' or 'allow', got "sometimes".`,
+      `Invalid job option "overlap" on Odd.run(): expected 'skip', 'allow', 'buffer-one' or 'cancel-previous', got "sometimes".`,
     );
   });
 

@@ -406,6 +406,8 @@ describe('JobRegistry', () => {
         lastErrorAt: null,
         nextRunAt: new Date(T0 + 1000),
         paused: false,
+        pausedReason: null,
+        consecutiveFailures: 0,
       },
     ]);
     await vi.advanceTimersByTimeAsync(1100);

@@ -5,15 +5,17 @@ export type SupervisorMessage = SupervisorEvent;
 
 /** A message on `nestjs-concurrency:job`: one per run start and end, skipped tick and lock failure. */
 export interface JobMessage {
-  type: 'started' | 'completed' | 'failed' | 'skipped' | 'lock-failed';
+  type: 'started' | 'completed' | 'failed' | 'skipped' | 'lock-failed' | 'cancelled' | 'paused';
   job: string;
   kind: 'cron' | 'interval' | 'timeout';
   /**
    * Why a tick was skipped: the previous run still going (`'overlap'`), on another instance (`'cluster-overlap'`),
    * another instance took the tick (`'other-instance'`), the lock did not answer (`'lock-failed'`), the job was
    * paused while its tick waited for the lock (`'paused'`), or the supervisor refused the run (`'refused'`).
+   * On `paused` (the job paused itself, `pauseAfterFailures`): `'failures'`. `cancelled`: a run aborted by a newer
+   * tick (`overlap: 'cancel-previous'`) ended.
    */
-  reason?: 'overlap' | 'cluster-overlap' | 'other-instance' | 'lock-failed' | 'paused' | 'refused';
+  reason?: 'overlap' | 'cluster-overlap' | 'other-instance' | 'lock-failed' | 'paused' | 'refused' | 'failures';
   /** On `completed` and `failed`: how long the run took (for a timeout: until its timeout). */
   durationMs?: number;
   /** On `failed` and `lock-failed`. */

@@ -1,5 +1,6 @@
 import type { CronJobParams } from 'cron';
 import type { JobLock } from './job-lock.interface.js';
+import type { OverlapPolicy } from './job-options.interface.js';
 
 /** A validated job, ready to mount. Internal. */
 export interface JobDefinition {
@@ -8,7 +9,11 @@ export interface JobDefinition {
   where: string;
   instance: object;
   methodName: string | symbol;
-  overlap: 'skip' | 'allow';
+  overlap: OverlapPolicy;
+  /** Validated `catchUp` (cron and fixed-rate interval with a lock only). */
+  catchUp?: { window: number; mode: 'last' | 'all' };
+  /** Validated `pauseAfterFailures`. */
+  pauseAfterFailures?: number;
   /** ms, or undefined for none. */
   timeout: number | undefined;
   lock: { store: JobLock; ttl: number; timeout: number } | undefined;

@@ -26,4 +26,11 @@ export interface JobInfo {
   /** When the timer fires next; `null` when paused, stopped or a `@Timeout` that has fired. */
   nextRunAt: Date | null;
   paused: boolean;
+  /**
+   * Why the job is paused: `'failures'` when it paused itself (`pauseAfterFailures`), `'manual'` otherwise (`pause()`,
+   * `disabled`, `SchedulerRegistry`); `null` while it is not paused.
+   */
+  pausedReason: 'failures' | 'manual' | null;
+  /** Failed runs on this instance since the last successful one (reset by `resume()`). */
+  consecutiveFailures: number;
 }

@@ -16,17 +16,38 @@ export interface JobLockOptions {
   timeout?: number;
 }
 
+/**
+ * What a tick does while the previous run still goes: `'skip'` it (counted in `skipped`), `'allow'` a second run,
+ * `'buffer-one'` (keep it, at most one, and run it when the current run ends; further ticks are skipped) or
+ * `'cancel-previous'` (abort the running run's signal with `TaskAbortedError`, wait for it to end, bounded by the
+ * job's `timeout`, then run).
+ */
+export type OverlapPolicy = 'skip' | 'allow' | 'buffer-one' | 'cancel-previous';
+
+/** `catchUp` on `@Cron` and fixed-rate `@Interval`: ticks no instance ran, within `window` ms before now, run late. */
+export interface CatchUpOptions {
+  /** How far back missed ticks are caught up, in ms. Older ones never run. */
+  window: number;
+  /** `'last'` (default): one run for the latest missed tick. `'all'`: each missed tick once, oldest first. */
+  mode?: 'last' | 'all';
+}
+
 /** Options every kind of job takes. */
 export interface JobOptions {
   /** The job's name in `JobRegistry` and `SchedulerRegistry`. Default: `ClassName.methodName`. */
   name?: string;
-  /** A tick while the previous run still goes: `'skip'` it (default: the module's `jobs.overlap`) or `'allow'` it. */
-  overlap?: 'skip' | 'allow';
+  /** A tick while the previous run still goes (see `OverlapPolicy`). Default: the module's `jobs.overlap`. */
+  overlap?: OverlapPolicy;
   /**
    * ms; the run's signal is aborted (`TaskTimeoutError`) and the run counts as failed. A method that ignores its
    * signal still counts as running (overlap guard, shutdown drain) until it ends. Default: `jobs.timeout`.
    */
   timeout?: number;
+  /**
+   * Pause the job after this many consecutive failed runs on this instance (`JobRegistry.get(name).paused`,
+   * `pausedReason: 'failures'`); a successful run resets the count, `JobRegistry.resume(name)` too. Default: never.
+   */
+  pauseAfterFailures?: number;
 }
 
 /** Options of jobs that can run once per cluster. */
@@ -37,6 +58,11 @@ export interface LockableJobOptions extends JobOptions {
    * shared by the instances).
    */
   lock?: boolean | JobLockOptions;
+  /**
+   * Run ticks that no instance ran (the app was down, a stall) when they fall within `window` ms before now. Needs
+   * `lock` (the lock store keeps each job's last run tick). Not with `mode: 'fixed-delay'`.
+   */
+  catchUp?: CatchUpOptions;
 }
 
 /** `@Cron` options: those of `@nestjs/schedule`'s `@Cron` (name, timeZone, utcOffset, disabled, ...) plus ours. */

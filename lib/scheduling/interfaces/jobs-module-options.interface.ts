@@ -1,11 +1,15 @@
 import type { JobLock } from './job-lock.interface.js';
+import type { OverlapPolicy } from './job-options.interface.js';
 
 /** Module-wide defaults for scheduled jobs (`forRoot({ jobs: { ... } })`). */
 export interface JobsModuleOptions {
   /** The lock used by jobs declared with `lock: true` (e.g. `new RedisJobLock(redis)`). */
   lock?: JobLock;
-  /** What a tick does while the previous run still goes: `'skip'` (default) or `'allow'`. */
-  overlap?: 'skip' | 'allow';
+  /**
+   * What a tick does while the previous run still goes: `'skip'` (default), `'allow'`, `'buffer-one'` or
+   * `'cancel-previous'` (see `OverlapPolicy`).
+   */
+  overlap?: OverlapPolicy;
   /** Default run timeout in ms: the run's signal is aborted and the run counts as failed. Default: none. */
   timeout?: number;
   /**

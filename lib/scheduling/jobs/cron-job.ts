@@ -3,6 +3,7 @@ import { InvalidJobError } from '../errors/invalid-job.error.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
 import { ScheduledJob } from './scheduled-job.js';
+import { cronNext, cronPeriod, type MissedTicks, missedCronTicks } from '../policies/catch-up.js';
 
 type CronSchedule = Extract<JobDefinition['schedule'], { kind: 'cron' }>;
 
@@ -41,6 +42,8 @@ export class CronScheduledJob extends ScheduledJob {
   readonly kind = 'cron';
   #job: NominalCronJob | undefined;
   #delay: ReturnType<typeof setTimeout> | undefined;
+  /** The last tick the timer fired (catchUp: a gap since it is a stall). */
+  #lastFiring: Date | undefined;
 
   get #schedule(): CronSchedule {
     return this.def.schedule as CronSchedule;
@@ -72,6 +75,12 @@ export class CronScheduledJob extends ScheduledJob {
     );
   }
 
+  period(): number {
+    const job = this.#job;
+    const at = job?.armedFor ?? job?.nextDate().toJSDate();
+    return job && at ? cronPeriod(job.cronTime, at.getTime()) : 0;
+  }
+
   mount(): void {
     const job = CronScheduledJob.create(this.#schedule, this.def.name, () => this.#onTick(job));
     const registry = this.host.schedulerRegistry;
@@ -91,11 +100,33 @@ export class CronScheduledJob extends ScheduledJob {
     } else {
       job.start();
     }
+    // catchUp: the ticks no instance ran while this one was down.
+    if (this.def.catchUp !== undefined) void this.catchUp(Date.now() + 1);
+  }
+
+  protected override missedTicks(last: number, from: number, until: number): MissedTicks {
+    return this.#job ? missedCronTicks(this.#job.cronTime, last, from, until) : { ticks: [], dropped: 0 };
   }
 
   #onTick(job: NominalCronJob): void {
     // Fired some other way (fireOnTick() by hand): name the tick by the time it fired, not by the previous tick.
-    this.tick(job.firing ?? new Date());
+    const firing = job.firing;
+    const previous = this.#lastFiring;
+    if (firing !== undefined) this.#lastFiring = firing;
+    if (this.def.catchUp !== undefined && firing !== undefined && this.#stalled(job, previous, firing)) {
+      // A stall: the ticks missed (this late one included) are caught up, oldest first.
+      void this.catchUp(Date.now() + 1, firing);
+      return;
+    }
+    this.tick(firing ?? new Date());
+  }
+
+  /** Ticks were missed: one fell between the previous fire and this one, or one after this is due already. */
+  #stalled(job: NominalCronJob, previous: Date | undefined, firing: Date): boolean {
+    const cron = job.cronTime;
+    if (cron.realDate) return false;
+    if (previous !== undefined && cronNext(cron, previous.getTime()) < firing.getTime()) return true;
+    return cronNext(cron, firing.getTime()) <= Date.now();
   }
 
   #registered(): boolean {
@@ -120,6 +151,7 @@ export class CronScheduledJob extends ScheduledJob {
 
   resume(): void {
     this.paused = false;
+    this.resumed();
     if (this.#job && !this.host.closing && !this.#job.isActive) this.#job.start();
   }
 

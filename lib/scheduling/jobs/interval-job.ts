@@ -2,6 +2,7 @@ import { InvalidJobError } from '../errors/invalid-job.error.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
 import { ScheduledJob } from './scheduled-job.js';
+import { type MissedTicks, missedSlots } from '../policies/catch-up.js';
 
 /** A change of the wall clock against the monotonic one beyond this is a step (ms). */
 const CLOCK_STEP_MS = 50;
@@ -35,6 +36,10 @@ export class IntervalScheduledJob extends ScheduledJob {
     return this.#schedule.ms;
   }
 
+  period(): number {
+    return this.#schedule.ms;
+  }
+
   protected override lockTime(scheduledAt: Date): Date {
     // Instances boot at different moments: name the tick by its slot of the epoch-aligned grid of `ms`.
     const at = scheduledAt.getTime();
@@ -54,7 +59,14 @@ export class IntervalScheduledJob extends ScheduledJob {
       throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
     }
     this.#mounted = true;
-    if (!this.paused) this.#arm(performance.now() + this.#schedule.initialDelay);
+    if (this.paused) return;
+    this.#arm(performance.now() + this.#schedule.initialDelay);
+    // catchUp: the slots no instance ran while this one was down.
+    if (this.def.catchUp !== undefined) void this.catchUp(Date.now() + 1);
+  }
+
+  protected override missedTicks(last: number, from: number, until: number): MissedTicks {
+    return missedSlots(this.#schedule.ms, last, from, until);
   }
 
   #arm(at: number): void {
@@ -88,8 +100,13 @@ export class IntervalScheduledJob extends ScheduledJob {
     const late = Math.max(0, performance.now() - at);
     // Ticks the event loop was too busy to fire are dropped (and counted), not fired in a burst.
     const missed = late >= ms ? Math.floor(late / ms) : 0;
-    this.skipped += missed;
     this.#arm(at + (missed + 1) * ms);
+    if (missed > 0 && this.def.catchUp !== undefined) {
+      // A stall: the missed slots (and this one) are caught up, oldest first, unless another instance ran them.
+      void this.catchUp(Date.now() + 1, this.#wallTime(at));
+      return;
+    }
+    this.skipped += missed;
     this.tick(this.#wallTime(at));
   }
 
@@ -137,6 +154,7 @@ export class IntervalScheduledJob extends ScheduledJob {
 
   resume(): void {
     this.paused = false;
+    this.resumed();
     if (this.#removed()) {
       // Deleted from SchedulerRegistry: resume brings the job back.
       clearTimeout(this.#ref);
@@ -155,7 +173,7 @@ export class IntervalScheduledJob extends ScheduledJob {
   nextRunAt(): Date | null {
     return this.#ref === undefined || this.#removed()
       ? null
-      : new Date(Date.now() + Math.max(0, this.#nextAt - performance.now()));
+      : new Date(Date.now() + (this.#nextAt - performance.now())); // in the past when the timer is late
   }
 }
 

@@ -2,6 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import { SupervisorShutdownError } from '../../errors/supervisor-shutdown.error.js';
 import { TaskTimeoutError } from '../../errors/task-timeout.error.js';
+import { TaskAbortedError } from '../../errors/task-aborted.error.js';
 import type { TaskContext, TaskOutcome } from '../../supervisor/interfaces/task.interface.js';
 import type { Task } from '../../supervisor/task.js';
 import { JobRunningError } from '../errors/job-running.error.js';
@@ -11,8 +12,15 @@ import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
 import type { JobLease } from '../interfaces/job-lock.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
-import { LOCK_EXTEND_RATIO } from '../scheduling.constants.js';
+import { LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
+import type { MissedTicks } from '../policies/catch-up.js';
 import {
+  CANCEL_WAIT_EXPIRED,
+  CATCH_UP_FAILED,
+  CATCH_UP_STARTED,
+  CATCH_UP_TRUNCATED,
+  PAUSED_AFTER_FAILURES,
+  RECORD_TICK_FAILED,
   JOB_FAILED,
   JOB_SKIPPED_CLUSTER_OVERLAP,
   JOB_SKIPPED_OVERLAP,
@@ -45,7 +53,23 @@ export interface JobHost {
   readonly closing: boolean;
   /** The testing kit (`ConcurrencyTester.failures()`) hears of every failed run here. */
   readonly onJobFailure?: (job: string, error: unknown) => void;
+  /** Pauses a job the way `JobRegistry.pause(name)` does (`pauseAfterFailures`). */
+  readonly pauseJob?: (name: string) => void;
 }
+
+/** A tick kept for later: `overlap: 'buffer-one'` (the buffered one) or `'cancel-previous'` (waiting for the end). */
+interface HeldTick {
+  at: Date;
+  done: (() => void) | undefined;
+  verdict: ((outcome: TaskOutcome<unknown>) => void) | undefined;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const delay = (ms: number) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
 
 type Lock = NonNullable<JobDefinition['lock']>;
 
@@ -69,8 +93,19 @@ export abstract class ScheduledJob {
   lastError: unknown = null;
   lastErrorAt: Date | null = null;
   protected paused = false;
+  /** Failed runs since the last successful one (`pauseAfterFailures`). */
+  consecutiveFailures = 0;
+  /** Why the job paused itself; null when it did not. */
+  pausedReason: 'failures' | null = null;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
+  /** `'buffer-one'` without a lock: the tick that runs when the current run ends. */
+  #buffered: HeldTick | null = null;
+  /** `'cancel-previous'` without a lock: the tick that runs once the cancelled run has ended. */
+  #pending: HeldTick | null = null;
+  /** `'cancel-previous'`: the runs going, to abort; runs cancelled that way do not count as failures. */
+  readonly #tasks: Set<Task<unknown>> | undefined;
+  readonly #cancelled: WeakSet<Task<unknown>> | undefined;
   readonly #runOptions: { name: string };
   /** The context the application booted in: every scheduled run sees it, whoever (re)armed the timer. */
   readonly #boot = new ContextCapture();
@@ -80,6 +115,10 @@ export abstract class ScheduledJob {
     protected readonly host: JobHost,
   ) {
     this.#runOptions = { name: def.name };
+    if (def.overlap === 'cancel-previous') {
+      this.#tasks = new Set();
+      this.#cancelled = new WeakSet();
+    }
   }
 
   get name(): string {
@@ -97,6 +136,15 @@ export abstract class ScheduledJob {
   abstract nextRunAt(): Date | null;
   isPaused(): boolean {
     return this.paused;
+  }
+
+  /** The schedule's period in ms (for cron, the gap after the next tick): the base of the overdue grace in health. */
+  abstract period(): number;
+
+  /** Subclasses call it from `resume()`: the failure count and the reason of a self-pause start again. */
+  protected resumed(): void {
+    this.consecutiveFailures = 0;
+    this.pausedReason = null;
   }
 
   /** The time that names a tick in the lock key. */
@@ -120,6 +168,8 @@ export abstract class ScheduledJob {
       lastErrorAt: this.lastErrorAt,
       nextRunAt: this.nextRunAt(),
       paused: this.isPaused(),
+      pausedReason: this.isPaused() ? (this.pausedReason ?? 'manual') : null,
+      consecutiveFailures: this.consecutiveFailures,
     };
   }
 
@@ -138,13 +188,19 @@ export abstract class ScheduledJob {
       return;
     }
     if (this.host.closing) return;
-    if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
-      this.skipped++;
-      if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
-      // Skips can be frequent: build the message only when debug logs are on.
-      if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt));
-      done?.();
-      return;
+    const policy = this.def.overlap;
+    if (policy !== 'allow' && (this.running > 0 || this.#acquiring > 0)) {
+      if (policy === 'skip') {
+        this.#skipOverlap(scheduledAt);
+        done?.();
+        return;
+      }
+      // With a lock, 'buffer-one' and 'cancel-previous' hold across the cluster: the lock path decides.
+      if (lock === undefined) {
+        if (policy === 'buffer-one') this.#buffer(scheduledAt, done, verdict);
+        else this.#cancelPrevious(scheduledAt, done, verdict);
+        return;
+      }
     }
     if (lock) {
       void this.#lockedTick(scheduledAt, lock, done, verdict);
@@ -161,6 +217,75 @@ export abstract class ScheduledJob {
     if (done) void task.settled().then(done);
   }
 
+  #skipOverlap(scheduledAt: Date): void {
+    this.skipped++;
+    if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
+    // Skips can be frequent: build the message only when debug logs are on.
+    if (Logger.isLevelEnabled('debug')) this.host.logger.debug?.(JOB_SKIPPED_OVERLAP(this.def.name, scheduledAt));
+  }
+
+  /** `'buffer-one'`: keep this tick for the end of the current run, unless one is kept already. */
+  #buffer(at: Date, done: HeldTick['done'], verdict: HeldTick['verdict']): void {
+    if (this.#buffered !== null) {
+      this.#skipOverlap(at);
+      done?.();
+      return;
+    }
+    this.#buffered = { at, done, verdict };
+  }
+
+  /**
+   * `'cancel-previous'`: abort the runs going, then run this tick once they have ended, waiting at most the job's
+   * timeout. A newer tick during the wait takes the place of this one (this one is counted in `skipped`).
+   */
+  #cancelPrevious(at: Date, done: HeldTick['done'], verdict: HeldTick['verdict']): void {
+    const replaced = this.#pending;
+    if (replaced !== null) {
+      clearTimeout(replaced.timer);
+      this.#skipOverlap(replaced.at);
+      replaced.done?.();
+    }
+    const held: HeldTick = { at, done, verdict };
+    this.#pending = held;
+    this.#abortRuns();
+    const bound = this.def.timeout;
+    if (bound !== undefined) {
+      held.timer = setTimeout(() => {
+        if (this.#pending !== held) return;
+        this.#pending = null;
+        this.skipped++;
+        if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
+        this.host.logger.warn(CANCEL_WAIT_EXPIRED(this.def.name, at, bound));
+        done?.();
+      }, bound);
+      held.timer.unref?.(); // a tick waiting for a cancelled run never holds the process (or app.close()) up
+    }
+  }
+
+  #abortRuns(): void {
+    for (const task of this.#tasks!) {
+      if (this.#cancelled!.has(task)) continue;
+      this.#cancelled!.add(task);
+      task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
+    }
+  }
+
+  /** Nothing runs or waits for the lock here any more: the kept tick (buffered or pending) runs now. */
+  #idle(): void {
+    if (this.running > 0 || this.#acquiring > 0) return;
+    const next = this.#buffered ?? this.#pending;
+    if (next === null) return;
+    this.#buffered = this.#pending = null;
+    clearTimeout(next.timer);
+    if (this.paused) {
+      this.skipped++;
+      if (jobChannel.hasSubscribers) this.#publish('skipped', 'paused');
+      next.done?.();
+      return;
+    }
+    this.tick(next.at, next.done, next.verdict, undefined);
+  }
+
   /**
    * Runs the job now, on this instance, respecting overlap. The tick's lease is bypassed; with a lock and overlap
    * 'skip' the job's running lease is not: taken first (rejects with `JobRunningError` if another instance runs the job,
@@ -169,12 +294,13 @@ export abstract class ScheduledJob {
    */
   trigger(): Promise<void> {
     if (this.host.closing) return Promise.reject(new SupervisorShutdownError(this.host.supervisor.name));
-    if (this.def.overlap === 'skip' && (this.running > 0 || this.#acquiring > 0)) {
+    // trigger() never buffers nor cancels: under every policy but 'allow', a run going makes it reject.
+    if (this.def.overlap !== 'allow' && (this.running > 0 || this.#acquiring > 0)) {
       this.skipped++;
       if (jobChannel.hasSubscribers) this.#publish('skipped', 'overlap');
       return Promise.reject(new JobRunningError(this.def.name));
     }
-    if (this.def.lock && this.def.overlap === 'skip') return this.#lockedTrigger(this.def.lock);
+    if (this.def.lock && this.def.overlap !== 'allow') return this.#lockedTrigger(this.def.lock);
     return new Promise((resolve, reject) => {
       this.#start(
         new Date(),
@@ -287,6 +413,8 @@ export abstract class ScheduledJob {
       throw error;
     }
     this.lastRunAt = new Date(startedAt);
+    const tasks = this.#tasks;
+    if (tasks !== undefined && async) tasks.add(task);
     if (!async) this.#ended(startedAt);
     // The timeout lives here, not in the supervisor: a supervisor settles a timed-out child at once, while the
     // method may ignore its signal and go on; the job must keep counting it as running.
@@ -302,14 +430,18 @@ export abstract class ScheduledJob {
     }
     void task.settled().then((outcome) => {
       if (async) this.#ended(startedAt);
+      tasks?.delete(task);
       const timedOut = async && timeout !== undefined && timer === undefined; // failed at its timeout already
       if (timer !== undefined) clearTimeout(timer);
       if (!timedOut) {
-        if (outcome.status === 'rejected') this.#failed(outcome.reason, startedAt);
-        else if (jobChannel.hasSubscribers) this.#publish('completed', undefined, Date.now() - startedAt);
+        if (outcome.status === 'fulfilled') this.#succeeded(startedAt);
+        // A run cancelled by a newer tick (overlap: 'cancel-previous') has not failed: it was told to stop.
+        else if (this.#cancelled?.has(task)) this.#cancelledRun(startedAt);
+        else this.#failed(outcome.reason, startedAt);
         verdict?.(outcome);
       }
       this.runSettled();
+      if (this.#buffered !== null || this.#pending !== null) this.#idle();
     });
     return task;
   }
@@ -331,8 +463,23 @@ export abstract class ScheduledJob {
     this.lastDurationMs = Date.now() - startedAt;
   }
 
+  #succeeded(startedAt: number): void {
+    this.consecutiveFailures = 0;
+    if (jobChannel.hasSubscribers) this.#publish('completed', undefined, Date.now() - startedAt);
+  }
+
+  #cancelledRun(startedAt: number): void {
+    if (jobChannel.hasSubscribers) this.#publish('cancelled', undefined, Date.now() - startedAt);
+    if (Logger.isLevelEnabled('debug')) {
+      this.host.logger.debug?.(
+        `Job "${this.def.name}": a run ended cancelled by a newer tick (overlap 'cancel-previous').`,
+      );
+    }
+  }
+
   #failed(error: unknown, startedAt: number): void {
     this.failures++;
+    this.consecutiveFailures++;
     if (jobChannel.hasSubscribers) this.#publish('failed', undefined, Date.now() - startedAt, error);
     this.lastError = error;
     this.lastErrorAt = new Date();
@@ -341,6 +488,17 @@ export abstract class ScheduledJob {
     const traceId = this.host.supervisor.tracer?.traceId();
     const suffix = traceId === undefined ? '' : ` traceId=${traceId}`;
     this.host.logger.error(`${JOB_FAILED(this.def.name)}: ${errorMessage(error)}${suffix}`, errorStack(error));
+    const limit = this.def.pauseAfterFailures;
+    if (limit !== undefined && this.consecutiveFailures >= limit && !this.isPaused()) this.#pauseForFailures(limit);
+  }
+
+  /** `pauseAfterFailures`: through `JobRegistry.pause` (the host), so a cluster-wide pause follows. */
+  #pauseForFailures(limit: number): void {
+    this.host.logger.error(PAUSED_AFTER_FAILURES(this.def.name, limit));
+    if (this.host.pauseJob) this.host.pauseJob(this.def.name);
+    else this.pause();
+    this.pausedReason = 'failures';
+    if (jobChannel.hasSubscribers) this.#publish('paused', 'failures');
   }
 
   /** The supervisor refused the run (shutting down, or maxChildren): the tick is skipped. */
@@ -361,8 +519,10 @@ export abstract class ScheduledJob {
     lock: Lock,
     done: (() => void) | undefined,
     verdict: ((outcome: TaskOutcome<unknown>) => void) | undefined,
+    catchingUp = false,
   ): Promise<void> {
     const name = this.def.name;
+    const policy = this.def.overlap;
     let lease: JobLease | null = null;
     let runLease: JobLease | null = null;
     this.#acquiring++;
@@ -372,8 +532,12 @@ export abstract class ScheduledJob {
         this.leaseMs(scheduledAt),
         lock,
       );
-      if (lease && this.def.overlap === 'skip' && !this.#halted()) {
+      if (lease && this.def.catchUp !== undefined) await this.#recordTick(scheduledAt, lock);
+      if (lease && policy !== 'allow' && !this.#halted()) {
         runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        // A run goes somewhere in the cluster: 'buffer-one' and 'cancel-previous' (and a caught-up tick) wait for it.
+        if (!runLease && (policy !== 'skip' || catchingUp))
+          runLease = await this.#waitForRun(scheduledAt, lock, catchingUp);
         if (!runLease) {
           // The tick is this instance's, but a run of the job is going on another instance.
           this.skipped++;
@@ -417,10 +581,12 @@ export abstract class ScheduledJob {
       return done?.();
     }
     const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt);
+    const watch = policy === 'cancel-previous' ? this.#watchCancel(task, lock) : undefined;
     await task.settled();
     // The tick's lease is not released: it expires by its TTL, so a late instance cannot take the same tick again.
     // The running lease is: the next tick may run anywhere.
     if (keepAlive) clearInterval(keepAlive);
+    if (watch) clearInterval(watch);
     if (runLease) this.#release(runLease, lock);
     done?.();
   }
@@ -465,6 +631,146 @@ export abstract class ScheduledJob {
     });
     const result = await outcome;
     if (result.status === 'rejected') throw result.reason;
+  }
+
+  /**
+   * Waits for the job's running lease, held by a run on this or another instance: for `'buffer-one'` as the one
+   * buffered tick of the cluster (the `@buffered` lease; none taken: another tick is buffered, skip), for
+   * `'cancel-previous'` after asking the running instance to cancel (the `@cancel` lease, which that instance
+   * watches), at most the job's timeout; a caught-up tick waits at most `lock.ttl`. Resolves the running lease, or null
+   * when the tick is not to run (the caller counts it skipped).
+   */
+  async #waitForRun(scheduledAt: Date, lock: Lock, catchingUp: boolean): Promise<JobLease | null> {
+    const name = this.def.name;
+    const policy = this.def.overlap;
+    const claimKey = catchingUp ? undefined : `${name}@${policy === 'buffer-one' ? 'buffered' : 'cancel'}`;
+    const claim = claimKey === undefined ? null : await this.#acquire(claimKey, lock.ttl, lock);
+    if (claimKey !== undefined && claim === null) return null;
+    const started = Date.now();
+    const bound = catchingUp ? lock.ttl : policy === 'cancel-previous' ? this.def.timeout : undefined;
+    let extended = started;
+    try {
+      for (;;) {
+        await delay(POLICY_POLL_MS);
+        if (this.#halted()) return null;
+        const run = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        if (run) return run;
+        const now = Date.now();
+        if (bound !== undefined && now - started >= bound) {
+          if (policy === 'cancel-previous' && !catchingUp) {
+            this.host.logger.warn(CANCEL_WAIT_EXPIRED(name, scheduledAt, bound));
+          }
+          return null;
+        }
+        // The claim outlives a long wait: extended at half its TTL, so that no second tick takes it meanwhile.
+        if (claim?.extend && now - extended >= lock.ttl * LOCK_EXTEND_RATIO) {
+          extended = now;
+          await withTimeout(claim.extend(lock.ttl), lock.timeout, () => new LockTimeoutError('extend', lock.timeout));
+        }
+      }
+    } finally {
+      // Given back before the run starts: a cancel request left behind would cancel the run this tick starts.
+      if (claim) await this.#releaseNow(claim, lock);
+    }
+  }
+
+  /** `'cancel-previous'` with a lock: the run watches for a cancel request from another tick, anywhere. */
+  #watchCancel(task: Task<unknown>, lock: Lock): ReturnType<typeof setInterval> | undefined {
+    const store = lock.store;
+    if (typeof store.peek !== 'function') return undefined;
+    const key = `${this.def.name}@cancel`;
+    let asking = false;
+    const timer = setInterval(() => {
+      if (asking) return;
+      asking = true;
+      withTimeout(store.peek!(key), lock.timeout, () => new LockTimeoutError('peek', lock.timeout))
+        .then(
+          (requested) => {
+            if (!requested || this.#cancelled!.has(task)) return;
+            clearInterval(timer);
+            this.#cancelled!.add(task);
+            task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
+          },
+          () => undefined, // the store did not answer: asked again at the next poll
+        )
+        .finally(() => (asking = false));
+    }, POLICY_POLL_MS);
+    timer.unref?.();
+    return timer;
+  }
+
+  /** `catchUp`: the tick is recorded as the job's last before it runs (bounded; a failure is logged, the run goes). */
+  async #recordTick(scheduledAt: Date, lock: Lock): Promise<void> {
+    try {
+      await withTimeout(
+        Promise.resolve().then(() => lock.store.recordTick!(this.def.name, this.lockTime(scheduledAt).getTime())),
+        lock.timeout,
+        () => new LockTimeoutError('recordTick', lock.timeout),
+      );
+    } catch (error) {
+      this.host.logger.warn(RECORD_TICK_FAILED(this.def.name, error));
+    }
+  }
+
+  /** The ticks missed between `last` (exclusive) and `until` (exclusive), none before `from`. Subclasses. */
+  protected missedTicks(_last: number, _from: number, _until: number): MissedTicks {
+    return { ticks: [], dropped: 0 };
+  }
+
+  /**
+   * `catchUp`: runs the ticks no instance ran since the job's last recorded tick, within the window and before
+   * `until`, oldest first, each through the lock path (its tick lease, then the running lease, waited for). One
+   * instance at a time catches up (the `@catch-up` lease; it reads the last tick after taking it, so two instances
+   * booting together run each missed tick once). `fallback` (the late tick that found the gap) runs instead when
+   * there was nothing to catch up from: no last tick recorded yet, or the store failed.
+   */
+  protected async catchUp(until: number, fallback?: Date): Promise<void> {
+    const { catchUp, lock, name } = this.def;
+    if (catchUp === undefined || lock === undefined) return;
+    let claim: JobLease | null = null;
+    let handled = false;
+    try {
+      claim = await this.#acquire(`${name}@catch-up`, lock.ttl, lock);
+      // Another instance catches up now, up to about now: it covers this gap too.
+      if (claim === null) handled = true;
+      else if (!this.#halted()) {
+        const last = await withTimeout(
+          Promise.resolve().then(() => lock.store.lastTick!(name)),
+          lock.timeout,
+          () => new LockTimeoutError('lastTick', lock.timeout),
+        );
+        if (last !== null && Number.isFinite(last)) {
+          handled = true;
+          const missed = this.missedTicks(last, Date.now() - catchUp.window, until);
+          const ticks = catchUp.mode === 'last' ? missed.ticks.slice(-1) : missed.ticks;
+          if (catchUp.mode === 'all' && missed.dropped > 0) {
+            this.host.logger.warn(CATCH_UP_TRUNCATED(name, missed.dropped, ticks.length));
+          }
+          if (ticks.length > 0) {
+            const dates = ticks.map((t) => new Date(t));
+            this.host.logger.log(CATCH_UP_STARTED(name, dates, catchUp.mode));
+            for (const at of dates) {
+              if (this.#halted()) break;
+              await new Promise<void>((resolve) => void this.#lockedTick(at, lock, resolve, undefined, true));
+            }
+          }
+        }
+      }
+    } catch (error) {
+      this.host.logger.warn(CATCH_UP_FAILED(name, error));
+    } finally {
+      if (claim) await this.#releaseNow(claim, lock);
+    }
+    if (!handled && fallback !== undefined && !this.host.closing) this.tick(fallback);
+  }
+
+  /** Gives a lease back and waits for it (bounded; a failure leaves it to expire by its TTL). */
+  async #releaseNow(lease: JobLease, lock: Lock): Promise<void> {
+    await withTimeout(
+      Promise.resolve().then(() => lease.release()),
+      lock.timeout,
+      () => new LockTimeoutError('release', lock.timeout),
+    ).catch(() => undefined);
   }
 
   /** Paused or closing: a tick waiting for its lock stops at the next await. */

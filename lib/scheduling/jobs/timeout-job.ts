@@ -18,6 +18,10 @@ export class TimeoutScheduledJob extends ScheduledJob {
     return (this.def.schedule as TimeoutSchedule).ms;
   }
 
+  period(): number {
+    return this.schedule();
+  }
+
   mount(): void {
     if (this.host.schedulerRegistry.doesExist('timeout', this.def.name)) {
       throw new InvalidJobError(DUPLICATE_IN_SCHEDULER(this.def.name, this.def.where));
@@ -57,10 +61,11 @@ export class TimeoutScheduledJob extends ScheduledJob {
 
   resume(): void {
     this.paused = false;
+    this.resumed();
     if (this.#mounted && !this.#fired && !this.host.closing && this.#ref === undefined) this.#arm();
   }
 
   nextRunAt(): Date | null {
-    return this.#ref === undefined ? null : new Date(Date.now() + Math.max(0, this.#dueAt - performance.now()));
+    return this.#ref === undefined ? null : new Date(Date.now() + (this.#dueAt - performance.now())); // in the past when the timer is late
   }
 }

@@ -8,6 +8,8 @@ const SWEEP_EVERY = 256;
  */
 export class InMemoryJobLock implements JobLock {
   readonly #leases = new Map<string, { token: number; expiresAt: number }>();
+  /** Each job's last run tick (catch-up): kept for the life of this object, lost on restart. */
+  readonly #ticks = new Map<string, number>();
   #counter = 0;
 
   async acquire(key: string, ttlMs: number): Promise<JobLease | null> {
@@ -29,6 +31,19 @@ export class InMemoryJobLock implements JobLock {
         return true;
       },
     };
+  }
+
+  async peek(key: string): Promise<boolean> {
+    const held = this.#leases.get(key);
+    return held !== undefined && held.expiresAt > Date.now();
+  }
+
+  async lastTick(job: string): Promise<number | null> {
+    return this.#ticks.get(job) ?? null;
+  }
+
+  async recordTick(job: string, at: number): Promise<void> {
+    if (!((this.#ticks.get(job) ?? -Infinity) >= at)) this.#ticks.set(job, at);
   }
 
   /** Leases currently held (expired ones excluded). */

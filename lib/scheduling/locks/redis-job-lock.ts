@@ -31,8 +31,15 @@ return token`;
 // Compare-and-set on the owner's token: never a blind DEL or PEXPIRE.
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0`;
+// The last run tick of a job only moves forward: two instances recording ticks out of order keep the later one.
+const RECORD_TICK = `local current = tonumber(redis.call('get', KEYS[1]))
+if current == nil or current < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end
+return 1`;
 const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0`;
+
+const PEEK = `return redis.call('exists', KEYS[1])`;
+const GET = `return redis.call('get', KEYS[1])`;
 
 /**
  * A `JobLock` on Redis (ioredis): one instance of a cluster takes each tick. The lease is kept until its TTL expires
@@ -77,6 +84,22 @@ export class RedisJobLock implements JobLock {
       extend: async (ms: number) =>
         Number(await this.#call('extend', this.client.eval(EXTEND, 1, redisKey, String(token), Math.ceil(ms)))) === 1,
     };
+  }
+
+  async peek(key: string): Promise<boolean> {
+    return Number(await this.#call('peek', this.client.eval(PEEK, 1, this.#prefix + key))) === 1;
+  }
+
+  /** The last run tick of `job`, kept in Redis without expiry (one small key per job with `catchUp`). */
+  async lastTick(job: string): Promise<number | null> {
+    const reply = await this.#call('lastTick', this.client.eval(GET, 1, `${this.#prefix}last-tick:${job}`));
+    if (reply === null || reply === undefined) return null;
+    const at = Number(reply);
+    return Number.isFinite(at) ? at : null;
+  }
+
+  async recordTick(job: string, at: number): Promise<void> {
+    await this.#call('recordTick', this.client.eval(RECORD_TICK, 1, `${this.#prefix}last-tick:${job}`, String(at)));
   }
 
   /** Resolves once Redis answers a trivial script (`ConcurrencyHealthIndicator` calls it, bounded by a timeout). */
