@@ -45,6 +45,8 @@ export interface JobHost {
   readonly closing: boolean;
   /** The testing kit (`ConcurrencyTester.failures()`) hears of every failed run here. */
   readonly onJobFailure?: (job: string, error: unknown) => void;
+  /** Every run's end (or timeout), for the run history. */
+  readonly runEnded?: (job: string, scheduledAt: Date, startedAt: number, outcome: TaskOutcome<unknown>) => void;
 }
 
 type Lock = NonNullable<JobDefinition['lock']>;
@@ -297,6 +299,7 @@ export abstract class ScheduledJob {
         const error = new TaskTimeoutError(timeout, name);
         task.abort(error);
         this.#failed(error, startedAt);
+        this.host.runEnded?.(name, scheduledAt, startedAt, { status: 'rejected', reason: error });
         verdict?.({ status: 'rejected', reason: error });
       }, timeout);
     }
@@ -307,6 +310,7 @@ export abstract class ScheduledJob {
       if (!timedOut) {
         if (outcome.status === 'rejected') this.#failed(outcome.reason, startedAt);
         else if (jobChannel.hasSubscribers) this.#publish('completed', undefined, Date.now() - startedAt);
+        this.host.runEnded?.(name, scheduledAt, startedAt, outcome);
         verdict?.(outcome);
       }
       this.runSettled();

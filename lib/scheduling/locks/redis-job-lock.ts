@@ -1,4 +1,5 @@
 import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 
@@ -33,6 +34,48 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 return 0`;
 const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0`;
+
+// The history: a capped list per job, newest first; LPUSH and LTRIM in one atomic script.
+const ADD_RUN = `redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1`;
+// The shared state: one hash field per job for each kind of change, and a version bumped with every change.
+const SET_CONTROL = `if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) end
+return redis.call('incr', KEYS[3])`;
+// One round trip per poll: the version only, unless it moved.
+const CONTROL = `local v = redis.call('get', KEYS[3]) or '0'
+if v == ARGV[1] then return {v} end
+return {v, redis.call('hgetall', KEYS[1]), redis.call('hgetall', KEYS[2])}`;
+
+/** A stored run back to a `JobRun`; undefined for an entry that is not one (written by something else). */
+function parseRun(text: unknown): JobRun | undefined {
+  try {
+    const o = JSON.parse(String(text)) as Record<string, unknown>;
+    const outcome = o.outcome;
+    if (outcome !== 'completed' && outcome !== 'failed' && outcome !== 'timeout') return undefined;
+    if (typeof o.scheduledAt !== 'number' || typeof o.startedAt !== 'number') return undefined;
+    const run: JobRun = {
+      scheduledAt: new Date(o.scheduledAt),
+      startedAt: new Date(o.startedAt),
+      durationMs: Number(o.durationMs),
+      outcome,
+      instance: String(o.instance),
+    };
+    if (typeof o.error === 'string') run.error = o.error;
+    return run;
+  } catch {
+    return undefined;
+  }
+}
+
+/** HGETALL's flat [field, value, ...] reply as pairs. */
+function pairs(reply: unknown): Array<[string, string]> {
+  const flat = Array.isArray(reply) ? reply : [];
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), String(flat[i + 1])]);
+  return out;
+}
 
 /**
  * A `JobLock` on Redis (ioredis): one instance of a cluster takes each tick. The lease is kept until its TTL expires
@@ -77,6 +120,79 @@ export class RedisJobLock implements JobLock {
       extend: async (ms: number) =>
         Number(await this.#call('extend', this.client.eval(EXTEND, 1, redisKey, String(token), Math.ceil(ms)))) === 1,
     };
+  }
+
+  /** The job's run history: a list capped at `keep`, shared by every instance (`JobRegistry.history()`). */
+  async addRun(job: string, run: JobRun, keep: number): Promise<void> {
+    const entry: Record<string, unknown> = {
+      scheduledAt: run.scheduledAt.getTime(),
+      startedAt: run.startedAt.getTime(),
+      durationMs: run.durationMs,
+      outcome: run.outcome,
+      instance: run.instance,
+    };
+    if (run.error !== undefined) entry.error = run.error;
+    await this.#call('addRun', this.client.eval(ADD_RUN, 1, this.#historyKey(job), JSON.stringify(entry), keep));
+  }
+
+  async runs(job: string, limit: number): Promise<JobRun[]> {
+    const reply = await this.#call(
+      'runs',
+      this.client.eval(
+        `return redis.call('lrange', KEYS[1], 0, tonumber(ARGV[1]) - 1)`,
+        1,
+        this.#historyKey(job),
+        limit,
+      ),
+    );
+    const runs: JobRun[] = [];
+    for (const text of Array.isArray(reply) ? reply : []) {
+      const run = parseRun(text);
+      if (run) runs.push(run);
+    }
+    return runs;
+  }
+
+  /** Pause state and runtime schedules shared by every instance (`pause()`, `resume()`, `reschedule()`). */
+  async setControl(job: string, change: JobControlChange): Promise<void> {
+    const paused = change.paused === undefined ? '' : change.paused ? '1' : '0';
+    const schedule = change.schedule === undefined ? '' : JSON.stringify(change.schedule);
+    await this.#call('setControl', this.client.eval(SET_CONTROL, 3, ...this.#controlKeys(), job, paused, schedule));
+  }
+
+  async control(known: number | null): Promise<JobControlState | null> {
+    const reply = (await this.#call(
+      'control',
+      this.client.eval(CONTROL, 3, ...this.#controlKeys(), known === null ? '' : String(known)),
+    )) as unknown[];
+    if (!Array.isArray(reply) || reply.length < 3) return null;
+    const jobs = new Map<string, JobControlChange>();
+    const state = (job: string) => {
+      let s = jobs.get(job);
+      if (!s) jobs.set(job, (s = {}));
+      return s;
+    };
+    for (const [job, value] of pairs(reply[1])) state(job).paused = value === '1';
+    for (const [job, value] of pairs(reply[2])) {
+      try {
+        const schedule = JSON.parse(value) as JobControlChange['schedule'];
+        if (schedule && (typeof schedule.value === 'string' || typeof schedule.value === 'number')) {
+          state(job).schedule = { value: schedule.value, base: schedule.base };
+        }
+      } catch {
+        // not ours: ignored
+      }
+    }
+    return { version: Number(reply[0]), jobs };
+  }
+
+  #historyKey(job: string): string {
+    return `${this.#prefix}history:${job}`;
+  }
+
+  #controlKeys(): [string, string, string] {
+    const p = this.#prefix;
+    return [`${p}control:paused`, `${p}control:schedule`, `${p}control:version`];
   }
 
   /** Resolves once Redis answers a trivial script (`ConcurrencyHealthIndicator` calls it, bounded by a timeout). */
