@@ -102,6 +102,11 @@ export class JobRegistry {
     this.applySchedule(name, cronOrMs);
   }
 
+  /** @internal This instance's runs of the job, newest first (the dashboard's fallback when the store is slow). */
+  localHistory(name: string, limit: number): JobRun[] {
+    return this.#host?.history.local(name, limit) ?? [];
+  }
+
   /** @internal */
   attach(host: JobsOrchestrator): void {
     this.#host = host;
