@@ -81,7 +81,10 @@ export class ClusterControl {
   /** One poll: pending writes, then the state if its version moved. Never rejects. */
   poll(boot = false): Promise<void> {
     if (this.#polling) return this.#polling;
-    this.#polling = this.#poll(boot).finally(() => (this.#polling = undefined));
+    // A custom store may answer anything: a poll logs what went wrong, it never rejects.
+    this.#polling = this.#poll(boot)
+      .catch((error: unknown) => this.#readFailed(error))
+      .finally(() => (this.#polling = undefined));
     return this.#polling;
   }
 
@@ -91,14 +94,19 @@ export class ClusterControl {
     try {
       state = await this.#bounded('control', () => this.store.control(this.#version));
     } catch (error) {
-      if (!this.#readFailing) this.logger.warn(CONTROL_READ_FAILED(errorMessage(error)));
-      this.#readFailing = true;
-      return;
+      return this.#readFailed(error);
+    }
+    if (
+      state !== null &&
+      (typeof state !== 'object' || !(state.jobs instanceof Map) || typeof state.version !== 'number')
+    ) {
+      throw new TypeError('control() must resolve null or { version: number, jobs: Map }');
     }
     this.#readFailing = false;
     if (state === null || this.#stopped) return;
     this.#version = state.version;
     for (const [job, now] of state.jobs) {
+      if (now === null || typeof now !== 'object') continue;
       const before = this.#seen.get(job);
       this.#seen.set(job, now);
       // A pause not stored yet is this instance's latest word on the job: the stored state is older.
@@ -110,6 +118,11 @@ export class ClusterControl {
       const s = now.schedule;
       if (s && (before?.schedule?.value !== s.value || before.schedule.base !== s.base)) this.target.reschedule(job, s);
     }
+  }
+
+  #readFailed(error: unknown): void {
+    if (!this.#readFailing) this.logger.warn(CONTROL_READ_FAILED(errorMessage(error)));
+    this.#readFailing = true;
   }
 
   async #flush(job: string, paused: boolean): Promise<void> {
