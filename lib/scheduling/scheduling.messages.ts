@@ -101,3 +101,6 @@ export const RESCHEDULE_INVALID = (job: string, kind: string, value: unknown, ca
       : 'a @Timeout job runs once and has no schedule to change.');
 export const RESCHEDULE_IGNORED = (job: string, cause: string) =>
   `Job "${job}" kept its schedule: the schedule another instance stored for it does not apply here (${cause}).`;
+export const CONTROL_TOO_LATE = (job: string) =>
+  `The change of job "${job}" reached Redis after its deadline (the caller had given up on it), so Redis did not ` +
+  'apply it. Check Redis latency, and try again.';

@@ -106,4 +106,57 @@ describe.skipIf(!redisAvailable)('cluster-wide pause, resume and reschedule (rea
     await vi.waitFor(() => expect(b.get(JobRegistry).get('poll').paused).toBe(true), { timeout: 10_000 });
     expect(a.get(JobRegistry).get('poll').paused).toBe(true);
   }, 30_000);
+
+  it('reschedule() rejects and changes nothing while Redis is paused (CLIENT PAUSE), on no instance', async () => {
+    const a = await boot('a');
+    const b = await boot('b');
+    const admin = new Redis(server.url);
+    try {
+      await admin.client('PAUSE', 3000, 'ALL');
+      const started = Date.now();
+      await expect(a.get(JobRegistry).reschedule('poll', 5000)).rejects.toThrow(/did not answer within 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(2500);
+      expect(a.get(JobRegistry).get('poll').schedule).toBe(100);
+      await admin.client('UNPAUSE');
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect(b.get(JobRegistry).get('poll').schedule).toBe(100);
+    } finally {
+      admin.disconnect();
+    }
+  }, 30_000);
+
+  it('carries hostile job names (prototype keys, spaces, braces, unicode) like any other', async () => {
+    const client = new Redis(server.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    client.on('error', () => {});
+    clients.push(client);
+    const names = ['__proto__', 'constructor', 'a b:{x}@running', 'é\u202E😀'];
+    const make = (instance: string) => {
+      @Injectable()
+      class Odd {
+        @Interval(100, { name: names[0] })
+        a() {
+          starts.set(`${instance}:0`, [...(starts.get(`${instance}:0`) ?? []), Date.now()]);
+        }
+        @Interval(100, { name: names[1] })
+        b() {}
+        @Interval(100, { name: names[2], lock: true })
+        c() {}
+        @Interval(100, { name: names[3] })
+        d() {}
+      }
+      return bootJobs([Odd], { jobs: { lock: new RedisJobLock(client), instance } });
+    };
+    const a = await make('a');
+    const b = await make('b');
+    apps.push(a, b);
+    for (const name of names) a.get(JobRegistry).pause(name);
+    await vi.waitFor(() => expect(names.map((n) => b.get(JobRegistry).get(n).paused)).toEqual(names.map(() => true)), {
+      timeout: 2000,
+    });
+    await b.get(JobRegistry).reschedule(names[3], 700);
+    await vi.waitFor(() => expect(a.get(JobRegistry).get(names[3]).schedule).toBe(700), { timeout: 2000 });
+    const runs = await a.get(JobRegistry).history(names[2]);
+    expect(runs.length).toBeGreaterThanOrEqual(0);
+    for (const run of await b.get(JobRegistry).history(names[0])) expect(['a', 'b']).toContain(run.instance);
+  }, 30_000);
 });

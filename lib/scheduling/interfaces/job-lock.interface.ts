@@ -14,8 +14,12 @@ export interface JobLock {
   addRun?(job: string, run: JobRun, keep: number): Promise<void>;
   /** The job's newest runs, newest first, at most `limit`. */
   runs?(job: string, limit: number): Promise<JobRun[]>;
-  /** Stores a change of the job's shared state and bumps the state's version. With `control`. */
-  setControl?(job: string, change: JobControlChange): Promise<void>;
+  /**
+   * Stores a change of the job's shared state and bumps the state's version. With `control`. `deadline` (epoch ms,
+   * given by `reschedule()`): a write that reaches the store after it must change nothing and reject (the caller was
+   * told it failed).
+   */
+  setControl?(job: string, change: JobControlChange, deadline?: number): Promise<void>;
   /** Every job's shared state, or `null` when its version is still `known`. With `setControl`. */
   control?(known: number | null): Promise<JobControlState | null>;
 }

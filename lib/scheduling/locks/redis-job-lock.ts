@@ -2,6 +2,7 @@ import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
 import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
+import { CONTROL_TOO_LATE } from '../scheduling.messages.js';
 
 /** The part of an ioredis client `RedisJobLock` uses (ioredis' `Redis` and `Cluster` fit). */
 export interface RedisJobLockClient {
@@ -40,7 +41,12 @@ const ADD_RUN = `redis.call('lpush', KEYS[1], ARGV[1])
 redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 return 1`;
 // The shared state: one hash field per job for each kind of change, and a version bumped with every change.
-const SET_CONTROL = `if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
+// A write given a deadline (epoch ms) that Redis only runs after it (it was queued, the caller gave up) changes nothing.
+const SET_CONTROL = `if ARGV[4] ~= '' then
+  local t = redis.call('time')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
+end
+if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) end
 return redis.call('incr', KEYS[3])`;
 // One round trip per poll: the version only, unless it moved.
@@ -154,10 +160,14 @@ export class RedisJobLock implements JobLock {
   }
 
   /** Pause state and runtime schedules shared by every instance (`pause()`, `resume()`, `reschedule()`). */
-  async setControl(job: string, change: JobControlChange): Promise<void> {
+  async setControl(job: string, change: JobControlChange, deadline?: number): Promise<void> {
     const paused = change.paused === undefined ? '' : change.paused ? '1' : '0';
     const schedule = change.schedule === undefined ? '' : JSON.stringify(change.schedule);
-    await this.#call('setControl', this.client.eval(SET_CONTROL, 3, ...this.#controlKeys(), job, paused, schedule));
+    const reply = await this.#call(
+      'setControl',
+      this.client.eval(SET_CONTROL, 3, ...this.#controlKeys(), job, paused, schedule, deadline ?? ''),
+    );
+    if (Number(reply) === -1) throw new Error(CONTROL_TOO_LATE(job));
   }
 
   async control(known: number | null): Promise<JobControlState | null> {

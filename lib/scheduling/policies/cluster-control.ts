@@ -75,7 +75,9 @@ export class ClusterControl {
 
   /** `reschedule()`: stored first (rejects when the store fails), the caller then applies it here. */
   async setSchedule(job: string, schedule: NonNullable<JobControlChange['schedule']>): Promise<void> {
-    await this.#bounded('setControl', () => this.store.setControl(job, { schedule }));
+    // The store refuses the write past the deadline: a rejected reschedule() must not land later, unseen.
+    const deadline = Date.now() + this.timeout;
+    await this.#bounded('setControl', () => this.store.setControl(job, { schedule }, deadline));
   }
 
   /** One poll: pending writes, then the state if its version moved. Never rejects. */
