@@ -77,9 +77,21 @@ describe.skipIf(!redisAvailable)('run history with RedisJobLock (real redis-serv
     expect(after.some((r) => r.scheduledAt.getTime() === latest)).toBe(true);
   }, 30_000);
 
+  it('keeps and returns none with jobs.history: 0, also when the list in Redis holds runs from before', async () => {
+    const e = await boot('e', 0);
+    expect(await clients[0].llen('{nestjs-concurrency:jobs}:history:sync')).toBeGreaterThan(0);
+    expect(await e.get(JobRegistry).history('sync')).toEqual([]);
+    expect(await e.get(JobRegistry).history('sync', { limit: 3 })).toEqual([]);
+  });
+
   it('rejects history() with the lock error when Redis is down, and never fails a run for it', async () => {
     const d = await boot('d');
     const registry = d.get(JobRegistry);
+    // The first test left the job paused for the cluster (stored in Redis): resume it, and let that land.
+    registry.resume('sync');
+    await vi.waitFor(async () =>
+      expect(await clients[0].hget('{nestjs-concurrency:jobs}:control:paused', 'sync')).toBe('0'),
+    );
     await server.stop();
     try {
       await expect(registry.history('sync')).rejects.toThrow();

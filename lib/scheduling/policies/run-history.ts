@@ -64,6 +64,8 @@ export class RunHistory {
   /** Newest first: the cluster's (from the store) when there is one, else this instance's. */
   async list(job: string, limit: number): Promise<JobRun[]> {
     const store = this.store;
+    // LRANGE 0 -1 would be the whole list: with history off (keep 0), runs left by an earlier config are not shown.
+    if (this.keep === 0 || limit <= 0) return [];
     if (!store) return this.local(job, limit);
     return withTimeout(
       Promise.resolve().then(() => store.runs(job, Math.min(limit, this.keep))),
