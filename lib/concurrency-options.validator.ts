@@ -20,6 +20,9 @@ import type {
   ResolvedConcurrencyOptions,
 } from './interfaces/concurrency-module-options.interface.js';
 import { describeValue } from './utils/describe.js';
+import { hostname } from 'node:os';
+import type { JobOverride } from './scheduling/interfaces/jobs-module-options.interface.js';
+import { DEFAULT_JOB_HISTORY } from './scheduling/scheduling.constants.js';
 import {
   DEFAULT_DURABLE_CONCURRENCY,
   DEFAULT_DURABLE_PREFIX,
@@ -42,7 +45,8 @@ const KEYS = {
   '': ['supervisors', 'fanOut', 'jobs', 'cache', 'shutdownTimeout', 'durable', 'dashboard', 'tracing'],
   supervisor: ['maxChildren', 'maxRestarts', 'maxSeconds', 'shutdownTimeout'],
   fanOut: ['concurrency', 'timeout', 'threads', 'maxThreads', 'idleTimeout', 'resourceLimits'],
-  jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts'],
+  jobs: ['lock', 'overlap', 'timeout', 'cronJobs', 'intervals', 'timeouts', 'history', 'overrides', 'instance'],
+  override: ['cron', 'timeZone', 'interval', 'disabled'],
   cache: ['ttl', 'maxEntries', 'stores', 'storeTimeout', 'singleFlight', 'singleFlightWait', 'maxValueSize'],
   durable: [
     'connection',
@@ -61,6 +65,41 @@ const KEYS = {
   dashboard: ['path', 'guard', 'readOnly'],
   tracing: ['fanOutItems'],
 } as const;
+
+/**
+ * `jobs.overrides`: the shape of each entry (a cron expression's syntax and the job's kind are checked by the jobs'
+ * explorer, which knows the jobs).
+ */
+function jobOverrides(value: unknown): Map<string, JobOverride> {
+  const out = new Map<string, JobOverride>();
+  if (value === undefined) return out;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail('jobs.overrides', 'an object of { [jobName]: { cron?, interval?, timeZone?, disabled? } }', value);
+  }
+  for (const name of Object.keys(value)) {
+    const path = `jobs.overrides[${JSON.stringify(name)}]`;
+    const o = section(path, (value as Record<string, unknown>)[name], KEYS.override);
+    if (o.cron !== undefined && (typeof o.cron !== 'string' || o.cron.trim() === '')) {
+      fail(`${path}.cron`, 'a cron expression (a non-empty string)', o.cron);
+    }
+    if (o.timeZone !== undefined && (typeof o.timeZone !== 'string' || o.timeZone === '')) {
+      fail(`${path}.timeZone`, 'an IANA time zone (e.g. "Europe/Paris")', o.timeZone);
+    }
+    if (o.interval !== undefined)
+      number(`${path}.interval`, o.interval, 0, { min: 0, exclusive: true, max: MAX_TIMEOUT_MS });
+    if (o.disabled !== undefined && typeof o.disabled !== 'boolean')
+      fail(`${path}.disabled`, 'true or false', o.disabled);
+    if (o.interval !== undefined && (o.cron !== undefined || o.timeZone !== undefined)) {
+      fail(
+        `${path}.interval`,
+        'either interval (an @Interval job) or cron/timeZone (a @Cron job), not both',
+        o.interval,
+      );
+    }
+    out.set(name, { ...(o as JobOverride) });
+  }
+  return out;
+}
 
 /** `tracing`: on unless `false` (spans still need a registered tracer provider); item spans only when asked. */
 function tracingOptions(value: unknown): ResolvedConcurrencyOptions['tracing'] {
@@ -284,6 +323,10 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
   for (const kind of ['cronJobs', 'intervals', 'timeouts'] as const) {
     if (jobs[kind] !== undefined && typeof jobs[kind] !== 'boolean') fail(`jobs.${kind}`, 'true or false', jobs[kind]);
   }
+  const overrides = jobOverrides(jobs.overrides);
+  if (jobs.instance !== undefined && (typeof jobs.instance !== 'string' || jobs.instance === '')) {
+    fail('jobs.instance', 'a non-empty string', jobs.instance);
+  }
   const cache = section('cache', top.cache, KEYS.cache);
   const rawStores = cache.stores === undefined ? [] : Array.isArray(cache.stores) ? cache.stores : [cache.stores];
   const stores = rawStores.map((store, i) =>
@@ -325,6 +368,9 @@ export function resolveConcurrencyOptions(raw: ConcurrencyModuleOptions | undefi
       cronJobs: jobs.cronJobs !== false,
       intervals: jobs.intervals !== false,
       timeouts: jobs.timeouts !== false,
+      history: number('jobs.history', jobs.history, DEFAULT_JOB_HISTORY, { min: 0, max: 10_000, integer: true }),
+      overrides,
+      instance: (jobs.instance as string | undefined) ?? `${hostname()}:${process.pid}`,
     },
     cache: {
       ttl: number('cache.ttl', cache.ttl, DEFAULT_CACHE_TTL, { min: 0, exclusive: true }),

@@ -3,7 +3,7 @@ import type { DurableModuleOptions, ResolvedDurableOptions } from '../durable/in
 import type { CacheModuleOptions } from '../caching/interfaces/cache-module-options.interface.js';
 import type { FanOutModuleOptions } from '../fan-out/interfaces/fan-out-module-options.interface.js';
 import type { JobLock } from '../scheduling/interfaces/job-lock.interface.js';
-import type { JobsModuleOptions } from '../scheduling/interfaces/jobs-module-options.interface.js';
+import type { JobOverride, JobsModuleOptions } from '../scheduling/interfaces/jobs-module-options.interface.js';
 import type { SupervisorOptions } from '../supervisor/interfaces/supervisor-options.interface.js';
 import type {
   DashboardOptions,
@@ -60,6 +60,12 @@ export interface ResolvedConcurrencyOptions {
     cronJobs: boolean;
     intervals: boolean;
     timeouts: boolean;
+    /** Runs kept per job (`jobs.history`). */
+    history: number;
+    /** `jobs.overrides`, by job name. */
+    overrides: Map<string, JobOverride>;
+    /** This instance's name in the run history (`jobs.instance`). */
+    instance: string;
   };
   cache: {
     ttl: number;

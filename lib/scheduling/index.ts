@@ -4,6 +4,7 @@ export * from './errors/index.js';
 export * from './interfaces/job-context.interface.js';
 export * from './interfaces/job-info.interface.js';
 export * from './interfaces/job-lock.interface.js';
+export * from './interfaces/job-run.interface.js';
 export * from './interfaces/job-options.interface.js';
 export * from './interfaces/jobs-module-options.interface.js';
 export { JobRegistry } from './job.registry.js';

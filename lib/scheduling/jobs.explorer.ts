@@ -4,10 +4,12 @@ import { CronTime } from 'cron';
 import { CONCURRENCY_OPTIONS } from '../concurrency.constants.js';
 import type { ResolvedConcurrencyOptions } from '../interfaces/concurrency-module-options.interface.js';
 import { InvalidJobError } from './errors/invalid-job.error.js';
+import { ConcurrencyOptionsError } from '../errors/concurrency-options.error.js';
+import type { JobOverride } from './interfaces/jobs-module-options.interface.js';
 import type { JobDefinition } from './interfaces/job-definition.interface.js';
 import type { JobLock } from './interfaces/job-lock.interface.js';
 import type { JobMetadata } from './interfaces/job-metadata.interface.js';
-import type { LockableJobOptions } from './interfaces/job-options.interface.js';
+import type { CronJobOptions, LockableJobOptions } from './interfaces/job-options.interface.js';
 import { JobsOrchestrator } from './jobs.orchestrator.js';
 import { DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_TTL, OVERLAP_EXPECTED, OVERLAP_POLICIES } from './scheduling.constants.js';
 import { getJobMetadata } from './scheduling-metadata.accessor.js';
@@ -21,7 +23,10 @@ import {
   INVALID_OPTION,
   LOCK_FIXED_DELAY,
   NO_LOCK,
+  OVERRIDE_INVALID,
+  OVERRIDE_KIND,
   REQUEST_SCOPED,
+  UNKNOWN_OVERRIDE,
   where as at,
 } from './scheduling.messages.js';
 import { errorMessage } from '../utils/describe.js';
@@ -52,6 +57,49 @@ const expressionError = (cronTime: unknown): unknown => {
 };
 
 /**
+ * The job's metadata with its schedule from `jobs.overrides[name]`, checked here so that a refusal names the option
+ * (the decorator's own values are checked by `define`, naming the method).
+ */
+function overridden(meta: JobMetadata, o: JobOverride, name: string): JobMetadata {
+  const path = (option: string) => `jobs.overrides[${JSON.stringify(name)}].${option}`;
+  const wrongKind = (option: string): never => {
+    throw new ConcurrencyOptionsError(path(option), OVERRIDE_KIND(name, option, meta.kind));
+  };
+  if (meta.kind === 'timeout') {
+    if (o.cron !== undefined) wrongKind('cron');
+    if (o.timeZone !== undefined) wrongKind('timeZone');
+    if (o.interval !== undefined) wrongKind('interval');
+    return meta;
+  }
+  if (meta.kind === 'interval') {
+    if (o.cron !== undefined) wrongKind('cron');
+    if (o.timeZone !== undefined) wrongKind('timeZone');
+    if (o.interval === undefined) return meta;
+    // The first tick is one period after boot unless the decorator set initialDelay: the new period, then.
+    return { ...meta, ms: o.interval };
+  }
+  if (o.interval !== undefined) wrongKind('interval');
+  if (o.cron === undefined && o.timeZone === undefined) return meta;
+  const options = { ...meta.options } as CronJobOptions & { utcOffset?: unknown };
+  const cronTime = o.cron ?? meta.cronTime;
+  if (o.timeZone !== undefined) {
+    options.timeZone = o.timeZone;
+    delete options.utcOffset;
+  }
+  try {
+    new CronTime(cronTime as string, (options.timeZone ?? null) as null, options.utcOffset as number | undefined);
+  } catch (error) {
+    const refused = o.cron !== undefined ? expressionError(o.cron) : undefined;
+    const option = refused !== undefined || o.timeZone === undefined ? 'cron' : 'timeZone';
+    throw new ConcurrencyOptionsError(
+      path(option),
+      OVERRIDE_INVALID(name, option, option === 'cron' ? cronTime : o.timeZone, errorMessage(refused ?? error)),
+    );
+  }
+  return { ...meta, cronTime, options };
+}
+
+/**
  * Finds the methods decorated with `@Cron`, `@Interval` and `@Timeout` in every provider and controller, validates
  * them (an invalid one fails `app.init()` with a message naming class, method and value) and hands them to the
  * orchestrator. Internal.
@@ -67,6 +115,7 @@ export class JobsExplorer implements OnModuleInit {
 
   onModuleInit(): void {
     const seen = new Map<string, string>();
+    const overrides = this.options.jobs.overrides;
     for (const { metadata, instance, className, methodName, staticTree } of discoverMethods(
       this.discovery,
       this.scanner,
@@ -76,12 +125,25 @@ export class JobsExplorer implements OnModuleInit {
       // ScheduleModule.forRoot({ cronJobs, intervals, timeouts }): a kind switched off is validated, never mounted.
       const option = SWITCHES[metadata.kind];
       const mounted = this.options.jobs[option];
-      const def = this.define(metadata, instance as object, className, methodName, mounted);
+      const name = (metadata.options as { name?: unknown } | undefined)?.name;
+      const override = overrides.get(typeof name === 'string' && name !== '' ? name : `${className}.${methodName}`);
+      const meta = override
+        ? overridden(metadata, override, typeof name === 'string' ? name : `${className}.${methodName}`)
+        : metadata;
+      const def = this.define(meta, instance as object, className, methodName, mounted);
+      if (override?.disabled !== undefined) {
+        if (def.schedule.kind === 'cron') def.schedule.disabled = override.disabled;
+        else def.disabled = override.disabled;
+      }
       const first = seen.get(def.name);
       if (first) throw new InvalidJobError(DUPLICATE_JOB(def.name, first, def.where));
       seen.set(def.name, def.where);
       if (mounted) this.orchestrator.add(def);
       else this.orchestrator.switchedOff(def.name, `jobs.${option}`);
+    }
+    for (const name of overrides.keys()) {
+      if (!seen.has(name))
+        throw new ConcurrencyOptionsError(`jobs.overrides`, UNKNOWN_OVERRIDE(name, [...seen.keys()]));
     }
   }
 

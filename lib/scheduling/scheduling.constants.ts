@@ -5,6 +5,8 @@
 export const JOB_METADATA = 'nestjs-concurrency:job';
 
 export const DEFAULT_LOCK_TTL = 60_000;
+/** Runs kept per job (`jobs.history`). */
+export const DEFAULT_JOB_HISTORY = 50;
 export const DEFAULT_LOCK_TIMEOUT = 1_000;
 /** A lease is extended when this fraction of its TTL has passed and the run still goes. */
 export const LOCK_EXTEND_RATIO = 0.5;

@@ -90,3 +90,43 @@ export const CANCEL_WAIT_EXPIRED = (name: string, at: Date, ms: number) =>
 export const PAUSED_AFTER_FAILURES = (name: string, n: number) =>
   `Job "${name}" paused itself after ${n} consecutive failed runs (pauseAfterFailures: ${n}). ` +
   `Fix the cause, then call JobRegistry.resume(${JSON.stringify(name)}).`;
+// Run history, cluster-wide control and schedules from configuration.
+export const HISTORY_STORE_FAILED = (job: string, cause: string) =>
+  `Could not store a run of job "${job}" in the lock store's history (${cause}). The run is kept in this ` +
+  "instance's history; further failures are not logged until the store answers again.";
+export const HISTORY_STORE_RECOVERED = () => 'The lock store stores the job history again.';
+export const CONTROL_READ_FAILED = (cause: string) =>
+  `Could not read the jobs' shared state (pause, schedules) from the lock store (${cause}). This instance keeps its ` +
+  'current state and retries every poll; further failures are not logged until the store answers again.';
+export const CONTROL_WRITE_FAILED = (job: string, cause: string) =>
+  `Could not store the pause state of job "${job}" in the lock store (${cause}): it applies to this instance only ` +
+  'until the store answers; it is retried every poll.';
+export const INVALID_HISTORY_LIMIT = (job: string, limit: unknown) =>
+  `Invalid option "limit" of JobRegistry.history("${job}"): expected a positive integer, got ${describeValue(limit)}.`;
+export const UNKNOWN_OVERRIDE = (job: string, known: string[]) =>
+  `Invalid ConcurrencyModule option "jobs.overrides": no job named ${JSON.stringify(job)}. Known jobs: ` +
+  `${knownList(known)}. Fix the name, or remove the override.`;
+export const OVERRIDE_KIND = (job: string, option: string, kind: string) =>
+  `Invalid ConcurrencyModule option "jobs.overrides[${JSON.stringify(job)}].${option}": job ${JSON.stringify(job)} ` +
+  `is ${kind === 'timeout' ? 'a @Timeout' : kind === 'cron' ? 'a @Cron' : 'an @Interval'} job; ` +
+  (kind === 'cron'
+    ? 'give it cron (and timeZone), not interval.'
+    : kind === 'interval'
+      ? 'give it interval, not cron or timeZone.'
+      : 'only disabled applies to it.');
+export const OVERRIDE_INVALID = (job: string, option: string, value: unknown, cause: string) =>
+  `Invalid ConcurrencyModule option "jobs.overrides[${JSON.stringify(job)}].${option}": ${cause} (got ` +
+  `${describeValue(value)}). Use 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. ` +
+  '"*/10 * * * * *", and an IANA time zone such as "Europe/Paris".';
+export const RESCHEDULE_INVALID = (job: string, kind: string, value: unknown, cause?: string) =>
+  `Cannot reschedule job "${job}" to ${describeValue(value)}: ` +
+  (kind === 'cron'
+    ? `it is a @Cron job and takes a valid cron expression${cause ? ` (${cause})` : ''}, e.g. "*/10 * * * * *".`
+    : kind === 'interval'
+      ? 'it is an @Interval job and takes a positive, finite number of milliseconds, e.g. 5000.'
+      : 'a @Timeout job runs once and has no schedule to change.');
+export const RESCHEDULE_IGNORED = (job: string, cause: string) =>
+  `Job "${job}" kept its schedule: the schedule another instance stored for it does not apply here (${cause}).`;
+export const CONTROL_TOO_LATE = (job: string) =>
+  `The change of job "${job}" reached Redis after its deadline (the caller had given up on it), so Redis did not ` +
+  'apply it. Check Redis latency, and try again.';

@@ -44,6 +44,17 @@ export interface DashboardSnapshot {
     lastErrorPast: boolean;
     /** p50/p95/p99 (ms) of the job's most recent run durations on this instance; null before any. */
     durations: DurationPercentiles | null;
+    /**
+     * The last runs (at most `RECENT_RUNS_SHOWN`), newest first: the cluster's with a lock store that keeps history,
+     * else this instance's. `instance` and `error` cut and cleaned as shown.
+     */
+    recent: Array<{
+      outcome: 'completed' | 'failed' | 'timeout';
+      startedAt: number;
+      durationMs: number;
+      instance: string;
+      error?: string;
+    }>;
   }>;
   /** The calls in flight (at most `FAN_OUT_SHOWN`), and how many there are in all. */
   fanOut: Array<{ id: string; settled: number; total: number | null; failed: number; timedOut: number; ageMs: number }>;

@@ -7,6 +7,7 @@ import { DurableSupervisor } from '../../durable/durable-supervisor.js';
 import { FanOut } from '../../fan-out/fan-out.service.js';
 import type { ResolvedConcurrencyOptions } from '../../interfaces/concurrency-module-options.interface.js';
 import type { JobInfo } from '../../scheduling/interfaces/job-info.interface.js';
+import type { JobRun } from '../../scheduling/interfaces/job-run.interface.js';
 import { JobRegistry } from '../../scheduling/job.registry.js';
 import { SupervisorRegistry } from '../../supervisor/supervisor.registry.js';
 import { maxChildren } from '../supervisor-capacity.js';
@@ -50,6 +51,9 @@ export const SNAPSHOT_EVERY_MS = 1000;
  * stale: a slow or absent Redis must not hold up (or blank) the rest of the page.
  */
 export const DURABLE_WAIT_MS = 250;
+/** Recent runs shown per job; how long a snapshot waits for the cluster's history before showing this instance's. */
+export const RECENT_RUNS_SHOWN = 5;
+export const RECENT_RUNS_WAIT_MS = 250;
 
 type DurablePart = NonNullable<DashboardSnapshot['durable']>;
 
@@ -219,7 +223,9 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
         })),
       };
     });
-    const jobs = this.jobs.list().map((job) => ({
+    const infos = this.jobs.list();
+    const recent = await this.#recentRuns(infos.map((job) => job.name));
+    const jobs = infos.map((job, i) => ({
       name: job.name,
       kind: job.kind,
       schedule: job.schedule,
@@ -238,6 +244,16 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
       lastErrorAt: time(job.lastErrorAt),
       lastErrorPast: errorIsPast(job),
       durations: this.#jobDurations.percentiles(job.name),
+      recent: recent[i].map((run) => {
+        const out: DashboardSnapshot['jobs'][number]['recent'][number] = {
+          outcome: run.outcome,
+          startedAt: run.startedAt.getTime(),
+          durationMs: run.durationMs,
+          instance: displayText(run.instance, NAME_MAX),
+        };
+        if (run.error !== undefined) out.error = displayText(run.error, ERROR_MAX);
+        return out;
+      }),
     }));
     const calls = this.fanOut.runningCallsProgress();
     const fanOut = calls.slice(0, FAN_OUT_SHOWN).map((call) => ({
@@ -268,6 +284,24 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
       cache,
       durable: await this.durableQueues(),
     };
+  }
+
+  /**
+   * The last runs of each job: the cluster's (the lock store's history) within `RECENT_RUNS_WAIT_MS`, else this
+   * instance's, so a slow or down store never blanks the jobs.
+   */
+  async #recentRuns(names: string[]): Promise<JobRun[][]> {
+    const local = () => names.map((name) => this.jobs.localHistory(name, RECENT_RUNS_SHOWN));
+    if (names.length === 0) return [];
+    try {
+      return await withTimeout(
+        Promise.all(names.map((name) => this.jobs.history(name, { limit: RECENT_RUNS_SHOWN }))),
+        RECENT_RUNS_WAIT_MS,
+        () => new Error('history'),
+      );
+    } catch {
+      return local();
+    }
   }
 
   /**

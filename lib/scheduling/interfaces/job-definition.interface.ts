@@ -17,6 +17,8 @@ export interface JobDefinition {
   /** ms, or undefined for none. */
   timeout: number | undefined;
   lock: { store: JobLock; ttl: number; timeout: number } | undefined;
+  /** `jobs.overrides[name].disabled`: mounted paused (`resume()` starts it). */
+  disabled?: boolean;
   schedule:
     | {
         kind: 'cron';

@@ -1,4 +1,12 @@
-/** A distributed lock for job ticks: one instance of a cluster wins each tick. */
+import type { JobControlChange, JobControlState, JobRun } from './job-run.interface.js';
+
+/**
+ * A distributed lock for job ticks: one instance of a cluster wins each tick.
+ *
+ * The other methods are optional: a store that has them also holds what the cluster shares about its jobs (run
+ * history, pause state, runtime schedules). A `JobLock` with `acquire` only keeps working: history, `pause()`,
+ * `resume()` and `reschedule()` then stay on each instance.
+ */
 export interface JobLock {
   /** Take the lease for `key` for `ttlMs`; resolves `null` when another owner holds it. */
   acquire(key: string, ttlMs: number): Promise<JobLease | null>;
@@ -14,6 +22,18 @@ export interface JobLock {
   lastTick?(job: string): Promise<number | null>;
   /** Records `at` as `job`'s last tick unless a later one is recorded already. Needed by `catchUp`. */
   recordTick?(job: string, at: number): Promise<void>;
+  /** Adds a finished run to the job's history and keeps only the newest `keep` runs (atomically). */
+  addRun?(job: string, run: JobRun, keep: number): Promise<void>;
+  /** The job's newest runs, newest first, at most `limit`. */
+  runs?(job: string, limit: number): Promise<JobRun[]>;
+  /**
+   * Stores a change of the job's shared state and bumps the state's version. With `control`. `deadline` (epoch ms,
+   * given by `reschedule()`): a write that reaches the store after it must change nothing and reject (the caller was
+   * told it failed).
+   */
+  setControl?(job: string, change: JobControlChange, deadline?: number): Promise<void>;
+  /** Every job's shared state, or `null` when its version is still `known`. With `setControl`. */
+  control?(known: number | null): Promise<JobControlState | null>;
 }
 
 /** A held lease. */

@@ -22,4 +22,28 @@ export interface JobsModuleOptions {
   intervals?: boolean;
   /** `false`: this instance runs no `@Timeout` job (as `cronJobs`). Default `true`. */
   timeouts?: boolean;
+  /**
+   * Runs kept per job for `JobRegistry.history()` (default 50; 0 keeps none). With a lock store that keeps history
+   * (`RedisJobLock`), the cluster's list is capped at this.
+   */
+  history?: number;
+  /**
+   * Schedules from configuration, by job name: replaces a decorated job's schedule at boot (e.g. from a
+   * `ConfigService` in `forRootAsync`). An unknown job name or an invalid value fails the boot, naming job and option.
+   */
+  overrides?: Record<string, JobOverride>;
+  /** This instance's name in the run history. Default `hostname:pid`. */
+  instance?: string;
+}
+
+/** A job's schedule from configuration (`jobs.overrides[name]`). */
+export interface JobOverride {
+  /** A `@Cron` job's expression. */
+  cron?: string;
+  /** A `@Cron` job's IANA time zone (e.g. `'Europe/Paris'`). */
+  timeZone?: string;
+  /** An `@Interval` job's period in ms. */
+  interval?: number;
+  /** `true`: the job is mounted paused on this instance (`JobRegistry.resume()` starts it). */
+  disabled?: boolean;
 }

@@ -1,4 +1,4 @@
-import { CronJob } from 'cron';
+import { CronJob, CronTime } from 'cron';
 import { InvalidJobError } from '../errors/invalid-job.error.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import { DUPLICATE_IN_SCHEDULER } from '../scheduling.messages.js';
@@ -162,5 +162,13 @@ export class CronScheduledJob extends ScheduledJob {
 
   nextRunAt(): Date | null {
     return this.#job?.isActive ? (this.#job.armedFor ?? null) : null;
+  }
+
+  /** A new expression (same time zone): throws cron's error when it does not parse; a paused job stays paused. */
+  reschedule(cronTime: string): void {
+    const s = this.#schedule;
+    const time = new CronTime(cronTime, s.timeZone as null | undefined, s.utcOffset as null | undefined);
+    s.cronTime = cronTime;
+    this.#job?.setTime(time);
   }
 }

@@ -170,6 +170,17 @@ export class IntervalScheduledJob extends ScheduledJob {
     return this.paused || this.#removed();
   }
 
+  /** A new period: an armed timer is re-armed one new period from now; a paused job stays paused. */
+  reschedule(ms: number): void {
+    const s = this.#schedule;
+    if (s.ms === ms) return;
+    s.ms = ms;
+    if (this.#ref === undefined) return;
+    clearTimeout(this.#ref);
+    this.#ref = undefined;
+    this.#arm(performance.now() + ms);
+  }
+
   nextRunAt(): Date | null {
     return this.#ref === undefined || this.#removed()
       ? null

@@ -55,6 +55,8 @@ export interface JobHost {
   readonly onJobFailure?: (job: string, error: unknown) => void;
   /** Pauses a job the way `JobRegistry.pause(name)` does (`pauseAfterFailures`). */
   readonly pauseJob?: (name: string) => void;
+  /** Every run's end (or timeout), for the run history. */
+  readonly runEnded?: (job: string, scheduledAt: Date, startedAt: number, outcome: TaskOutcome<unknown>) => void;
 }
 
 /** A tick kept for later: `overlap: 'buffer-one'` (the buffered one) or `'cancel-previous'` (waiting for the end). */
@@ -425,6 +427,7 @@ export abstract class ScheduledJob {
         const error = new TaskTimeoutError(timeout, name);
         task.abort(error);
         this.#failed(error, startedAt);
+        this.host.runEnded?.(name, scheduledAt, startedAt, { status: 'rejected', reason: error });
         verdict?.({ status: 'rejected', reason: error });
       }, timeout);
     }
@@ -438,6 +441,7 @@ export abstract class ScheduledJob {
         // A run cancelled by a newer tick (overlap: 'cancel-previous') has not failed: it was told to stop.
         else if (this.#cancelled?.has(task)) this.#cancelledRun(startedAt);
         else this.#failed(outcome.reason, startedAt);
+        this.host.runEnded?.(name, scheduledAt, startedAt, outcome);
         verdict?.(outcome);
       }
       this.runSettled();

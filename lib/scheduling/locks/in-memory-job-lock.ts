@@ -1,4 +1,5 @@
 import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 
 const SWEEP_EVERY = 256;
 
@@ -11,6 +12,10 @@ export class InMemoryJobLock implements JobLock {
   /** Each job's last run tick (catch-up): kept for the life of this object, lost on restart. */
   readonly #ticks = new Map<string, number>();
   #counter = 0;
+  /** Per job, newest last. */
+  readonly #runs = new Map<string, JobRun[]>();
+  readonly #control = new Map<string, JobControlChange>();
+  #version = 0;
 
   async acquire(key: string, ttlMs: number): Promise<JobLease | null> {
     const now = Date.now();
@@ -46,6 +51,37 @@ export class InMemoryJobLock implements JobLock {
     if (!((this.#ticks.get(job) ?? -Infinity) >= at)) this.#ticks.set(job, at);
   }
 
+  /** Run history shared by the app instances that share this lock (one process). */
+  async addRun(job: string, run: JobRun, keep: number): Promise<void> {
+    let runs = this.#runs.get(job);
+    if (!runs) this.#runs.set(job, (runs = []));
+    runs.push(copyRun(run));
+    if (runs.length > keep) runs.splice(0, runs.length - keep);
+  }
+
+  async runs(job: string, limit: number): Promise<JobRun[]> {
+    const runs = this.#runs.get(job) ?? [];
+    return runs
+      .slice(Math.max(0, runs.length - limit))
+      .reverse()
+      .map(copyRun);
+  }
+
+  async setControl(job: string, change: JobControlChange): Promise<void> {
+    const state = { ...this.#control.get(job) };
+    if (change.paused !== undefined) state.paused = change.paused;
+    if (change.schedule !== undefined) state.schedule = { ...change.schedule };
+    this.#control.set(job, state);
+    this.#version++;
+  }
+
+  async control(known: number | null): Promise<JobControlState | null> {
+    if (known === this.#version) return null;
+    const jobs = new Map<string, JobControlChange>();
+    for (const [job, state] of this.#control) jobs.set(job, { ...state });
+    return { version: this.#version, jobs };
+  }
+
   /** Leases currently held (expired ones excluded). */
   get size(): number {
     this.#sweep(Date.now());
@@ -55,4 +91,10 @@ export class InMemoryJobLock implements JobLock {
   #sweep(now: number): void {
     for (const [key, lease] of this.#leases) if (lease.expiresAt <= now) this.#leases.delete(key);
   }
+}
+
+function copyRun(run: JobRun): JobRun {
+  const copy: JobRun = { ...run, scheduledAt: new Date(run.scheduledAt), startedAt: new Date(run.startedAt) };
+  if (copy.error === undefined) delete copy.error;
+  return copy;
 }

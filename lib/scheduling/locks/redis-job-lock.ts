@@ -1,6 +1,8 @@
 import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
+import { CONTROL_TOO_LATE } from '../scheduling.messages.js';
 
 /** The part of an ioredis client `RedisJobLock` uses (ioredis' `Redis` and `Cluster` fit). */
 export interface RedisJobLockClient {
@@ -40,6 +42,52 @@ return 0`;
 
 const PEEK = `return redis.call('exists', KEYS[1])`;
 const GET = `return redis.call('get', KEYS[1])`;
+// The history: a capped list per job, newest first; LPUSH and LTRIM in one atomic script.
+const ADD_RUN = `redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1`;
+// The shared state: one hash field per job for each kind of change, and a version bumped with every change.
+// A write given a deadline (epoch ms) that Redis only runs after it (it was queued, the caller gave up) changes nothing.
+const SET_CONTROL = `if ARGV[4] ~= '' then
+  local t = redis.call('time')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
+end
+if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) end
+return redis.call('incr', KEYS[3])`;
+// One round trip per poll: the version only, unless it moved.
+const CONTROL = `local v = redis.call('get', KEYS[3]) or '0'
+if v == ARGV[1] then return {v} end
+return {v, redis.call('hgetall', KEYS[1]), redis.call('hgetall', KEYS[2])}`;
+
+/** A stored run back to a `JobRun`; undefined for an entry that is not one (written by something else). */
+function parseRun(text: unknown): JobRun | undefined {
+  try {
+    const o = JSON.parse(String(text)) as Record<string, unknown>;
+    const outcome = o.outcome;
+    if (outcome !== 'completed' && outcome !== 'failed' && outcome !== 'timeout') return undefined;
+    if (typeof o.scheduledAt !== 'number' || typeof o.startedAt !== 'number') return undefined;
+    const run: JobRun = {
+      scheduledAt: new Date(o.scheduledAt),
+      startedAt: new Date(o.startedAt),
+      durationMs: Number(o.durationMs),
+      outcome,
+      instance: String(o.instance),
+    };
+    if (typeof o.error === 'string') run.error = o.error;
+    return run;
+  } catch {
+    return undefined;
+  }
+}
+
+/** HGETALL's flat [field, value, ...] reply as pairs. */
+function pairs(reply: unknown): Array<[string, string]> {
+  const flat = Array.isArray(reply) ? reply : [];
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), String(flat[i + 1])]);
+  return out;
+}
 
 /**
  * A `JobLock` on Redis (ioredis): one instance of a cluster takes each tick. The lease is kept until its TTL expires
@@ -100,6 +148,83 @@ export class RedisJobLock implements JobLock {
 
   async recordTick(job: string, at: number): Promise<void> {
     await this.#call('recordTick', this.client.eval(RECORD_TICK, 1, `${this.#prefix}last-tick:${job}`, String(at)));
+  }
+
+  /** The job's run history: a list capped at `keep`, shared by every instance (`JobRegistry.history()`). */
+  async addRun(job: string, run: JobRun, keep: number): Promise<void> {
+    const entry: Record<string, unknown> = {
+      scheduledAt: run.scheduledAt.getTime(),
+      startedAt: run.startedAt.getTime(),
+      durationMs: run.durationMs,
+      outcome: run.outcome,
+      instance: run.instance,
+    };
+    if (run.error !== undefined) entry.error = run.error;
+    await this.#call('addRun', this.client.eval(ADD_RUN, 1, this.#historyKey(job), JSON.stringify(entry), keep));
+  }
+
+  async runs(job: string, limit: number): Promise<JobRun[]> {
+    const reply = await this.#call(
+      'runs',
+      this.client.eval(
+        `return redis.call('lrange', KEYS[1], 0, tonumber(ARGV[1]) - 1)`,
+        1,
+        this.#historyKey(job),
+        limit,
+      ),
+    );
+    const runs: JobRun[] = [];
+    for (const text of Array.isArray(reply) ? reply : []) {
+      const run = parseRun(text);
+      if (run) runs.push(run);
+    }
+    return runs;
+  }
+
+  /** Pause state and runtime schedules shared by every instance (`pause()`, `resume()`, `reschedule()`). */
+  async setControl(job: string, change: JobControlChange, deadline?: number): Promise<void> {
+    const paused = change.paused === undefined ? '' : change.paused ? '1' : '0';
+    const schedule = change.schedule === undefined ? '' : JSON.stringify(change.schedule);
+    const reply = await this.#call(
+      'setControl',
+      this.client.eval(SET_CONTROL, 3, ...this.#controlKeys(), job, paused, schedule, deadline ?? ''),
+    );
+    if (Number(reply) === -1) throw new Error(CONTROL_TOO_LATE(job));
+  }
+
+  async control(known: number | null): Promise<JobControlState | null> {
+    const reply = (await this.#call(
+      'control',
+      this.client.eval(CONTROL, 3, ...this.#controlKeys(), known === null ? '' : String(known)),
+    )) as unknown[];
+    if (!Array.isArray(reply) || reply.length < 3) return null;
+    const jobs = new Map<string, JobControlChange>();
+    const state = (job: string) => {
+      let s = jobs.get(job);
+      if (!s) jobs.set(job, (s = {}));
+      return s;
+    };
+    for (const [job, value] of pairs(reply[1])) state(job).paused = value === '1';
+    for (const [job, value] of pairs(reply[2])) {
+      try {
+        const schedule = JSON.parse(value) as JobControlChange['schedule'];
+        if (schedule && (typeof schedule.value === 'string' || typeof schedule.value === 'number')) {
+          state(job).schedule = { value: schedule.value, base: schedule.base };
+        }
+      } catch {
+        // not ours: ignored
+      }
+    }
+    return { version: Number(reply[0]), jobs };
+  }
+
+  #historyKey(job: string): string {
+    return `${this.#prefix}history:${job}`;
+  }
+
+  #controlKeys(): [string, string, string] {
+    const p = this.#prefix;
+    return [`${p}control:paused`, `${p}control:schedule`, `${p}control:version`];
   }
 
   /** Resolves once Redis answers a trivial script (`ConcurrencyHealthIndicator` calls it, bounded by a timeout). */
