@@ -256,6 +256,8 @@ describe.each(HTTP_ADAPTERS)('sample app (%s)', (adapter) => {
         // in memory (no REDIS_URL): singleFlight 'instance', nothing to follow or fall back from
         clusterFollowers: 0,
         clusterFallbacks: 0,
+        // per @Cached provider method (the sample app caches routes only)
+        methods: {},
       });
       expect(body.hits).toBeGreaterThan(0);
     });
