@@ -8,7 +8,7 @@ import type { StoreOperation } from '../durable.messages.js';
 import { INVALID_PAYLOAD, PAYLOAD_TOO_LARGE } from '../durable.messages.js';
 import { DurableTaskError, InvalidPayloadError } from '../errors/durable.errors.js';
 import type { ResolvedDurableOptions } from '../interfaces/durable-options.interface.js';
-import { fromJobId, toJobId } from '../utils/job-id.util.js';
+import { fromJobId, toItemJobId, toJobId } from '../utils/job-id.util.js';
 import { toJson } from '../utils/json-check.util.js';
 import { BATCH_ITEM, itemId, parseItem, rejectedJson, type StoredOutcome } from './batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch.interfaces.js';
@@ -266,7 +266,7 @@ export class BatchEngine implements BatchReader {
         name: BATCH_ITEM,
         data: JSON.parse(chunk[i]!) as unknown,
         opts: {
-          jobId: toJobId(itemId(id, from + i)),
+          jobId: toItemJobId(id, from + i),
           attempts: UNKNOWN_HANDLER_ATTEMPTS,
           backoff: { type: BACKOFF_TYPE },
           // The outcome is in the batch's record: a completed item's job is not kept.
