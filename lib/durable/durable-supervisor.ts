@@ -67,7 +67,7 @@ import { toJson } from './utils/json-check.util.js';
 import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
 import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
-import { BatchEngine } from './batch/batch-engine.js';
+import { BatchEngine, type BatchSummary } from './batch/batch-engine.js';
 import { BATCH_ITEM } from './batch/batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch/batch.interfaces.js';
 import type { BatchRedis } from './batch/batch.scripts.js';
@@ -288,6 +288,12 @@ export class DurableSupervisor implements OnApplicationShutdown {
       throw new UnknownTaskError(task, UNKNOWN_TASK(task, this.handlers.byName.keys()));
     }
     return this.batches.create<O>(task, inputs, opts, false);
+  }
+
+  /** @internal The newest `limit` batches with their progress, and how many are indexed (for the dashboard). */
+  async batchesPreview(limit: number): Promise<{ total: number; batches: BatchSummary[] }> {
+    this.durable();
+    return this.batches.list(limit);
   }
 
   /** The batch `id` as stored in Redis (from any instance), or undefined when there is none (or it expired). */
