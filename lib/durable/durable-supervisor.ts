@@ -62,12 +62,12 @@ import type {
   DurableChildRef,
   ResolvedDurableOptions,
 } from './interfaces/durable-options.interface.js';
-import { fromJobId, MAX_CHILD_ID_LENGTH, toJobId } from './utils/job-id.util.js';
+import { fromJobId, MAX_CHILD_ID_LENGTH, toItemJobId, toJobId } from './utils/job-id.util.js';
 import { toJson } from './utils/json-check.util.js';
 import { ConcurrencyTracing } from '../observability/tracing/concurrency-tracing.js';
 import { traceSend } from '../observability/tracing/durable-tracing.js';
 import { LogThrottle } from './utils/log-throttle.util.js';
-import { BatchEngine } from './batch/batch-engine.js';
+import { BatchEngine, type BatchSummary } from './batch/batch-engine.js';
 import { BATCH_ITEM } from './batch/batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch/batch.interfaces.js';
 import type { BatchRedis } from './batch/batch.scripts.js';
@@ -290,6 +290,12 @@ export class DurableSupervisor implements OnApplicationShutdown {
     return this.batches.create<O>(task, inputs, opts, false);
   }
 
+  /** @internal The newest `limit` batches with their progress, and how many are indexed (for the dashboard). */
+  async batchesPreview(limit: number): Promise<{ total: number; batches: BatchSummary[] }> {
+    this.durable();
+    return this.batches.list(limit);
+  }
+
   /** The batch `id` as stored in Redis (from any instance), or undefined when there is none (or it expired). */
   async getBatch<O>(id: string): Promise<DurableBatch<O> | undefined> {
     this.durable();
@@ -355,11 +361,17 @@ export class DurableSupervisor implements OnApplicationShutdown {
       throw new TypeError(INVALID_TASK_ARG(task));
     }
     const jobId = toJobId(id);
+    const item = /^(.+)#(0|[1-9]\d*)$/s.exec(id);
+    const itemJobId = item ? toItemJobId(item[1]!, Number(item[2])) : undefined;
     const names = task === undefined ? await this.knownNames('terminate') : [task];
     const found = (
       await Promise.all(
         names.map(async (name) => {
-          const job = await this.store('terminate', name, () => this.queue(name).getJob(jobId));
+          // A child started with this id first; else the batch item it names ("<batch id>#<index>").
+          const job = await this.store('terminate', name, async () => {
+            const queue = this.queue(name);
+            return (await queue.getJob(jobId)) ?? (itemJobId === undefined ? undefined : queue.getJob(itemJobId));
+          });
           return job ? { name, job } : undefined;
         }),
       )

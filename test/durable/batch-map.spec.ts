@@ -265,6 +265,22 @@ describe.skipIf(!redisAvailable)('durable map / settle / batch (real redis-serve
     expect(await supervisor.getBatch('never-started')).toBeUndefined();
   });
 
+  it('a startChild() id "<batch id>#<n>" and item n of that batch are distinct jobs: both run, neither is a duplicate', async () => {
+    const { supervisor } = await cluster();
+    // Before the batch: the child holds the id first.
+    const before = await supervisor.startChild('double', 1000, { id: 'c#0' });
+    expect(before.duplicate).toBe(false);
+    const batch = await supervisor.batch<number, { n: number }>('double', [0, 1], { id: 'c' });
+    expect((await batch.await(20_000)).map((v) => v.n)).toEqual([0, 2]);
+    // After the batch: its items hold nothing a child id can name.
+    const after = await supervisor.startChild('double', 2000, { id: 'c#1' });
+    expect(after.duplicate).toBe(false);
+    await vi.waitFor(() => expect(runs.map((r) => r.n).sort((a, b) => a - b)).toEqual([0, 1, 1000, 2000]), {
+      timeout: 20_000,
+      interval: 20,
+    });
+  }, 60_000);
+
   it('a caller whose app closes while it waits gets a rejection, not a hang', async () => {
     const { supervisor } = await cluster();
     const mapped = supervisor.map('failOrHold', [{ n: 0, ms: 30_000 }]).catch((e: unknown) => e);

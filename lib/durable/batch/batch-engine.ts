@@ -8,7 +8,7 @@ import type { StoreOperation } from '../durable.messages.js';
 import { INVALID_PAYLOAD, PAYLOAD_TOO_LARGE } from '../durable.messages.js';
 import { DurableTaskError, InvalidPayloadError } from '../errors/durable.errors.js';
 import type { ResolvedDurableOptions } from '../interfaces/durable-options.interface.js';
-import { fromJobId, toJobId } from '../utils/job-id.util.js';
+import { fromJobId, toItemJobId, toJobId } from '../utils/job-id.util.js';
 import { toJson } from '../utils/json-check.util.js';
 import { BATCH_ITEM, itemId, parseItem, rejectedJson, type StoredOutcome } from './batch-item.util.js';
 import type { DurableBatchOptions, DurableOutcome } from './batch.interfaces.js';
@@ -20,13 +20,38 @@ import {
   INVALID_INPUTS,
   UNKNOWN_BATCH_OPTION,
 } from './batch.messages.js';
-import { type BatchRedis, batchKeys, CANCEL, CREATE, FINISH, runScript, SEAL, STATE, STORED } from './batch.scripts.js';
+import {
+  BATCH_INDEX_CAP,
+  batchIndexKey,
+  type BatchRedis,
+  batchKeys,
+  CANCEL,
+  CREATE,
+  FINISH,
+  runScript,
+  SEAL,
+  STATE,
+  STORED,
+} from './batch.scripts.js';
 import { type BatchReader, type BatchState, DurableBatch } from './durable-batch.js';
 
 const BATCH_OPTIONS = ['concurrency', 'id', 'timeout', 'signal', 'failFast'];
 /** Inputs stored per round trip (one addBulk): the caller holds at most this many at once. */
 export const STORE_CHUNK = 1000;
 const MAX_BATCH_ID_LENGTH = 256;
+
+/** @internal One batch as the dashboard lists it. */
+export interface BatchSummary {
+  id: string;
+  task: string;
+  status: BatchState['status'];
+  /** Items in all (stored so far while the batch is being stored). */
+  total: number;
+  completed: number;
+  failed: number;
+  running: number;
+  waiting: number;
+}
 
 /** @internal What the batch engine needs of the `DurableSupervisor`. */
 export interface BatchHost {
@@ -68,13 +93,15 @@ export class BatchEngine implements BatchReader {
       runScript(
         await this.host.client(),
         CREATE,
-        [keys[0]],
+        [keys[0], batchIndexKey(durable.prefix)],
         [
           task,
           failFast || opts?.failFast === true ? '1' : '0',
           opts?.concurrency ?? 0,
           opts?.timeout ?? '',
           Date.now(),
+          id,
+          BATCH_INDEX_CAP,
         ],
       ),
     )) as string[];
@@ -117,6 +144,28 @@ export class BatchEngine implements BatchReader {
   async get<O>(id: string): Promise<DurableBatch<O> | undefined> {
     const state = await this.state(id);
     return state ? new DurableBatch<O>(id, state.task, this) : undefined;
+  }
+
+  /**
+   * The newest `limit` batches still recorded (newest first) with their progress, and how many the index holds (at
+   * most `BATCH_INDEX_CAP`). Ids whose record expired are dropped from the index as they are met.
+   */
+  async list(limit: number): Promise<{ total: number; batches: BatchSummary[] }> {
+    const index = batchIndexKey(this.host.options().prefix);
+    const client = await this.host.client();
+    const ids = await this.host.store('list', '*', () => client.zrevrange(index, 0, limit - 1));
+    const states = await Promise.all(ids.map(async (id) => ({ id, state: await this.state(id) })));
+    const gone = states.filter((s) => s.state === undefined).map((s) => s.id);
+    if (gone.length > 0) await this.host.store('list', '*', () => client.zrem(index, ...gone));
+    const total = await this.host.store('list', '*', () => client.zcard(index));
+    const batches = states.flatMap(({ id, state }) => {
+      if (state === undefined) return [];
+      const total = state.total ?? state.stored;
+      const { completed, failed, running } = state;
+      const waiting = Math.max(0, total - completed - failed - running);
+      return [{ id, task: state.task, status: state.status, total, completed, failed, running, waiting }];
+    });
+    return { total, batches };
   }
 
   async state(id: string): Promise<BatchState | undefined> {
@@ -266,7 +315,7 @@ export class BatchEngine implements BatchReader {
         name: BATCH_ITEM,
         data: JSON.parse(chunk[i]!) as unknown,
         opts: {
-          jobId: toJobId(itemId(id, from + i)),
+          jobId: toItemJobId(id, from + i),
           attempts: UNKNOWN_HANDLER_ATTEMPTS,
           backoff: { type: BACKOFF_TYPE },
           // The outcome is in the batch's record: a completed item's job is not kept.

@@ -31,16 +31,25 @@ end
 `;
 
 /**
- * CREATE: KEYS meta; ARGV task, failFast, concurrency, timeout, now.
- * -> {'new'} or {'existing', task, stored, total|''}.
+ * CREATE: KEYS meta, index; ARGV task, failFast, concurrency, timeout, now, id, index cap.
+ * -> {'new'} or {'existing', task, stored, total|''}. A new batch's id goes into the index (a sorted set by creation
+ * time, the newest `index cap` kept) that lists batches without a SCAN.
  */
 export const CREATE = script(`
 local meta = redis.call('HMGET', KEYS[1], 'task', 'stored', 'total')
 if meta[1] then return {'existing', meta[1], meta[2] or '0', meta[3] or ''} end
 redis.call('HSET', KEYS[1], 'task', ARGV[1], 'ff', ARGV[2], 'conc', ARGV[3], 'timeout', ARGV[4], 'stored', '0',
   'done', '0', 'failed', '0', 'status', 'running', 'created', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[7]))
 return {'new'}
 `);
+
+/** @internal The index of batches under `prefix`: a sorted set of batch ids by creation time (CREATE keeps it). */
+export const batchIndexKey = (prefix: string) => `${prefix}:~batches`;
+
+/** @internal Batch ids kept in the index: the newest ones. */
+export const BATCH_INDEX_CAP = 1000;
 
 /** STORED: KEYS meta; ARGV count. Raises `stored` to count (a resumed store never lowers it). */
 export const STORED = script(`
@@ -165,6 +174,9 @@ export interface BatchRedis {
   eval(source: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
   hmget(key: string, ...fields: string[]): Promise<Array<string | null>>;
   lrange(key: string, start: number, stop: number): Promise<string[]>;
+  zrevrange(key: string, start: number, stop: number): Promise<string[]>;
+  zcard(key: string): Promise<number>;
+  zrem(key: string, ...members: string[]): Promise<number>;
   publish(channel: string, message: string): Promise<number>;
 }
 

@@ -8,9 +8,23 @@ export function toJobId(id: string): string {
   return `~${Buffer.from(id, 'utf8').toString('base64url')}`;
 }
 
-/** @internal The caller's id of a job id made by `toJobId` (another id, stored by hand in the queue, as it is). */
+/**
+ * @internal The job id of item `index` of batch `batchId`: `toJobId(batchId)`, "#", the index. `toJobId` never makes
+ * a "#" (not in base64url), so no `startChild()` id, e.g. "<batch id>#0", names an item's job.
+ */
+export function toItemJobId(batchId: string, index: number): string {
+  return `${toJobId(batchId)}#${index}`;
+}
+
+/**
+ * @internal The caller's id of a job id made by `toJobId` (another id, stored by hand in the queue, as it is); of a
+ * batch item's job id (`toItemJobId`), "<batch id>#<index>".
+ */
 export function fromJobId(jobId: string): string {
-  return jobId.startsWith('~') ? Buffer.from(jobId.slice(1), 'base64url').toString('utf8') : jobId;
+  if (!jobId.startsWith('~')) return jobId;
+  const at = jobId.indexOf('#');
+  if (at === -1) return Buffer.from(jobId.slice(1), 'base64url').toString('utf8');
+  return `${Buffer.from(jobId.slice(1, at), 'base64url').toString('utf8')}${jobId.slice(at)}`;
 }
 
 /** The longest id a caller may give: the encoded key stays short for Redis. */

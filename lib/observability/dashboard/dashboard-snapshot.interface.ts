@@ -89,6 +89,21 @@ export interface DashboardSnapshot {
     }>;
     childrenTotal: number;
     /**
+     * Durable batches, newest first (at most `DURABLE_BATCHES_SHOWN`), with their progress; `batchesTotal`: how many
+     * are listed in Redis (the newest 1,000 batch ids are kept, those whose record expired are dropped).
+     */
+    batches: Array<{
+      id: string;
+      task: string;
+      status: 'running' | 'done' | 'failed' | 'cancelled';
+      total: number;
+      completed: number;
+      failed: number;
+      running: number;
+      waiting: number;
+    }>;
+    batchesTotal: number;
+    /**
      * Children that failed for good most recently, newest first (at most `DURABLE_FAILURES_PER_TASK` per task name,
      * `DURABLE_FAILURES_SHOWN` in all): `failedAt` epoch ms, `error` cut at `ERROR_MAX`; texts shown as `id`/`task`.
      */

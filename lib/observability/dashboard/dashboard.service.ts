@@ -25,6 +25,8 @@ const CHILDREN_SHOWN = 100;
 export const FAN_OUT_SHOWN = 100;
 /** Durable children listed; the total is always given. */
 export const DURABLE_CHILDREN_SHOWN = 100;
+/** Durable batches listed (newest first); the total is always given. */
+export const DURABLE_BATCHES_SHOWN = 20;
 /** Recent durable failures listed per task name, and in all. */
 export const DURABLE_FAILURES_PER_TASK = 20;
 export const DURABLE_FAILURES_SHOWN = 50;
@@ -323,6 +325,8 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
       queues: last?.value.queues ?? [],
       children: last?.value.children ?? [],
       childrenTotal: last?.value.childrenTotal ?? 0,
+      batches: last?.value.batches ?? [],
+      batchesTotal: last?.value.batchesTotal ?? 0,
       failures: last?.value.failures ?? [],
       stale: true,
       ...(last ? { asOf: last.at } : {}),
@@ -340,11 +344,12 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
     const options = this.options.durable!;
     try {
       const ms = options.storeTimeout * 2;
-      const [queues, children, failures] = await withTimeout(
+      const [queues, children, failures, batches] = await withTimeout(
         Promise.all([
           durable.queueCounts(),
           durable.children(),
           durable.recentFailures(DURABLE_FAILURES_PER_TASK, DURABLE_FAILURES_SHOWN),
+          durable.batchesPreview(DURABLE_BATCHES_SHOWN),
         ]),
         ms,
         () => new Error(NO_ANSWER(ms)),
@@ -361,6 +366,12 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
           target: { task: c.task, id: c.id },
         })),
         childrenTotal: children.length,
+        batches: batches.batches.map((b) => ({
+          ...b,
+          id: displayText(b.id, NAME_MAX),
+          task: displayText(b.task, NAME_MAX),
+        })),
+        batchesTotal: batches.total,
         failures: failures.map((f) => ({
           id: displayText(f.id, NAME_MAX),
           task: displayText(f.task, NAME_MAX),
@@ -374,6 +385,8 @@ export class DashboardService implements OnModuleInit, OnModuleDestroy {
         queues: [],
         children: [],
         childrenTotal: 0,
+        batches: [],
+        batchesTotal: 0,
         failures: [],
         error: displayText(errorMessage(error), ERROR_MAX),
       };
