@@ -1,16 +1,20 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const out = `${root}node_modules/.cache/nestjs-concurrency-control-process`;
+const script = `${out}/test/scheduling/fixtures/control-instance.process.js`;
 
-/** An app instance in its own process (test/scheduling/fixtures/control-instance.mjs on the built package). */
+/** An app instance in its own process (test/scheduling/fixtures/control-instance.process.ts, compiled). */
 class Instance {
   readonly runs: number[] = [];
   readonly ready: Promise<void>;
   readonly child: ChildProcess;
   constructor(name: string, url: string) {
-    this.child = spawn(process.execPath, [`${root}test/scheduling/fixtures/control-instance.mjs`], {
+    this.child = spawn(process.execPath, [script], {
       env: { ...process.env, REDIS_URL: url, INSTANCE: name },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -47,7 +51,12 @@ describe.skipIf(!redisAvailable)('cluster-wide pause across processes (real redi
   const instances: Instance[] = [];
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [`${root}scripts/build.mjs`], { cwd: root, stdio: 'ignore' });
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    execFileSync(process.execPath, [tsc, '-p', `${root}test/scheduling/fixtures/tsconfig.process.json`], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+    writeFileSync(`${out}/package.json`, '{ "type": "module" }\n');
     server = await RedisServer.start();
   }, 240_000);
   afterAll(async () => {
