@@ -21,7 +21,7 @@ import {
   resolveHandlerCache,
 } from './handlers/handler-cache.js';
 import { UnkeyableValue } from './handlers/stable-hash.js';
-import type { CachedOptions, CacheEvictOptions } from './interfaces/cached-options.interface.js';
+import type { CachedOptions, CacheEvictOptions, MethodCacheStats } from './interfaces/cached-options.interface.js';
 import { errorMessage, errorStack } from '../utils/describe.js';
 
 /**
@@ -36,7 +36,8 @@ const acceptAny = (): boolean => true;
 type KeyPart = string | ((context: ExecutionContext) => string);
 
 /** What `throughCache` needs of a route's or a handler's policy. */
-type CachePolicy = Pick<RouteCache, 'ttl' | 'swr' | 'tags' | 'name' | 'ttlWarned'>;
+/** What a cached call needs of its route's or handler's policy; `stats`: a handler's own counters (routes have none). */
+type CachePolicy = Pick<RouteCache, 'ttl' | 'swr' | 'tags' | 'name' | 'ttlWarned'> & { stats?: MethodCacheStats };
 
 /** A call that could not be keyed is logged at most this often per handler. */
 const NOT_KEYED_LOG_INTERVAL = 60_000;
@@ -319,6 +320,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
       if (isA(error, LeaderValue)) {
         // Computed by another instance while this request waited (it ran nothing here).
         const envelope = service.followed(key, error);
+        if (route.stats !== undefined) route.stats.clusterFollowers++;
         if (route.tags.length > 0)
           service.tagLocal(
             key,
@@ -342,23 +344,30 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     if (!isEnvelope(envelope)) {
       // A value stored under this key by other code (CACHE_MANAGER, CacheService.set): served as it is.
       service.counters.hits++;
+      if (route.stats !== undefined) route.stats.hits++;
       this.setCacheHeader(context, 'HIT');
       return of(envelope);
     }
     if (envelope.o === service.origin && envelope.s > start) {
       if (ran) {
         service.counters.misses++;
+        if (route.stats !== undefined) route.stats.misses++;
         service.computed(key);
         // Its tags are recorded before its response goes out (the write ran alongside the store: no added wait).
         if (retagged !== undefined) await retagged;
-      } else service.counters.coalesced++;
+      } else {
+        service.counters.coalesced++;
+        if (route.stats !== undefined) route.stats.coalesced++;
+      }
       return of(this.serve(context, envelope, 'MISS'));
     }
     if (route.swr > 0 && (raw.expires === undefined || raw.expires - Date.now() < route.swr)) {
       service.counters.stale++;
+      if (route.stats !== undefined) route.stats.stale++;
       return of(this.serve(context, envelope, 'STALE'));
     }
     service.counters.hits++;
+    if (route.stats !== undefined) route.stats.hits++;
     return of(this.serve(context, envelope, 'HIT'));
   }
 
@@ -398,6 +407,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     let policy = this.handlers.get(handler);
     if (policy === undefined || policy.kind !== kind) {
       policy = resolveHandlerCache(this.reflector, kind, handler, context.getClass(), this.cacheService.defaultTtl);
+      if (policy.cached) policy.stats = this.cacheService.methodStats(policy.name);
       this.handlers.set(handler, policy);
     }
     if (policy.evict !== undefined) return this.handleAndEvict(context, next, policy.evict);
@@ -407,6 +417,7 @@ export class ResponseCacheInterceptor implements NestInterceptor {
     const hit = this.cacheService.peekFresh(key, policy.swr);
     if (hit !== undefined) {
       this.cacheService.counters.hits++;
+      policy.stats!.hits++;
       return of(hit.__ncBody);
     }
     return this.throughCache(context, next, key, policy);

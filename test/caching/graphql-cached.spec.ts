@@ -39,7 +39,9 @@ describe('@Cached on GraphQL @Query resolvers (code first, Apollo on Express)', 
     });
     expect(await gql.query('{ item(id: 2) { run } }')).toEqual({ data: { item: { run: 3 } } });
     expect(gqlCalls.count('item')).toBe(3);
-    expect(gql.app.get(CacheService).stats()).toMatchObject({ misses: 3, hits: 1 });
+    const stats = gql.app.get(CacheService).stats();
+    expect(stats).toMatchObject({ misses: 3, hits: 1 });
+    expect(stats.methods['ItemsResolver.item']).toMatchObject({ misses: 3, hits: 1 });
   });
 
   it('keys on the arguments, not on how the query spells them (variables, aliases)', async () => {

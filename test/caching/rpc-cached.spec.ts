@@ -81,15 +81,31 @@ describe('@Cached on microservice handlers (TCP transport on loopback)', () => {
     const stats = app.app.get(CacheService).stats();
     expect(stats.misses).toBe(1);
     expect(stats.coalesced + stats.hits).toBe(49);
+    const own = stats.methods['ItemsRpcController.get'];
+    expect([own.misses, own.coalesced + own.hits]).toEqual([1, 49]);
   });
 
-  it('counts hits and misses in stats() like routes', async () => {
+  it('counts hits and misses in stats() like routes, with each handler its share from boot', async () => {
     rpc = await startRpcApp();
     const cache = rpc.app.get(CacheService);
+    expect(cache.stats().methods['ItemsRpcController.get']).toEqual({
+      hits: 0,
+      misses: 0,
+      stale: 0,
+      coalesced: 0,
+      clusterFollowers: 0,
+    });
     await rpc.send('items.get', { id: 1 });
     await rpc.send('items.get', { id: 1 });
     await rpc.send('items.get', { id: 1 });
-    expect(cache.stats()).toMatchObject({ misses: 1, hits: 2 });
+    await rpc.send({ cmd: 'items.sum', v: 1 }, [1, 2]);
+    await rpc.send('items.uncached', {});
+    const stats = cache.stats();
+    expect(stats).toMatchObject({ misses: 2, hits: 2 });
+    expect(stats.methods['ItemsRpcController.get']).toMatchObject({ misses: 1, hits: 2, coalesced: 0 });
+    expect(stats.methods['ItemsRpcController.sum']).toMatchObject({ misses: 1, hits: 0 });
+    // A handler without @Cached is not listed.
+    expect(stats.methods['ItemsRpcController.uncached']).toBeUndefined();
   });
 
   it('computes again once the ttl has passed', async () => {

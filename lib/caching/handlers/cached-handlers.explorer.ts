@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { CacheService } from '../cache.service.js';
 import { CACHED_METADATA } from '../caching.constants.js';
 import {
   CACHED_EVENT_HANDLER,
@@ -17,12 +18,14 @@ import { handlerRole } from './handler-metadata.js';
  * `@EventPattern` handler, a streaming gRPC method, a GraphQL `@Mutation`, `@Subscription` or `@ResolveField`, and a
  * message handler whose `@Cached` (its own or its class's) varies on the user or a header. A class-level `@Cached`
  * leaves the event handlers, mutations and field resolvers of its class alone, as it leaves POST routes alone.
+ * Each handler that caches gets its counters in `CacheService.stats().methods` from boot, as a provider method does.
  */
 @Injectable()
 export class CachedHandlersExplorer implements OnModuleInit {
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
+    private readonly cache: CacheService,
   ) {}
 
   onModuleInit(): void {
@@ -37,8 +40,10 @@ export class CachedHandlersExplorer implements OnModuleInit {
         if (typeof method !== 'function') continue;
         const own = Reflect.getMetadata(CACHED_METADATA, method) as CachedOptions | undefined;
         if (own === undefined && onClass === undefined) continue;
-        const message = refusal(handlerRole(method).kind, own, onClass, `${type.name}.${methodName}`);
+        const { kind } = handlerRole(method);
+        const message = refusal(kind, own, onClass, `${type.name}.${methodName}`);
         if (message !== undefined) throw new TypeError(message);
+        if (kind === 'message' || kind === 'query') this.cache.methodStats(`${type.name}.${methodName}`);
       }
     }
   }

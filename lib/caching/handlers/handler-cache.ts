@@ -3,7 +3,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { CACHE_EVICT_METADATA, CACHED_METADATA } from '../caching.constants.js';
-import type { CachedOptions, CacheEvictOptions } from '../interfaces/cached-options.interface.js';
+import type { CachedOptions, CacheEvictOptions, MethodCacheStats } from '../interfaces/cached-options.interface.js';
 import { handlerRole } from './handler-metadata.js';
 import { stableHash } from './stable-hash.js';
 
@@ -35,8 +35,10 @@ export interface HandlerCache {
    * (a hybrid app) answer differently and must not share entries.
    */
   prefix: string;
-  /** `Class.method`, for messages. */
+  /** `Class.method`, for messages and `CacheService.stats().methods`. */
   name: string;
+  /** This handler's counters in `CacheService.stats().methods` (set by the interceptor when it caches). */
+  stats?: MethodCacheStats;
   ttlWarned: boolean;
   /** When a call that could not be keyed was last logged (ms). */
   notKeyedAt: number;

@@ -72,13 +72,19 @@ export interface CacheStats {
   clusterFallbacks: number;
 }
 
-/** What `CacheService.stats()` returns: the counters, and each `@Cached` provider method's share of them. */
+/**
+ * What `CacheService.stats()` returns: the counters, and the share of each `@Cached` provider method, message handler
+ * and GraphQL resolver.
+ */
 export interface CacheServiceStats extends CacheStats {
-  /** The `@Cached` provider methods, by `Class.method` (counted in the totals above too, like routes). */
+  /**
+   * The `@Cached` provider methods, `@MessagePattern` handlers and `@Query` resolvers, by `Class.method` (counted in
+   * the totals above too, like routes).
+   */
   methods: Record<string, MethodCacheStats>;
 }
 
-/** One `@Cached` provider method's counters in `CacheService.stats().methods`, since boot. */
+/** One `@Cached` provider method's (or message handler's, or resolver's) counters in `CacheService.stats().methods`, since boot. */
 export interface MethodCacheStats {
   hits: number;
   misses: number;
