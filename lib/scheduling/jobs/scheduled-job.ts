@@ -10,9 +10,9 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import type { JobContext } from '../interfaces/job-context.interface.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
-import type { JobLease } from '../interfaces/job-lock.interface.js';
+import type { CatchUpState, JobLease } from '../interfaces/job-lock.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
-import { LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
+import { CATCH_UP_MAX_TICKS, CATCH_UP_RETRY_MS, LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
 import type { MissedTicks } from '../policies/catch-up.js';
 import {
   CANCEL_WAIT_EXPIRED,
@@ -99,6 +99,8 @@ export abstract class ScheduledJob {
   consecutiveFailures = 0;
   /** Why the job paused itself; null when it did not. */
   pausedReason: 'failures' | null = null;
+  /** `catchUp` to be tried again (another instance held it, or the store failed). */
+  #catchUpRetry: ReturnType<typeof setTimeout> | undefined;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
   /** `'buffer-one'` without a lock: the tick that runs when the current run ends. */
@@ -724,48 +726,119 @@ export abstract class ScheduledJob {
   /**
    * `catchUp`: runs the ticks no instance ran since the job's last recorded tick, within the window and before
    * `until`, oldest first, each through the lock path (its tick lease, then the running lease, waited for). One
-   * instance at a time catches up (the `@catch-up` lease; it reads the last tick after taking it, so two instances
-   * booting together run each missed tick once). `fallback` (the late tick that found the gap) runs instead when
-   * there was nothing to catch up from: no last tick recorded yet, or the store failed.
+   * instance at a time catches up (the `@catch-up` lease, kept alive while it goes; it reads the last tick after
+   * taking it, so two instances booting together run each missed tick once). The ticks it plans are stored as owed
+   * (`recordCatchUp`) and marked done one by one: if it dies, the next instance to catch up runs the rest. An instance
+   * that finds the lease held, or the store failing, tries again every `CATCH_UP_RETRY_MS` until it has caught up.
+   * `fallback` (the late tick that found the gap) runs instead when there was nothing to catch up from: no last tick
+   * recorded yet, or the store failed.
    */
   protected async catchUp(until: number, fallback?: Date): Promise<void> {
     const { catchUp, lock, name } = this.def;
     if (catchUp === undefined || lock === undefined) return;
+    clearTimeout(this.#catchUpRetry);
+    this.#catchUpRetry = undefined;
+    const store = lock.store;
+    const bounded = <T>(operation: string, call: () => T | Promise<T>): Promise<T> =>
+      withTimeout(Promise.resolve().then(call), lock.timeout, () => new LockTimeoutError(operation, lock.timeout));
     let claim: JobLease | null = null;
+    let claimLost = false;
+    let keepAlive: ReturnType<typeof setInterval> | undefined;
     let handled = false;
+    let retry = false;
     try {
       claim = await this.#acquire(`${name}@catch-up`, lock.ttl, lock);
-      // Another instance catches up now, up to about now: it covers this gap too.
-      if (claim === null) handled = true;
-      else if (!this.#halted()) {
-        const last = await withTimeout(
-          Promise.resolve().then(() => lock.store.lastTick!(name)),
-          lock.timeout,
-          () => new LockTimeoutError('lastTick', lock.timeout),
-        );
+      if (claim === null) {
+        // Another instance catches up now, up to about now: it covers this gap too. Asked again later, in case it dies.
+        handled = retry = true;
+      } else if (!this.#halted()) {
+        const held = claim;
+        if (held.extend) {
+          keepAlive = setInterval(
+            () =>
+              void bounded('extend', () => held.extend!(lock.ttl)).then(
+                (ok) => (claimLost ||= !ok),
+                () => undefined, // tried again at the next TTL/2
+              ),
+            Math.max(1, Math.floor(lock.ttl * LOCK_EXTEND_RATIO)),
+          );
+          keepAlive.unref?.();
+        }
+        retry = true; // until the store has answered
+        const trackOwed = typeof store.catchUpState === 'function' && typeof store.recordCatchUp === 'function';
+        const [last, owed] = await Promise.all([
+          bounded('lastTick', () => store.lastTick!(name)),
+          trackOwed ? bounded('catchUpState', () => store.catchUpState!(name)) : null,
+        ]);
+        retry = false;
+        const from = Date.now() - catchUp.window;
+        const planned = new Set<number>();
+        let dropped = 0;
+        if (owed && owed.done < owed.until) {
+          handled = true;
+          const left = this.missedTicks(owed.done, from, owed.until + 1);
+          for (const t of left.ticks) planned.add(t);
+          dropped += left.dropped;
+        }
         if (last !== null && Number.isFinite(last)) {
           handled = true;
-          const missed = this.missedTicks(last, Date.now() - catchUp.window, until);
-          const ticks = catchUp.mode === 'last' ? missed.ticks.slice(-1) : missed.ticks;
-          if (catchUp.mode === 'all' && missed.dropped > 0) {
-            this.host.logger.warn(CATCH_UP_TRUNCATED(name, missed.dropped, ticks.length));
+          const missed = this.missedTicks(last, from, until);
+          for (const t of missed.ticks) planned.add(t);
+          dropped += missed.dropped;
+        }
+        let all = [...planned].sort((x, y) => x - y);
+        if (all.length > CATCH_UP_MAX_TICKS) {
+          dropped += all.length - CATCH_UP_MAX_TICKS;
+          all = all.slice(-CATCH_UP_MAX_TICKS);
+        }
+        const ticks = catchUp.mode === 'last' ? all.slice(-1) : all;
+        if (catchUp.mode === 'all' && dropped > 0) {
+          this.host.logger.warn(CATCH_UP_TRUNCATED(name, dropped, ticks.length));
+        }
+        if (ticks.length > 0) {
+          const owe = (state: Partial<CatchUpState>) =>
+            trackOwed
+              ? bounded('recordCatchUp', () => store.recordCatchUp!(name, state)).catch((error: unknown) =>
+                  this.host.logger.warn(RECORD_TICK_FAILED(name, error)),
+                )
+              : undefined;
+          await owe({ done: ticks[0] - 1, until: ticks.at(-1)! });
+          const dates = ticks.map((t) => new Date(t));
+          this.host.logger.log(CATCH_UP_STARTED(name, dates, catchUp.mode));
+          for (const at of dates) {
+            if (this.#halted() || claimLost) break;
+            // Done once taken (or found taken): a tick whose instance dies mid-run is not run again, as any tick.
+            await owe({ done: at.getTime() });
+            await new Promise<void>((resolve) => void this.#lockedTick(at, lock, resolve, undefined, true));
           }
-          if (ticks.length > 0) {
-            const dates = ticks.map((t) => new Date(t));
-            this.host.logger.log(CATCH_UP_STARTED(name, dates, catchUp.mode));
-            for (const at of dates) {
-              if (this.#halted()) break;
-              await new Promise<void>((resolve) => void this.#lockedTick(at, lock, resolve, undefined, true));
-            }
-          }
+          // Paused (not closing) mid-way: the rest is given up, as a paused job does not catch up on resume().
+          if (this.paused && !this.host.closing) await owe({ done: ticks.at(-1)! });
         }
       }
     } catch (error) {
       this.host.logger.warn(CATCH_UP_FAILED(name, error));
     } finally {
+      if (keepAlive) clearInterval(keepAlive);
       if (claim) await this.#releaseNow(claim, lock);
     }
+    if (retry) this.#retryCatchUp();
     if (!handled && fallback !== undefined && !this.host.closing) this.tick(fallback);
+  }
+
+  /** `catchUp` could not run (another instance holds it, or the store failed): tried again soon. */
+  #retryCatchUp(): void {
+    if (this.#catchUpRetry !== undefined || this.#halted()) return;
+    this.#catchUpRetry = setTimeout(() => {
+      this.#catchUpRetry = undefined;
+      if (!this.#halted()) void this.#boot.runInAsyncScope(this.catchUp, this, Date.now() + 1);
+    }, CATCH_UP_RETRY_MS);
+    this.#catchUpRetry.unref?.();
+  }
+
+  /** Subclasses call it from `unmount()`: no catch-up is tried again. */
+  protected stopCatchUp(): void {
+    clearTimeout(this.#catchUpRetry);
+    this.#catchUpRetry = undefined;
   }
 
   /** Gives a lease back and waits for it (bounded; a failure leaves it to expire by its TTL). */
