@@ -152,4 +152,24 @@ describe.skipIf(!redisAvailable)('scheduling policies across processes (real red
     expect(new Set(all).size).toBe(all.length);
     expect(b.unhandled).toEqual([]);
   }, 90_000);
+
+  it('boots with Redis unreachable, then catches up once Redis answers; never an unhandled rejection', async () => {
+    const slot = Math.floor(Date.now() / HOUR) * HOUR;
+    if (Date.now() - slot > HOUR - 60_000) return; // the slots would move under the test (a minute an hour)
+    const seed = slot - 3 * HOUR;
+    await (await lock()).recordTick('nightly', seed);
+    server.freeze(); // the data stays; nothing answers
+    const env = { JOB: 'nightly', INTERVAL: String(HOUR), WORK: '10', CATCH_UP: 'all', WINDOW: '86400000' };
+    const a = start('a', env);
+    const bootedIn = Date.now();
+    await a.ready; // boot does not wait for Redis
+    expect(Date.now() - bootedIn).toBeLessThan(20_000);
+    await sleep(3000);
+    expect(a.ats).toEqual([]);
+    server.thaw();
+    await vi.waitFor(() => expect(a.ats).toEqual([seed + HOUR, seed + 2 * HOUR, seed + 3 * HOUR]), {
+      timeout: 20_000,
+    });
+    expect(a.unhandled).toEqual([]);
+  }, 60_000);
 });

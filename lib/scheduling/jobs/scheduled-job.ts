@@ -745,12 +745,12 @@ export abstract class ScheduledJob {
     let claimLost = false;
     let keepAlive: ReturnType<typeof setInterval> | undefined;
     let handled = false;
-    let retry = false;
+    let retry = true; // until the store has answered with the job's state
     try {
       claim = await this.#acquire(`${name}@catch-up`, lock.ttl, lock);
       if (claim === null) {
         // Another instance catches up now, up to about now: it covers this gap too. Asked again later, in case it dies.
-        handled = retry = true;
+        handled = true;
       } else if (!this.#halted()) {
         const held = claim;
         if (held.extend) {
@@ -764,7 +764,6 @@ export abstract class ScheduledJob {
           );
           keepAlive.unref?.();
         }
-        retry = true; // until the store has answered
         const trackOwed = typeof store.catchUpState === 'function' && typeof store.recordCatchUp === 'function';
         const [last, owed] = await Promise.all([
           bounded('lastTick', () => store.lastTick!(name)),
