@@ -111,6 +111,12 @@ export abstract class ScheduledJob {
   readonly #tasks: Set<Task<unknown>> | undefined;
   readonly #cancelled: WeakSet<Task<unknown>> | undefined;
   readonly #runOptions: { name: string };
+  /**
+   * The job's name in its lease keys (`<key>@<tick>`, `<key>@running`, ...): encoded, so that it holds no `@` and no
+   * `:` and no two jobs' keys can be equal, nor equal a store's per-job keys (`history:<job>`, ...). Plain names
+   * (`Class.method`, `charge`, `hourly-report`) stay as they are.
+   */
+  readonly #key: string;
   /** The context the application booted in: every scheduled run sees it, whoever (re)armed the timer. */
   readonly #boot = new ContextCapture();
 
@@ -119,6 +125,7 @@ export abstract class ScheduledJob {
     protected readonly host: JobHost,
   ) {
     this.#runOptions = { name: def.name };
+    this.#key = encodeURIComponent(def.name);
     if (def.overlap === 'cancel-previous') {
       this.#tasks = new Set();
       this.#cancelled = new WeakSet();
@@ -534,13 +541,13 @@ export abstract class ScheduledJob {
     this.#acquiring++;
     try {
       lease = await this.#acquire(
-        `${name}@${this.lockTime(scheduledAt).toISOString()}`,
+        `${this.#key}@${this.lockTime(scheduledAt).toISOString()}`,
         this.leaseMs(scheduledAt),
         lock,
       );
       if (lease && this.def.catchUp !== undefined) await this.#recordTick(scheduledAt, lock);
       if (lease && policy !== 'allow' && !this.#halted()) {
-        runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        runLease = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
         // A run goes somewhere in the cluster: 'buffer-one' and 'cancel-previous' (and a caught-up tick) wait for it.
         if (!runLease && (policy !== 'skip' || catchingUp))
           runLease = await this.#waitForRun(scheduledAt, lock, catchingUp);
@@ -604,7 +611,7 @@ export abstract class ScheduledJob {
     let runLease: JobLease | null;
     this.#acquiring++;
     try {
-      runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+      runLease = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
     } catch (error) {
       this.lockFailures++;
       if (jobChannel.hasSubscribers) this.#publish('lock-failed', undefined, undefined, error);
@@ -649,7 +656,7 @@ export abstract class ScheduledJob {
   async #waitForRun(scheduledAt: Date, lock: Lock, catchingUp: boolean): Promise<JobLease | null> {
     const name = this.def.name;
     const policy = this.def.overlap;
-    const claimKey = catchingUp ? undefined : `${name}@${policy === 'buffer-one' ? 'buffered' : 'cancel'}`;
+    const claimKey = catchingUp ? undefined : `${this.#key}@${policy === 'buffer-one' ? 'buffered' : 'cancel'}`;
     const claim = claimKey === undefined ? null : await this.#acquire(claimKey, lock.ttl, lock);
     if (claimKey !== undefined && claim === null) return null;
     const started = Date.now();
@@ -659,7 +666,7 @@ export abstract class ScheduledJob {
       for (;;) {
         await delay(POLICY_POLL_MS);
         if (this.#halted()) return null;
-        const run = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        const run = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
         if (run) return run;
         const now = Date.now();
         if (bound !== undefined && now - started >= bound) {
@@ -684,7 +691,7 @@ export abstract class ScheduledJob {
   #watchCancel(task: Task<unknown>, lock: Lock): ReturnType<typeof setInterval> | undefined {
     const store = lock.store;
     if (typeof store.peek !== 'function') return undefined;
-    const key = `${this.def.name}@cancel`;
+    const key = `${this.#key}@cancel`;
     let asking = false;
     const timer = setInterval(() => {
       if (asking) return;
@@ -747,7 +754,7 @@ export abstract class ScheduledJob {
     let handled = false;
     let retry = true; // until the store has answered with the job's state
     try {
-      claim = await this.#acquire(`${name}@catch-up`, lock.ttl, lock);
+      claim = await this.#acquire(`${this.#key}@catch-up`, lock.ttl, lock);
       if (claim === null) {
         // Another instance catches up now, up to about now: it covers this gap too. Asked again later, in case it dies.
         handled = true;

@@ -248,9 +248,12 @@ export class RedisJobLock implements JobLock {
     return this.#key('history', job);
   }
 
-  /** A per-job key. */
+  /**
+   * A per-job key. The name is encoded (no `@`, no `:`): a job named like another job's key (`x@running`,
+   * `history:x`) can never land on it, nor on a lease key (`<job>@<tick>`, which always holds an `@`).
+   */
   #key(kind: 'history' | 'last-tick' | 'catch-up', job: string): string {
-    return `${this.#prefix}${kind}:${job}`;
+    return `${this.#prefix}${kind}:${encodeURIComponent(job)}`;
   }
 
   #controlKeys(): [string, string, string] {
