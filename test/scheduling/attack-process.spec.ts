@@ -172,4 +172,27 @@ describe.skipIf(!redisAvailable)('scheduling policies across processes (real red
     });
     expect(a.unhandled).toEqual([]);
   }, 60_000);
+
+  it('cancel-previous: a run on a SIGSTOPped process ends soon after SIGCONT once another took the job over', async () => {
+    const env = { JOB: 'refresh', INTERVAL: '6000', WORK: '60000', TTL: '1000', OVERLAP: 'cancel-previous' };
+    const a = start('a', env);
+    const b = start('b', env);
+    await Promise.all([a.ready, b.ready]);
+    const going = (i: Instance) => i.runs.find((r) => r.endedAt === undefined);
+    await vi.waitFor(() => expect(going(a) ?? going(b)).toBeDefined(), { timeout: 20_000 });
+    const [x, y] = going(a) ? [a, b] : [b, a];
+    const stale = going(x)!;
+    x.signal('SIGSTOP'); // x cannot see a cancel request nor extend its running lease
+    // y's next tick waits for the running lease (it expires after ttl), then runs.
+    await vi.waitFor(() => expect(going(y)).toBeDefined(), { timeout: 20_000 });
+    const took = going(y)!;
+    const thawedAt = Date.now();
+    x.signal('SIGCONT');
+    // x finds its running lease taken at its next extension and aborts its run: two runs overlap only briefly.
+    await vi.waitFor(() => expect(stale.endedAt).toBeDefined(), { timeout: 20_000 });
+    expect(stale.aborted).toBe(true);
+    expect(stale.endedAt! - thawedAt).toBeLessThan(2500);
+    expect(took.endedAt).toBeUndefined(); // y's run was not the one cancelled
+    expect([...a.unhandled, ...b.unhandled]).toEqual([]);
+  }, 90_000);
 });

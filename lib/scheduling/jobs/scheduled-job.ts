@@ -593,7 +593,10 @@ export abstract class ScheduledJob {
       if (runLease) this.#release(runLease, lock);
       return done?.();
     }
-    const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt);
+    // 'cancel-previous': a run whose running lease was taken over (this process was frozen past the TTL, and another
+    // instance's newer tick started) is cancelled as if asked to: the newer tick wins, two runs do not go on together.
+    const onRunLost = policy === 'cancel-previous' ? () => this.#cancel(task) : undefined;
+    const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt, onRunLost);
     const watch = policy === 'cancel-previous' ? this.#watchCancel(task, lock) : undefined;
     await task.settled();
     // The tick's lease is not released: it expires by its TTL, so a late instance cannot take the same tick again.
@@ -701,8 +704,7 @@ export abstract class ScheduledJob {
           (requested) => {
             if (!requested || this.#cancelled!.has(task)) return;
             clearInterval(timer);
-            this.#cancelled!.add(task);
-            task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
+            this.#cancel(task);
           },
           () => undefined, // the store did not answer: asked again at the next poll
         )
@@ -710,6 +712,13 @@ export abstract class ScheduledJob {
     }, POLICY_POLL_MS);
     timer.unref?.();
     return timer;
+  }
+
+  /** `'cancel-previous'`: aborts a run, which then counts as cancelled, not failed. */
+  #cancel(task: Task<unknown>): void {
+    if (this.#cancelled!.has(task)) return;
+    this.#cancelled!.add(task);
+    task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
   }
 
   /** `catchUp`: the tick is recorded as the job's last before it runs (bounded; a failure is logged, the run goes). */
@@ -914,6 +923,7 @@ export abstract class ScheduledJob {
     runLease: JobLease | null,
     lock: Lock,
     scheduledAt: Date,
+    onRunLost?: () => void,
   ): ReturnType<typeof setInterval> | undefined {
     const extendTick = lease?.extend ? (): Promise<boolean> => lease.extend!(this.leaseMs(scheduledAt)) : undefined;
     const extendRun = runLease?.extend ? (): Promise<boolean> => runLease.extend!(lock.ttl) : undefined;
@@ -940,7 +950,8 @@ export abstract class ScheduledJob {
         if (runHeld)
           void extend(extendRun!, () => {
             runHeld = false;
-            this.host.logger.warn(RUN_LEASE_LOST(this.def.name));
+            this.host.logger.warn(RUN_LEASE_LOST(this.def.name, onRunLost !== undefined));
+            onRunLost?.();
           });
         if (!tickHeld && !runHeld) clearInterval(timer);
       },
