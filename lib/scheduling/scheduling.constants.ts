@@ -23,6 +23,8 @@ export const OVERLAP_EXPECTED = `'skip', 'allow', 'buffer-one' or 'cancel-previo
 
 /** catch-up: at most this many missed ticks run at once (`mode: 'all'`); older ones are skipped, with a warning. */
 export const CATCH_UP_MAX_TICKS = 1000;
+/** catch-up: how soon an instance tries again when another one held the catch-up or the lock store failed. */
+export const CATCH_UP_RETRY_MS = 1000;
 
 /** How often an instance asks the lock store whether a buffered or cancelling tick may run (cluster-wide policies). */
 export const POLICY_POLL_MS = 100;

@@ -60,9 +60,9 @@ export const LOCK_FAILED = (name: string, at: Date, error: unknown) =>
 export const LEASE_LOST = (name: string, at: Date) =>
   `Job "${name}" (tick ${at.toISOString()}) could not extend its lease: another instance may take the tick. ` +
   'The run goes on; its fencing token lets your writes reject the stale owner.';
-export const RUN_LEASE_LOST = (name: string) =>
+export const RUN_LEASE_LOST = (name: string, cancelled = false) =>
   `Job "${name}" could not extend its running lease: another instance may start a run before this one ends. ` +
-  'The run goes on.';
+  (cancelled ? "The run is cancelled (overlap 'cancel-previous')." : 'The run goes on.');
 
 export const CATCH_UP_NO_LOCK = (at: string) =>
   `${at} sets catchUp but has no lock: catching up needs a lock store, which keeps the job's last run tick and lets ` +

@@ -77,6 +77,16 @@ export class RedisServer {
     await waitForPort(this.port, 10_000);
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers, its data is kept. */
+  freeze(): void {
+    this.process?.kill('SIGSTOP');
+  }
+
+  /** Thaws a frozen server (SIGCONT). */
+  thaw(): void {
+    this.process?.kill('SIGCONT');
+  }
+
   /** Kills the server (SIGKILL: an outage, not a clean shutdown) and waits until it is gone. */
   async stop(): Promise<void> {
     const child = this.process;

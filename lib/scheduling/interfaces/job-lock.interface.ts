@@ -22,6 +22,15 @@ export interface JobLock {
   lastTick?(job: string): Promise<number | null>;
   /** Records `at` as `job`'s last tick unless a later one is recorded already. Needed by `catchUp`. */
   recordTick?(job: string, at: number): Promise<void>;
+  /**
+   * The catch-up in progress for `job`: the ticks after `done` up to `until` (ms since the epoch) are still owed, or
+   * `null`. With `recordCatchUp`, optional: with both, when the instance catching up dies, the next one to catch up
+   * runs the ticks it had left (the last-tick watermark alone has moved past them by then). `RedisJobLock` and
+   * `InMemoryJobLock` have them.
+   */
+  catchUpState?(job: string): Promise<CatchUpState | null>;
+  /** Moves `done` and `until` of `job`'s catch-up forward (each only if later than the one stored). */
+  recordCatchUp?(job: string, state: Partial<CatchUpState>): Promise<void>;
   /** Adds a finished run to the job's history and keeps only the newest `keep` runs (atomically). */
   addRun?(job: string, run: JobRun, keep: number): Promise<void>;
   /** The job's newest runs, newest first, at most `limit`. */
@@ -34,6 +43,12 @@ export interface JobLock {
   setControl?(job: string, change: JobControlChange, deadline?: number): Promise<void>;
   /** Every job's shared state, or `null` when its version is still `known`. With `setControl`. */
   control?(known: number | null): Promise<JobControlState | null>;
+}
+
+/** What a catch-up still owes: the ticks after `done`, up to and including `until` (ms since the epoch). */
+export interface CatchUpState {
+  done: number;
+  until: number;
 }
 
 /** A held lease. */

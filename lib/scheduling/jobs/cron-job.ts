@@ -135,6 +135,7 @@ export class CronScheduledJob extends ScheduledJob {
   }
 
   unmount(): void {
+    this.stopCatchUp();
     clearTimeout(this.#delay);
     this.#delay = undefined;
     if (!this.#job) return;

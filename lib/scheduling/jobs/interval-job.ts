@@ -139,6 +139,7 @@ export class IntervalScheduledJob extends ScheduledJob {
   }
 
   unmount(): void {
+    this.stopCatchUp();
     this.#mounted = false;
     clearTimeout(this.#ref);
     this.#ref = undefined;

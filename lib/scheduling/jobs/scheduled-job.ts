@@ -10,9 +10,9 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import type { JobContext } from '../interfaces/job-context.interface.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
-import type { JobLease } from '../interfaces/job-lock.interface.js';
+import type { CatchUpState, JobLease } from '../interfaces/job-lock.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
-import { LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
+import { CATCH_UP_MAX_TICKS, CATCH_UP_RETRY_MS, LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
 import type { MissedTicks } from '../policies/catch-up.js';
 import {
   CANCEL_WAIT_EXPIRED,
@@ -99,6 +99,8 @@ export abstract class ScheduledJob {
   consecutiveFailures = 0;
   /** Why the job paused itself; null when it did not. */
   pausedReason: 'failures' | null = null;
+  /** `catchUp` to be tried again (another instance held it, or the store failed). */
+  #catchUpRetry: ReturnType<typeof setTimeout> | undefined;
   /** Ticks waiting for the lock: they count as running for the overlap guard. */
   #acquiring = 0;
   /** `'buffer-one'` without a lock: the tick that runs when the current run ends. */
@@ -109,6 +111,12 @@ export abstract class ScheduledJob {
   readonly #tasks: Set<Task<unknown>> | undefined;
   readonly #cancelled: WeakSet<Task<unknown>> | undefined;
   readonly #runOptions: { name: string };
+  /**
+   * The job's name in its lease keys (`<key>@<tick>`, `<key>@running`, ...): encoded, so that it holds no `@` and no
+   * `:` and no two jobs' keys can be equal, nor equal a store's per-job keys (`history:<job>`, ...). Plain names
+   * (`Class.method`, `charge`, `hourly-report`) stay as they are.
+   */
+  readonly #key: string;
   /** The context the application booted in: every scheduled run sees it, whoever (re)armed the timer. */
   readonly #boot = new ContextCapture();
 
@@ -117,6 +125,7 @@ export abstract class ScheduledJob {
     protected readonly host: JobHost,
   ) {
     this.#runOptions = { name: def.name };
+    this.#key = encodeURIComponent(def.name);
     if (def.overlap === 'cancel-previous') {
       this.#tasks = new Set();
       this.#cancelled = new WeakSet();
@@ -532,13 +541,13 @@ export abstract class ScheduledJob {
     this.#acquiring++;
     try {
       lease = await this.#acquire(
-        `${name}@${this.lockTime(scheduledAt).toISOString()}`,
+        `${this.#key}@${this.lockTime(scheduledAt).toISOString()}`,
         this.leaseMs(scheduledAt),
         lock,
       );
       if (lease && this.def.catchUp !== undefined) await this.#recordTick(scheduledAt, lock);
       if (lease && policy !== 'allow' && !this.#halted()) {
-        runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        runLease = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
         // A run goes somewhere in the cluster: 'buffer-one' and 'cancel-previous' (and a caught-up tick) wait for it.
         if (!runLease && (policy !== 'skip' || catchingUp))
           runLease = await this.#waitForRun(scheduledAt, lock, catchingUp);
@@ -584,7 +593,10 @@ export abstract class ScheduledJob {
       if (runLease) this.#release(runLease, lock);
       return done?.();
     }
-    const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt);
+    // 'cancel-previous': a run whose running lease was taken over (this process was frozen past the TTL, and another
+    // instance's newer tick started) is cancelled as if asked to: the newer tick wins, two runs do not go on together.
+    const onRunLost = policy === 'cancel-previous' ? () => this.#cancel(task) : undefined;
+    const keepAlive = this.#keepAlive(lease, runLease, lock, scheduledAt, onRunLost);
     const watch = policy === 'cancel-previous' ? this.#watchCancel(task, lock) : undefined;
     await task.settled();
     // The tick's lease is not released: it expires by its TTL, so a late instance cannot take the same tick again.
@@ -602,7 +614,7 @@ export abstract class ScheduledJob {
     let runLease: JobLease | null;
     this.#acquiring++;
     try {
-      runLease = await this.#acquire(`${name}@running`, lock.ttl, lock);
+      runLease = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
     } catch (error) {
       this.lockFailures++;
       if (jobChannel.hasSubscribers) this.#publish('lock-failed', undefined, undefined, error);
@@ -647,7 +659,7 @@ export abstract class ScheduledJob {
   async #waitForRun(scheduledAt: Date, lock: Lock, catchingUp: boolean): Promise<JobLease | null> {
     const name = this.def.name;
     const policy = this.def.overlap;
-    const claimKey = catchingUp ? undefined : `${name}@${policy === 'buffer-one' ? 'buffered' : 'cancel'}`;
+    const claimKey = catchingUp ? undefined : `${this.#key}@${policy === 'buffer-one' ? 'buffered' : 'cancel'}`;
     const claim = claimKey === undefined ? null : await this.#acquire(claimKey, lock.ttl, lock);
     if (claimKey !== undefined && claim === null) return null;
     const started = Date.now();
@@ -657,7 +669,7 @@ export abstract class ScheduledJob {
       for (;;) {
         await delay(POLICY_POLL_MS);
         if (this.#halted()) return null;
-        const run = await this.#acquire(`${name}@running`, lock.ttl, lock);
+        const run = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
         if (run) return run;
         const now = Date.now();
         if (bound !== undefined && now - started >= bound) {
@@ -682,7 +694,7 @@ export abstract class ScheduledJob {
   #watchCancel(task: Task<unknown>, lock: Lock): ReturnType<typeof setInterval> | undefined {
     const store = lock.store;
     if (typeof store.peek !== 'function') return undefined;
-    const key = `${this.def.name}@cancel`;
+    const key = `${this.#key}@cancel`;
     let asking = false;
     const timer = setInterval(() => {
       if (asking) return;
@@ -692,8 +704,7 @@ export abstract class ScheduledJob {
           (requested) => {
             if (!requested || this.#cancelled!.has(task)) return;
             clearInterval(timer);
-            this.#cancelled!.add(task);
-            task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
+            this.#cancel(task);
           },
           () => undefined, // the store did not answer: asked again at the next poll
         )
@@ -701,6 +712,13 @@ export abstract class ScheduledJob {
     }, POLICY_POLL_MS);
     timer.unref?.();
     return timer;
+  }
+
+  /** `'cancel-previous'`: aborts a run, which then counts as cancelled, not failed. */
+  #cancel(task: Task<unknown>): void {
+    if (this.#cancelled!.has(task)) return;
+    this.#cancelled!.add(task);
+    task.abort(new TaskAbortedError(this.def.name, "a newer tick cancelled it: overlap 'cancel-previous'"));
   }
 
   /** `catchUp`: the tick is recorded as the job's last before it runs (bounded; a failure is logged, the run goes). */
@@ -724,48 +742,118 @@ export abstract class ScheduledJob {
   /**
    * `catchUp`: runs the ticks no instance ran since the job's last recorded tick, within the window and before
    * `until`, oldest first, each through the lock path (its tick lease, then the running lease, waited for). One
-   * instance at a time catches up (the `@catch-up` lease; it reads the last tick after taking it, so two instances
-   * booting together run each missed tick once). `fallback` (the late tick that found the gap) runs instead when
-   * there was nothing to catch up from: no last tick recorded yet, or the store failed.
+   * instance at a time catches up (the `@catch-up` lease, kept alive while it goes; it reads the last tick after
+   * taking it, so two instances booting together run each missed tick once). The ticks it plans are stored as owed
+   * (`recordCatchUp`) and marked done one by one: if it dies, the next instance to catch up runs the rest. An instance
+   * that finds the lease held, or the store failing, tries again every `CATCH_UP_RETRY_MS` until it has caught up.
+   * `fallback` (the late tick that found the gap) runs instead when there was nothing to catch up from: no last tick
+   * recorded yet, or the store failed.
    */
   protected async catchUp(until: number, fallback?: Date): Promise<void> {
     const { catchUp, lock, name } = this.def;
     if (catchUp === undefined || lock === undefined) return;
+    clearTimeout(this.#catchUpRetry);
+    this.#catchUpRetry = undefined;
+    const store = lock.store;
+    const bounded = <T>(operation: string, call: () => T | Promise<T>): Promise<T> =>
+      withTimeout(Promise.resolve().then(call), lock.timeout, () => new LockTimeoutError(operation, lock.timeout));
     let claim: JobLease | null = null;
+    let claimLost = false;
+    let keepAlive: ReturnType<typeof setInterval> | undefined;
     let handled = false;
+    let retry = true; // until the store has answered with the job's state
     try {
-      claim = await this.#acquire(`${name}@catch-up`, lock.ttl, lock);
-      // Another instance catches up now, up to about now: it covers this gap too.
-      if (claim === null) handled = true;
-      else if (!this.#halted()) {
-        const last = await withTimeout(
-          Promise.resolve().then(() => lock.store.lastTick!(name)),
-          lock.timeout,
-          () => new LockTimeoutError('lastTick', lock.timeout),
-        );
+      claim = await this.#acquire(`${this.#key}@catch-up`, lock.ttl, lock);
+      if (claim === null) {
+        // Another instance catches up now, up to about now: it covers this gap too. Asked again later, in case it dies.
+        handled = true;
+      } else if (!this.#halted()) {
+        const held = claim;
+        if (held.extend) {
+          keepAlive = setInterval(
+            () =>
+              void bounded('extend', () => held.extend!(lock.ttl)).then(
+                (ok) => (claimLost ||= !ok),
+                () => undefined, // tried again at the next TTL/2
+              ),
+            Math.max(1, Math.floor(lock.ttl * LOCK_EXTEND_RATIO)),
+          );
+          keepAlive.unref?.();
+        }
+        const trackOwed = typeof store.catchUpState === 'function' && typeof store.recordCatchUp === 'function';
+        const [last, owed] = await Promise.all([
+          bounded('lastTick', () => store.lastTick!(name)),
+          trackOwed ? bounded('catchUpState', () => store.catchUpState!(name)) : null,
+        ]);
+        retry = false;
+        const from = Date.now() - catchUp.window;
+        const planned = new Set<number>();
+        let dropped = 0;
+        if (owed && owed.done < owed.until) {
+          handled = true;
+          const left = this.missedTicks(owed.done, from, owed.until + 1);
+          for (const t of left.ticks) planned.add(t);
+          dropped += left.dropped;
+        }
         if (last !== null && Number.isFinite(last)) {
           handled = true;
-          const missed = this.missedTicks(last, Date.now() - catchUp.window, until);
-          const ticks = catchUp.mode === 'last' ? missed.ticks.slice(-1) : missed.ticks;
-          if (catchUp.mode === 'all' && missed.dropped > 0) {
-            this.host.logger.warn(CATCH_UP_TRUNCATED(name, missed.dropped, ticks.length));
+          const missed = this.missedTicks(last, from, until);
+          for (const t of missed.ticks) planned.add(t);
+          dropped += missed.dropped;
+        }
+        let all = [...planned].sort((x, y) => x - y);
+        if (all.length > CATCH_UP_MAX_TICKS) {
+          dropped += all.length - CATCH_UP_MAX_TICKS;
+          all = all.slice(-CATCH_UP_MAX_TICKS);
+        }
+        const ticks = catchUp.mode === 'last' ? all.slice(-1) : all;
+        if (catchUp.mode === 'all' && dropped > 0) {
+          this.host.logger.warn(CATCH_UP_TRUNCATED(name, dropped, ticks.length));
+        }
+        if (ticks.length > 0) {
+          const owe = (state: Partial<CatchUpState>) =>
+            trackOwed
+              ? bounded('recordCatchUp', () => store.recordCatchUp!(name, state)).catch((error: unknown) =>
+                  this.host.logger.warn(RECORD_TICK_FAILED(name, error)),
+                )
+              : undefined;
+          await owe({ done: ticks[0] - 1, until: ticks.at(-1)! });
+          const dates = ticks.map((t) => new Date(t));
+          this.host.logger.log(CATCH_UP_STARTED(name, dates, catchUp.mode));
+          for (const at of dates) {
+            if (this.#halted() || claimLost) break;
+            // Done once taken (or found taken): a tick whose instance dies mid-run is not run again, as any tick.
+            await owe({ done: at.getTime() });
+            await new Promise<void>((resolve) => void this.#lockedTick(at, lock, resolve, undefined, true));
           }
-          if (ticks.length > 0) {
-            const dates = ticks.map((t) => new Date(t));
-            this.host.logger.log(CATCH_UP_STARTED(name, dates, catchUp.mode));
-            for (const at of dates) {
-              if (this.#halted()) break;
-              await new Promise<void>((resolve) => void this.#lockedTick(at, lock, resolve, undefined, true));
-            }
-          }
+          // Paused (not closing) mid-way: the rest is given up, as a paused job does not catch up on resume().
+          if (this.paused && !this.host.closing) await owe({ done: ticks.at(-1)! });
         }
       }
     } catch (error) {
       this.host.logger.warn(CATCH_UP_FAILED(name, error));
     } finally {
+      if (keepAlive) clearInterval(keepAlive);
       if (claim) await this.#releaseNow(claim, lock);
     }
+    if (retry) this.#retryCatchUp();
     if (!handled && fallback !== undefined && !this.host.closing) this.tick(fallback);
+  }
+
+  /** `catchUp` could not run (another instance holds it, or the store failed): tried again soon. */
+  #retryCatchUp(): void {
+    if (this.#catchUpRetry !== undefined || this.#halted()) return;
+    this.#catchUpRetry = setTimeout(() => {
+      this.#catchUpRetry = undefined;
+      if (!this.#halted()) void this.#boot.runInAsyncScope(this.catchUp, this, Date.now() + 1);
+    }, CATCH_UP_RETRY_MS);
+    this.#catchUpRetry.unref?.();
+  }
+
+  /** Subclasses call it from `unmount()`: no catch-up is tried again. */
+  protected stopCatchUp(): void {
+    clearTimeout(this.#catchUpRetry);
+    this.#catchUpRetry = undefined;
   }
 
   /** Gives a lease back and waits for it (bounded; a failure leaves it to expire by its TTL). */
@@ -835,6 +923,7 @@ export abstract class ScheduledJob {
     runLease: JobLease | null,
     lock: Lock,
     scheduledAt: Date,
+    onRunLost?: () => void,
   ): ReturnType<typeof setInterval> | undefined {
     const extendTick = lease?.extend ? (): Promise<boolean> => lease.extend!(this.leaseMs(scheduledAt)) : undefined;
     const extendRun = runLease?.extend ? (): Promise<boolean> => runLease.extend!(lock.ttl) : undefined;
@@ -861,7 +950,8 @@ export abstract class ScheduledJob {
         if (runHeld)
           void extend(extendRun!, () => {
             runHeld = false;
-            this.host.logger.warn(RUN_LEASE_LOST(this.def.name));
+            this.host.logger.warn(RUN_LEASE_LOST(this.def.name, onRunLost !== undefined));
+            onRunLost?.();
           });
         if (!tickHeld && !runHeld) clearInterval(timer);
       },

@@ -1,4 +1,4 @@
-import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import type { CatchUpState, JobLease, JobLock } from '../interfaces/job-lock.interface.js';
 import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 
 const SWEEP_EVERY = 256;
@@ -11,6 +11,8 @@ export class InMemoryJobLock implements JobLock {
   readonly #leases = new Map<string, { token: number; expiresAt: number }>();
   /** Each job's last run tick (catch-up): kept for the life of this object, lost on restart. */
   readonly #ticks = new Map<string, number>();
+  /** Each job's catch-up in progress. */
+  readonly #catchUps = new Map<string, CatchUpState>();
   #counter = 0;
   /** Per job, newest last. */
   readonly #runs = new Map<string, JobRun[]>();
@@ -49,6 +51,20 @@ export class InMemoryJobLock implements JobLock {
 
   async recordTick(job: string, at: number): Promise<void> {
     if (!((this.#ticks.get(job) ?? -Infinity) >= at)) this.#ticks.set(job, at);
+  }
+
+  async catchUpState(job: string): Promise<CatchUpState | null> {
+    const state = this.#catchUps.get(job);
+    return state ? { ...state } : null;
+  }
+
+  async recordCatchUp(job: string, state: Partial<CatchUpState>): Promise<void> {
+    const current = this.#catchUps.get(job) ?? { done: -Infinity, until: -Infinity };
+    const next = {
+      done: Math.max(current.done, state.done ?? -Infinity),
+      until: Math.max(current.until, state.until ?? -Infinity),
+    };
+    this.#catchUps.set(job, next);
   }
 
   /** Run history shared by the app instances that share this lock (one process). */

@@ -1,4 +1,4 @@
-import type { JobLease, JobLock } from '../interfaces/job-lock.interface.js';
+import type { CatchUpState, JobLease, JobLock } from '../interfaces/job-lock.interface.js';
 import type { JobControlChange, JobControlState, JobRun } from '../interfaces/job-run.interface.js';
 import { withTimeout } from '../../utils/with-timeout.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
@@ -36,6 +36,14 @@ return 0`;
 // The last run tick of a job only moves forward: two instances recording ticks out of order keep the later one.
 const RECORD_TICK = `local current = tonumber(redis.call('get', KEYS[1]))
 if current == nil or current < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end
+return 1`;
+// A catch-up in progress: two fields that only move forward.
+const RECORD_CATCH_UP = `for i, field in ipairs({'done', 'until'}) do
+  if ARGV[i] ~= '' then
+    local current = tonumber(redis.call('hget', KEYS[1], field))
+    if current == nil or current < tonumber(ARGV[i]) then redis.call('hset', KEYS[1], field, ARGV[i]) end
+  end
+end
 return 1`;
 const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0`;
@@ -140,14 +148,32 @@ export class RedisJobLock implements JobLock {
 
   /** The last run tick of `job`, kept in Redis without expiry (one small key per job with `catchUp`). */
   async lastTick(job: string): Promise<number | null> {
-    const reply = await this.#call('lastTick', this.client.eval(GET, 1, `${this.#prefix}last-tick:${job}`));
+    const reply = await this.#call('lastTick', this.client.eval(GET, 1, this.#key('last-tick', job)));
     if (reply === null || reply === undefined) return null;
     const at = Number(reply);
     return Number.isFinite(at) ? at : null;
   }
 
   async recordTick(job: string, at: number): Promise<void> {
-    await this.#call('recordTick', this.client.eval(RECORD_TICK, 1, `${this.#prefix}last-tick:${job}`, String(at)));
+    await this.#call('recordTick', this.client.eval(RECORD_TICK, 1, this.#key('last-tick', job), String(at)));
+  }
+
+  /** The catch-up in progress for `job` (hash `catch-up:<job>`, no expiry). */
+  async catchUpState(job: string): Promise<CatchUpState | null> {
+    const reply = await this.#call(
+      'catchUpState',
+      this.client.eval(`return redis.call('hmget', KEYS[1], 'done', 'until')`, 1, this.#key('catch-up', job)),
+    );
+    const [done, until] = (Array.isArray(reply) ? reply : []).map((v: unknown) => (v == null ? NaN : Number(v)));
+    return Number.isFinite(done) && Number.isFinite(until) ? { done, until } : null;
+  }
+
+  async recordCatchUp(job: string, state: Partial<CatchUpState>): Promise<void> {
+    const arg = (v: number | undefined) => (v === undefined ? '' : String(v));
+    await this.#call(
+      'recordCatchUp',
+      this.client.eval(RECORD_CATCH_UP, 1, this.#key('catch-up', job), arg(state.done), arg(state.until)),
+    );
   }
 
   /** The job's run history: a list capped at `keep`, shared by every instance (`JobRegistry.history()`). */
@@ -219,7 +245,15 @@ export class RedisJobLock implements JobLock {
   }
 
   #historyKey(job: string): string {
-    return `${this.#prefix}history:${job}`;
+    return this.#key('history', job);
+  }
+
+  /**
+   * A per-job key. The name is encoded (no `@`, no `:`): a job named like another job's key (`x@running`,
+   * `history:x`) can never land on it, nor on a lease key (`<job>@<tick>`, which always holds an `@`).
+   */
+  #key(kind: 'history' | 'last-tick' | 'catch-up', job: string): string {
+    return `${this.#prefix}${kind}:${encodeURIComponent(job)}`;
   }
 
   #controlKeys(): [string, string, string] {
