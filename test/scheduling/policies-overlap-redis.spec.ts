@@ -301,4 +301,55 @@ describe.skipIf(!redisAvailable)('overlap policies across instances (processes, 
     }
     expect(maxConcurrent([...a.runs, ...b.runs])).toBe(1);
   }, 90_000);
+
+  it.each(['buffer-one', 'cancel-previous'] as const)(
+    "'%s': the tick kept for the end of a run runs next, before newer ticks, even from a stalled instance",
+    async (policy) => {
+      // a ticks once (at boot); its run ends only when told (cancelled or not).
+      const a = await boot('a', {
+        POLICY: policy,
+        PERIOD: HOUR,
+        INITIAL_DELAY: 0,
+        RUN_MS: 600_000,
+        CLEANUP_MS: 600_000,
+      });
+      await vi.waitFor(() => expect(a.runs).toHaveLength(1), { timeout: 10_000 });
+      // b's first tick during a's run is the kept one ('buffer-one') or the cancelling one ('cancel-previous'); its
+      // later ticks are skipped. Then b's timer stops and b stalls (SIGSTOP) while its tick waits.
+      const b = await boot('b', { POLICY: policy, PERIOD: 100, RUN_MS: 300 });
+      await vi.waitFor(async () => expect((await b.info()).skipped).toBeGreaterThanOrEqual(2), {
+        timeout: 20_000,
+        interval: 200,
+      });
+      if (policy === 'cancel-previous') {
+        await vi.waitFor(() => expect(a.runs[0].abort).toMatchObject({ taskAborted: true }), { timeout: 10_000 });
+      }
+      await b.stop();
+      b.child.kill('SIGSTOP');
+      // c ticks every 100 ms: while a's run goes, its ticks are skipped (a tick is kept already).
+      const c = await boot('c', { POLICY: policy, PERIOD: 100, RUN_MS: 300 });
+      await vi.waitFor(async () => expect((await c.info()).skipped).toBeGreaterThanOrEqual(2), {
+        timeout: 20_000,
+        interval: 200,
+      });
+      a.finish();
+      await vi.waitFor(() => expect(a.runs[0].end).toBeDefined(), { timeout: 10_000 });
+      // The run has ended; c ticks on with the running lease free, and b's kept tick is still to run.
+      const skippedAtEnd = (await c.info()).skipped;
+      await vi.waitFor(async () => expect((await c.info()).skipped).toBeGreaterThanOrEqual(skippedAtEnd + 5), {
+        timeout: 20_000,
+        interval: 200,
+      });
+      b.child.kill('SIGCONT');
+      await vi.waitFor(() => expect(b.runs).toHaveLength(1), { timeout: 10_000 });
+      await c.stop();
+      await settled([a, b, c]);
+
+      // The kept tick (b's, scheduled during a's run) ran next; c's newer ticks did not run before it.
+      expect(b.runs[0].scheduledAt).toBeLessThan(a.runs[0].end!);
+      expect(c.runs.filter((r) => r.start < b.runs[0].start)).toEqual([]);
+      expect(maxConcurrent([...a.runs, ...b.runs, ...c.runs])).toBe(1);
+    },
+    90_000,
+  );
 });
