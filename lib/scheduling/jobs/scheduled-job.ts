@@ -601,7 +601,10 @@ export abstract class ScheduledJob {
     done?.();
   }
 
-  /** `trigger()` of a job with a lock and overlap 'skip': the run holds the job's running lease, as a tick's does. */
+  /**
+   * `trigger()` of a job with a lock and an overlap other than 'allow': the run holds the job's running lease, as a
+   * tick's does (and, under 'cancel-previous', watches for a cancel request from a tick).
+   */
   async #lockedTrigger(lock: Lock): Promise<void> {
     const name = this.def.name;
     const scheduledAt = new Date();
@@ -634,9 +637,13 @@ export abstract class ScheduledJob {
       throw error;
     }
     const keepAlive = this.#keepAlive(null, held, lock, scheduledAt);
+    // A tick on any instance cancels a triggered run as it cancels a tick's ('cancel-previous'), and as a tick on this
+    // instance does without a lock.
+    const watch = this.def.overlap === 'cancel-previous' ? this.#watchCancel(task, lock) : undefined;
     // Held until the method really ends, also past its timeout (the run still counts as running).
     void task.settled().then(() => {
       if (keepAlive) clearInterval(keepAlive);
+      if (watch) clearInterval(watch);
       this.#release(held, lock);
     });
     const result = await outcome;
