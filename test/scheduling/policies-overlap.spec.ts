@@ -133,6 +133,50 @@ describe('overlap policies (fake timers)', () => {
     await Promise.all([closeFaked(a), closeFaked(b)]);
   });
 
+  it.each([
+    ['without a lock', false],
+    ['with a lock, across two instances', true],
+  ])("'cancel-previous' cancels a trigger()ed run as it cancels a tick's (%s)", async (_, locked) => {
+    const lock = new InMemoryJobLock();
+    const seen = { reasons: [] as unknown[], starts: 0, active: 0, max: 0 };
+    const boot = async () => {
+      @Injectable()
+      class Slow {
+        @Interval(1000, { name: 'slow', overlap: 'cancel-previous', lock: locked, initialDelay: 1500 })
+        async run({ signal }: JobContext) {
+          seen.max = Math.max(seen.max, ++seen.active);
+          seen.starts++;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 60_000);
+            signal.addEventListener('abort', () => {
+              seen.reasons.push(signal.reason);
+              clearTimeout(timer);
+              setTimeout(resolve, 50);
+            });
+          });
+          seen.active--;
+        }
+      }
+      return bootJobs([Slow], { jobs: { lock } });
+    };
+    const apps = locked ? [await boot(), await boot()] : [await boot()];
+    // Before any tick: a triggered run, then the first ticks (at 1500 ms) come during it.
+    let settled = false;
+    const triggered = apps[0]
+      .get(JobRegistry)
+      .trigger('slow')
+      .finally(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(1800);
+    expect(seen.reasons).toHaveLength(1);
+    expect(seen.reasons[0]).toBeInstanceOf(TaskAbortedError);
+    // The method honoured its signal and returned: trigger() resolves with it; the tick then ran.
+    expect(settled).toBe(true);
+    await triggered;
+    expect(seen.starts).toBe(2);
+    expect(seen.max).toBe(1);
+    await Promise.all(apps.map((app) => closeFaked(app)));
+  });
+
   it("'buffer-one' with a lock keeps at most one tick across two instances", async () => {
     const lock = new InMemoryJobLock();
     const active = { now: 0, max: 0, starts: 0 };

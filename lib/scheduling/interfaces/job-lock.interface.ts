@@ -12,7 +12,9 @@ export interface JobLock {
   acquire(key: string, ttlMs: number): Promise<JobLease | null>;
   /**
    * Whether a lease on `key` is held now. Needed by `overlap: 'cancel-previous'` with a lock: the running instance
-   * watches for another instance's request to cancel its run. `RedisJobLock` and `InMemoryJobLock` have it.
+   * watches for another instance's request to cancel its run. With `'buffer-one'` and `'cancel-previous'` a tick that
+   * finds the job's running lease free also asks whether a tick is kept for that run, and lets it go first.
+   * `RedisJobLock` and `InMemoryJobLock` have it.
    */
   peek?(key: string): Promise<boolean>;
   /**

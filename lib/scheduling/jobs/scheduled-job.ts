@@ -548,6 +548,12 @@ export abstract class ScheduledJob {
       if (lease && this.def.catchUp !== undefined) await this.#recordTick(scheduledAt, lock);
       if (lease && policy !== 'allow' && !this.#halted()) {
         runLease = await this.#acquire(`${this.#key}@running`, lock.ttl, lock);
+        // The run has just ended, but the tick kept for its end ('buffer-one', 'cancel-previous') has not taken the
+        // lease yet (it polls): it goes first, and this tick comes during its run.
+        if (runLease && policy !== 'skip' && !catchingUp && (await this.#kept(lock))) {
+          await this.#releaseNow(runLease, lock);
+          runLease = null;
+        }
         // A run goes somewhere in the cluster: 'buffer-one' and 'cancel-previous' (and a caught-up tick) wait for it.
         if (!runLease && (policy !== 'skip' || catchingUp))
           runLease = await this.#waitForRun(scheduledAt, lock, catchingUp);
@@ -607,7 +613,10 @@ export abstract class ScheduledJob {
     done?.();
   }
 
-  /** `trigger()` of a job with a lock and overlap 'skip': the run holds the job's running lease, as a tick's does. */
+  /**
+   * `trigger()` of a job with a lock and an overlap other than 'allow': the run holds the job's running lease, as a
+   * tick's does (and, under 'cancel-previous', watches for a cancel request from a tick).
+   */
   async #lockedTrigger(lock: Lock): Promise<void> {
     const name = this.def.name;
     const scheduledAt = new Date();
@@ -640,13 +649,39 @@ export abstract class ScheduledJob {
       throw error;
     }
     const keepAlive = this.#keepAlive(null, held, lock, scheduledAt);
+    // A tick on any instance cancels a triggered run as it cancels a tick's ('cancel-previous'), and as a tick on this
+    // instance does without a lock.
+    const watch = this.def.overlap === 'cancel-previous' ? this.#watchCancel(task, lock) : undefined;
     // Held until the method really ends, also past its timeout (the run still counts as running).
     void task.settled().then(() => {
       if (keepAlive) clearInterval(keepAlive);
+      if (watch) clearInterval(watch);
       this.#release(held, lock);
     });
     const result = await outcome;
     if (result.status === 'rejected') throw result.reason;
+  }
+
+  /**
+   * Whether a tick (on any instance) waits for the job's running lease as the kept one: the `@buffered` or `@cancel`
+   * lease is held. Without it a newer tick that finds the lease free between a run's end and the kept tick's next poll
+   * would run first: out of order, and under 'cancel-previous' only to be cancelled by the older tick. A kept tick
+   * whose instance dies holds the job up to `lock.ttl`, as a running one does. False when the store has no `peek` or
+   * does not answer in time (the tick runs, as it would have).
+   */
+  async #kept(lock: Lock): Promise<boolean> {
+    const store = lock.store;
+    if (typeof store.peek !== 'function') return false;
+    const key = `${this.#key}@${this.def.overlap === 'buffer-one' ? 'buffered' : 'cancel'}`;
+    try {
+      return await withTimeout(
+        Promise.resolve().then(() => store.peek!(key)),
+        lock.timeout,
+        () => new LockTimeoutError('peek', lock.timeout),
+      );
+    } catch {
+      return false;
+    }
   }
 
   /**
