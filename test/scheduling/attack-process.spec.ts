@@ -1,13 +1,9 @@
 // Scheduling policies against real processes (SIGKILL, SIGSTOP) and a real redis-server (killed, frozen).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { RedisJobLock } from 'nestjs-concurrency';
+import { AppProcess, compileFixture, root } from '../utils/app-process.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = `${root}node_modules/.cache/nestjs-concurrency-attack-process`;
 const script = `${out}/test/scheduling/fixtures/attack-instance.process.js`;
 const HOUR = 3_600_000;
@@ -20,52 +16,24 @@ interface Run {
 }
 
 /** An app instance in its own process (test/scheduling/fixtures/attack-instance.process.ts, compiled). */
-class Instance {
+class Instance extends AppProcess {
   readonly runs: Run[] = [];
   readonly unhandled: string[] = [];
   readonly logs: string[] = [];
-  readonly ready: Promise<void>;
-  readonly child: ChildProcess;
-  constructor(
-    readonly name: string,
-    env: Record<string, string>,
-  ) {
-    this.child = spawn(process.execPath, [script], {
-      env: { ...process.env, ...env, INSTANCE: name },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let buffer = '';
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal})`)));
-      this.child.stdout!.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const lines = buffer.split('\n');
-        buffer = lines.pop()!;
-        for (const line of lines) {
-          const [word, a, b, c] = line.split(' ');
-          if (line === 'ready') resolve();
-          else if (word === 'start') this.runs.push({ at: Number(a), startedAt: Number(b) });
-          else if (word === 'end') {
-            const run = this.runs.findLast((r) => r.at === Number(a) && r.endedAt === undefined);
-            if (run) Object.assign(run, { endedAt: Number(c), aborted: b === '1' });
-          } else if (word === 'unhandled') this.unhandled.push(line);
-          else this.logs.push(line);
-        }
-      });
-    });
-    this.ready.catch(() => undefined);
+  constructor(name: string, env: Record<string, string>) {
+    super(name, script, { ...env, INSTANCE: name });
+  }
+  protected override onLine(line: string): void {
+    const [word, a, b, c] = line.split(' ');
+    if (word === 'start') this.runs.push({ at: Number(a), startedAt: Number(b) });
+    else if (word === 'end') {
+      const run = this.runs.findLast((r) => r.at === Number(a) && r.endedAt === undefined);
+      if (run) Object.assign(run, { endedAt: Number(c), aborted: b === '1' });
+    } else if (word === 'unhandled') this.unhandled.push(line);
+    else this.logs.push(line);
   }
   get ats(): number[] {
     return this.runs.map((r) => r.at);
-  }
-  signal(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGKILL');
-    await exited;
   }
 }
 
@@ -77,12 +45,7 @@ describe.skipIf(!redisAvailable)('scheduling policies across processes (real red
   const clients: Redis[] = [];
 
   beforeAll(() => {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', `${root}test/scheduling/fixtures/tsconfig.attack.json`], {
-      cwd: root,
-      stdio: 'inherit',
-    });
-    writeFileSync(`${out}/package.json`, '{ "type": "module" }\n');
+    compileFixture(`${root}test/scheduling/fixtures/tsconfig.attack.json`, out);
   }, 240_000);
   beforeEach(async () => {
     server = await RedisServer.start();

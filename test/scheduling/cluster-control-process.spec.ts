@@ -1,46 +1,17 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { AppProcess, compileFixture, root } from '../utils/app-process.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = `${root}node_modules/.cache/nestjs-concurrency-control-process`;
 const script = `${out}/test/scheduling/fixtures/control-instance.process.js`;
 
 /** An app instance in its own process (test/scheduling/fixtures/control-instance.process.ts, compiled). */
-class Instance {
+class Instance extends AppProcess {
   readonly runs: number[] = [];
-  readonly ready: Promise<void>;
-  readonly child: ChildProcess;
   constructor(name: string, url: string) {
-    this.child = spawn(process.execPath, [script], {
-      env: { ...process.env, REDIS_URL: url, INSTANCE: name },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let buffer = '';
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal})`)));
-      this.child.stdout!.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const lines = buffer.split('\n');
-        buffer = lines.pop()!;
-        for (const line of lines) {
-          if (line === 'ready') resolve();
-          else if (line.startsWith('run ')) this.runs.push(Number(line.slice(4)));
-        }
-      });
-    });
-    this.ready.catch(() => undefined);
+    super(name, script, { REDIS_URL: url, INSTANCE: name });
   }
-  send(command: string): void {
-    this.child.stdin!.write(`${command}\n`);
-  }
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGKILL');
-    await exited;
+  protected override onLine(line: string): void {
+    if (line.startsWith('run ')) this.runs.push(Number(line.slice(4)));
   }
 }
 
@@ -51,12 +22,7 @@ describe.skipIf(!redisAvailable)('cluster-wide pause across processes (real redi
   const instances: Instance[] = [];
 
   beforeAll(async () => {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', `${root}test/scheduling/fixtures/tsconfig.process.json`], {
-      cwd: root,
-      stdio: 'inherit',
-    });
-    writeFileSync(`${out}/package.json`, '{ "type": "module" }\n');
+    compileFixture(`${root}test/scheduling/fixtures/tsconfig.process.json`, out);
     server = await RedisServer.start();
   }, 240_000);
   afterAll(async () => {

@@ -1,13 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { AppProcess, compileFixture, root } from '../utils/app-process.js';
 import { RedisServer, redisAvailable } from '../utils/redis-server.js';
 
 // The cluster versions of the overlap guarantees: app instances in their own processes (one event loop each), one
 // real redis-server, RedisJobLock. Real timers: the bounds below follow from the policies, not from timings.
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = `${root}node_modules/.cache/nestjs-concurrency-overlap-process`;
 const script = `${out}/test/scheduling/fixtures/overlap-instance.process.js`;
 
@@ -39,43 +35,23 @@ interface InstanceEnv {
 }
 
 /** An app instance in its own process (test/scheduling/fixtures/overlap-instance.process.ts, compiled). */
-class Instance {
+class Instance extends AppProcess {
   readonly runs: Run[] = [];
-  readonly ready: Promise<void>;
-  readonly child: ChildProcess;
   /** When this instance last printed something about a run. */
   lastEventAt = Date.now();
   /** When the test heard that this instance had booted (its timer started a moment before). */
   readyAt = Number.NaN;
   readonly #waiting: Array<(line: string) => void> = [];
 
-  constructor(
-    readonly name: string,
-    url: string,
-    env: InstanceEnv,
-  ) {
+  constructor(name: string, url: string, env: InstanceEnv) {
     const vars: Record<string, string> = { REDIS_URL: url, INSTANCE: name };
     for (const [key, value] of Object.entries(env)) if (value !== undefined) vars[key] = String(value);
-    this.child = spawn(process.execPath, [script], {
-      env: { ...process.env, ...vars },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let buffer = '';
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal})`)));
-      this.child.stdout!.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const lines = buffer.split('\n');
-        buffer = lines.pop()!;
-        for (const line of lines) {
-          if (line === 'ready') {
-            this.readyAt = Date.now();
-            resolve();
-          } else this.#line(line);
-        }
-      });
-    });
-    this.ready.catch(() => undefined);
+    super(name, script, vars);
+    void this.ready.then(() => (this.readyAt = Date.now()));
+  }
+
+  protected override onLine(line: string): void {
+    this.#line(line);
   }
 
   #line(line: string): void {
@@ -101,7 +77,7 @@ class Instance {
   #ask(command: string): Promise<string> {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
-      this.child.stdin!.write(`${command}\n`);
+      this.send(command);
     });
   }
 
@@ -112,18 +88,11 @@ class Instance {
 
   /** The runs going on this instance end now (not aborted). */
   finish(): void {
-    this.child.stdin!.write('finish\n');
+    this.send('finish');
   }
 
   async info(): Promise<Info> {
     return JSON.parse(await this.#ask('info')) as Info;
-  }
-
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGKILL');
-    await exited;
   }
 }
 
@@ -164,12 +133,7 @@ describe.skipIf(!redisAvailable)('overlap policies across instances (processes, 
   const instances: Instance[] = [];
 
   beforeAll(() => {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', `${root}test/scheduling/fixtures/tsconfig.overlap-process.json`], {
-      cwd: root,
-      stdio: 'inherit',
-    });
-    writeFileSync(`${out}/package.json`, '{ "type": "module" }\n');
+    compileFixture(`${root}test/scheduling/fixtures/tsconfig.overlap-process.json`, out);
   }, 240_000);
   // A Redis of its own per test: a killed instance's running lease would otherwise stay until its TTL.
   beforeEach(async () => {
