@@ -96,6 +96,8 @@ describe.runIf(chromiumAvailable).each(HTTP_ADAPTERS)(
             await new Promise((resolve) => setTimeout(resolve, 1000));
           }
           await page.locator('#supervisors td', { hasText: 'newsletter-7' }).waitFor();
+          // Wide enough that the jobs table needs no horizontal scroll (its actions column is sticky).
+          await page.setViewportSize({ width: 1440, height: 900 });
           await page.screenshot({
             path: fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url)),
             fullPage: true,
