@@ -72,3 +72,16 @@ describe('cluster-wide pause with a shared in-memory lock (fake timers)', () => 
     }
   });
 });
+
+describe('the pause state a lock store keeps (InMemoryJobLock)', () => {
+  it('refuses a late write of an older pause()/resume() once a later call is stored, and keeps a current one', async () => {
+    const lock = new InMemoryJobLock();
+    await lock.setControl('poll', { paused: false, pausedAt: 2000 });
+    // A pause called at 1000, written late (its first try failed): the resume called at 2000 wins.
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 1000, late: true })).toBe(false);
+    expect((await lock.control(null))!.jobs.get('poll')).toEqual({ paused: false });
+    // A late write of a call made after the stored one is stored.
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 3000, late: true })).toBe(true);
+    expect((await lock.control(null))!.jobs.get('poll')).toEqual({ paused: true });
+  });
+});

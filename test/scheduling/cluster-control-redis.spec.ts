@@ -159,4 +159,23 @@ describe.skipIf(!redisAvailable)('cluster-wide pause, resume and reschedule (rea
     expect(runs.length).toBeGreaterThanOrEqual(0);
     for (const run of await b.get(JobRegistry).history(names[0])) expect(['a', 'b']).toContain(run.instance);
   }, 30_000);
+
+  it('RedisJobLock refuses a late pause state of an older call, and starts a lost version count at a random number', async () => {
+    const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    const lock = new RedisJobLock(client);
+    expect(await lock.setControl('poll', { paused: false, pausedAt: 2000 })).toBe(true);
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 1000, late: true })).toBe(false);
+    expect((await lock.control(null))!.jobs.get('poll')).toEqual({ paused: false });
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 3000, late: true })).toBe(true);
+    const before = (await lock.control(null))!;
+    expect(before.jobs.get('poll')).toEqual({ paused: true });
+    // Redis loses its data: the next change must not get a version an instance already knows (it would read as
+    // "nothing changed").
+    await client.flushall();
+    await lock.setControl('poll', { paused: false, pausedAt: 4000 });
+    await lock.setControl('poll', { paused: true, pausedAt: 5000 });
+    expect(await lock.control(before.version)).not.toBeNull();
+    expect((await lock.control(null))!.version).toBeGreaterThan(1000);
+  });
 });

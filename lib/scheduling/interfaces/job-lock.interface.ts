@@ -40,9 +40,10 @@ export interface JobLock {
   /**
    * Stores a change of the job's shared state and bumps the state's version. With `control`. `deadline` (epoch ms,
    * given by `reschedule()`): a write that reaches the store after it must change nothing and reject (the caller was
-   * told it failed).
+   * told it failed). Resolves `false` when a `late` pause state was not stored because a newer one is (see
+   * `JobControlChange.late`); anything else means stored.
    */
-  setControl?(job: string, change: JobControlChange, deadline?: number): Promise<void>;
+  setControl?(job: string, change: JobControlChange, deadline?: number): Promise<void | boolean>;
   /** Every job's shared state, or `null` when its version is still `known`. With `setControl`. */
   control?(known: number | null): Promise<JobControlState | null>;
 }

@@ -21,6 +21,17 @@ export interface JobControlChange {
    * from its configuration on the instance that set it.
    */
   schedule?: { value: string | number; base: string | number };
+  /**
+   * With `paused`: when `pause()`/`resume()` was called (epoch ms, the calling instance's clock). The store keeps the
+   * newest call's time per job.
+   */
+  pausedAt?: number;
+  /**
+   * With `paused` and `pausedAt`: this write is late (an earlier try failed, e.g. the store was down). The store
+   * changes nothing and resolves `false` when the job's pause state was stored from a call made after `pausedAt`
+   * (another instance's later `pause()`/`resume()` wins over a late write of an older one).
+   */
+  late?: boolean;
 }
 
 /** What `JobLock.control()` returns: every job's stored state and the version of that state. */

@@ -17,6 +17,8 @@ export class InMemoryJobLock implements JobLock {
   /** Per job, newest last. */
   readonly #runs = new Map<string, JobRun[]>();
   readonly #control = new Map<string, JobControlChange>();
+  /** The newest pause()/resume() call time stored per job (a late write of an older call changes nothing). */
+  readonly #pausedAt = new Map<string, number>();
   #version = 0;
 
   async acquire(key: string, ttlMs: number): Promise<JobLease | null> {
@@ -83,12 +85,19 @@ export class InMemoryJobLock implements JobLock {
       .map(copyRun);
   }
 
-  async setControl(job: string, change: JobControlChange): Promise<void> {
+  async setControl(job: string, change: JobControlChange): Promise<boolean> {
     const state = { ...this.#control.get(job) };
+    const at = this.#pausedAt.get(job);
+    if (change.paused !== undefined && change.pausedAt !== undefined) {
+      // a late write of an older call: the newer stored one wins
+      if (change.late && at !== undefined && at > change.pausedAt) return false;
+      if (at === undefined || at < change.pausedAt) this.#pausedAt.set(job, change.pausedAt);
+    }
     if (change.paused !== undefined) state.paused = change.paused;
     if (change.schedule !== undefined) state.schedule = { ...change.schedule };
     this.#control.set(job, state);
     this.#version++;
+    return true;
   }
 
   async control(known: number | null): Promise<JobControlState | null> {

@@ -56,12 +56,19 @@ redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 return 1`;
 // The shared state: one hash field per job for each kind of change, and a version bumped with every change.
 // A write given a deadline (epoch ms) that Redis only runs after it (it was queued, the caller gave up) changes nothing.
+// A late pause state (ARGV[7] = '1') changes nothing when the job's stored one comes from a later call (KEYS[4] keeps
+// the newest call time per job): -2. A missing version (a new Redis, or one that lost its data) starts at a random
+// number (ARGV[5]), so an instance that knew the old count cannot mistake the new state for the one it has seen.
 const SET_CONTROL = `if ARGV[4] ~= '' then
   local t = redis.call('time')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 end
+local at = ARGV[6] ~= '' and redis.call('hget', KEYS[4], ARGV[1]) or false
+if ARGV[7] == '1' and at and tonumber(at) > tonumber(ARGV[6]) then return -2 end
 if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) end
+if ARGV[6] ~= '' and (not at or tonumber(at) < tonumber(ARGV[6])) then redis.call('hset', KEYS[4], ARGV[1], ARGV[6]) end
+if redis.call('exists', KEYS[3]) == 0 then redis.call('set', KEYS[3], ARGV[5]) end
 return redis.call('incr', KEYS[3])`;
 // One round trip per poll: the version only, unless it moved.
 const CONTROL = `local v = redis.call('get', KEYS[3]) or '0'
@@ -208,14 +215,29 @@ export class RedisJobLock implements JobLock {
   }
 
   /** Pause state and runtime schedules shared by every instance (`pause()`, `resume()`, `reschedule()`). */
-  async setControl(job: string, change: JobControlChange, deadline?: number): Promise<void> {
+  async setControl(job: string, change: JobControlChange, deadline?: number): Promise<boolean> {
     const paused = change.paused === undefined ? '' : change.paused ? '1' : '0';
     const schedule = change.schedule === undefined ? '' : JSON.stringify(change.schedule);
+    const at = paused !== '' && Number.isFinite(change.pausedAt) ? String(Math.trunc(change.pausedAt!)) : '';
     const reply = await this.#call(
       'setControl',
-      this.client.eval(SET_CONTROL, 3, ...this.#controlKeys(), job, paused, schedule, deadline ?? ''),
+      this.client.eval(
+        SET_CONTROL,
+        4,
+        ...this.#controlKeys(),
+        `${this.#prefix}control:paused-at`,
+        job,
+        paused,
+        schedule,
+        deadline ?? '',
+        // the first version of a new count: random below 2^40, far from any count a live cluster reaches
+        Math.floor(Math.random() * 2 ** 40),
+        at,
+        change.late && at !== '' ? '1' : '',
+      ),
     );
     if (Number(reply) === -1) throw new Error(CONTROL_TOO_LATE(job));
+    return Number(reply) !== -2;
   }
 
   async control(known: number | null): Promise<JobControlState | null> {

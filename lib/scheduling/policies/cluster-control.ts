@@ -9,6 +9,40 @@ import { CONTROL_READ_FAILED, CONTROL_WRITE_FAILED } from '../scheduling.message
 /** How often an instance reads the shared state (a GET of its version when nothing changed). */
 export const CONTROL_POLL_MS = 250;
 
+/**
+ * `work`, or a rejection after `ms`, where an answer that reached the process by then counts: when the timer fires
+ * (possibly late, after the event loop was blocked), the rejection waits one turn of the loop (`setImmediate`), in
+ * which I/O that arrived meanwhile is read. A reschedule() stored in time is then not reported as failed.
+ */
+function answeredOrTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (!done) reject(onTimeout());
+          done = true;
+        }),
+      ms,
+    );
+    work.then(
+      (value) => {
+        if (!done) resolve(value);
+        done = true;
+        clearTimeout(timer);
+      },
+      (error: unknown) => {
+        if (!done) reject(error);
+        done = true;
+        clearTimeout(timer);
+      },
+    );
+  });
+}
+
+/** A version no store reports: the next poll reads the whole state. */
+const FORCE_READ = -1;
+
 type Store = Required<Pick<JobLock, 'setControl' | 'control'>>;
 
 /** The store's control methods, when it has both. */
@@ -36,8 +70,11 @@ export class ClusterControl {
   #version: number | null = null;
   /** The stored state as this instance last saw it: a change is applied once, when it appears. */
   #seen = new Map<string, JobControlChange>();
-  /** Pause writes not stored yet, per job (the latest wins): retried at every poll. */
-  readonly #pending = new Map<string, boolean>();
+  /**
+   * Pause writes not stored yet, per job (the latest call wins), with the time of the call: retried at every poll as
+   * late writes, which the store refuses once another instance stored a later call's state.
+   */
+  readonly #pending = new Map<string, { paused: boolean; at: number }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
   #readFailing = false;
@@ -69,15 +106,23 @@ export class ClusterControl {
 
   /** `pause()`/`resume()` on this instance: already applied here; stored for the others (retried until stored). */
   setPaused(job: string, paused: boolean): void {
-    this.#pending.set(job, paused);
-    void this.#flush(job, paused);
+    // This instance's state is now `paused`: a stored state that differs from it (another instance's later call)
+    // must apply here, also when it equals what this instance read before its own call.
+    this.#seen.set(job, { ...this.#seen.get(job), paused });
+    const entry = { paused, at: Date.now() };
+    this.#pending.set(job, entry);
+    void this.#flush(job, entry, false);
   }
 
   /** `reschedule()`: stored first (rejects when the store fails), the caller then applies it here. */
   async setSchedule(job: string, schedule: NonNullable<JobControlChange['schedule']>): Promise<void> {
     // The store refuses the write past the deadline: a rejected reschedule() must not land later, unseen.
     const deadline = Date.now() + this.timeout;
-    await this.#bounded('setControl', () => this.store.setControl(job, { schedule }, deadline));
+    // As for pause(): a later schedule stored by another instance applies here even if this instance saw it before
+    // (set first, so that a poll answering while the write is on its way compares with it too).
+    this.#seen.set(job, { ...this.#seen.get(job), schedule });
+    const write = Promise.resolve().then(() => this.store.setControl(job, { schedule }, deadline));
+    await answeredOrTimeout(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
   }
 
   /** One poll: pending writes, then the state if its version moved. Never rejects. */
@@ -91,7 +136,7 @@ export class ClusterControl {
   }
 
   async #poll(boot: boolean): Promise<void> {
-    for (const [job, paused] of [...this.#pending]) await this.#flush(job, paused);
+    for (const [job, entry] of [...this.#pending]) await this.#flush(job, entry, true);
     let state: JobControlState | null;
     try {
       state = await this.#bounded('control', () => this.store.control(this.#version));
@@ -127,9 +172,13 @@ export class ClusterControl {
     this.#readFailing = true;
   }
 
-  async #flush(job: string, paused: boolean): Promise<void> {
+  /** Writes a pause state; `late`: a retry, which the store refuses when a later call's state is stored. */
+  async #flush(job: string, entry: { paused: boolean; at: number }, late: boolean): Promise<void> {
+    let stored: void | boolean;
     try {
-      await this.#bounded('setControl', () => this.store.setControl(job, { paused }));
+      stored = await this.#bounded('setControl', () =>
+        this.store.setControl(job, { paused: entry.paused, pausedAt: entry.at, late }),
+      );
     } catch (error) {
       if (!this.#writeFailing) this.logger.warn(CONTROL_WRITE_FAILED(job, errorMessage(error)));
       this.#writeFailing = true;
@@ -137,7 +186,14 @@ export class ClusterControl {
     }
     this.#writeFailing = false;
     // A later pause()/resume() of the job replaced this one meanwhile: that one is still to be written.
-    if (this.#pending.get(job) === paused) this.#pending.delete(job);
+    if (this.#pending.get(job) !== entry) return;
+    this.#pending.delete(job);
+    if (stored === false) {
+      // Another instance stored a later call while this one could not write: its state is the cluster's. Read the
+      // whole state again and apply the job's stored pause state here, whatever this instance saw before.
+      this.#seen.delete(job);
+      this.#version = FORCE_READ;
+    }
   }
 
   #bounded<T>(operation: string, call: () => Promise<T>): Promise<T> {
