@@ -80,6 +80,10 @@ describe('the pause state a lock store keeps (InMemoryJobLock)', () => {
     // A pause called at 1000, written late (its first try failed): the resume called at 2000 wins.
     expect(await lock.setControl('poll', { paused: true, pausedAt: 1000, late: true })).toBe(false);
     expect((await lock.control(null))!.jobs.get('poll')).toEqual({ paused: false });
+    // A first try the store only runs after its caller gave up on it (`lateAfter` is past) is late too.
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 1500, lateAfter: Date.now() - 1 })).toBe(false);
+    expect(await lock.setControl('poll', { paused: true, pausedAt: 1500, lateAfter: Date.now() + 60_000 })).toBe(true);
+    await lock.setControl('poll', { paused: false, pausedAt: 2500 });
     // A late write of a call made after the stored one is stored.
     expect(await lock.setControl('poll', { paused: true, pausedAt: 3000, late: true })).toBe(true);
     expect((await lock.control(null))!.jobs.get('poll')).toEqual({ paused: true });

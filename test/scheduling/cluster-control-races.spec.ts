@@ -15,8 +15,8 @@ class Instance extends AppProcess {
   readonly lines: string[] = [];
   readonly #info: ((info: { paused: boolean; schedule: number }) => void)[] = [];
 
-  constructor(name: string, url: string) {
-    super(name, script, { REDIS_URL: url, INSTANCE: name });
+  constructor(name: string, url: string, env: Record<string, string> = {}) {
+    super(name, script, { REDIS_URL: url, INSTANCE: name, ...env });
   }
 
   protected override onLine(line: string): void {
@@ -59,8 +59,9 @@ async function stored(server: RedisServer): Promise<{ paused: string | null; sch
 describe.skipIf(!redisAvailable)('cluster-wide job control under races and faults (processes, real Redis)', () => {
   let server: RedisServer;
   let instances: Instance[] = [];
-  const start = async (...names: string[]) => {
-    const started = names.map((name) => new Instance(name, server.url));
+  const start = async (...names: string[]) => startWith({}, ...names);
+  const startWith = async (env: Record<string, string>, ...names: string[]) => {
+    const started = names.map((name) => new Instance(name, server.url, env));
     instances.push(...started);
     await Promise.all(started.map((instance) => instance.ready));
     return started;
@@ -119,28 +120,35 @@ describe.skipIf(!redisAvailable)('cluster-wide job control under races and fault
     }
   }, 120_000);
 
-  it('keeps the later resume() when an older pause() made during an outage is written late', async () => {
-    const [a, b] = await start('a', 'b');
-    await sleep(500);
-    await server.stop();
-    a.send('pause'); // applies on A at once; its write waits for Redis
-    await vi.waitFor(async () => expect(await a.paused()).toBe(true), { timeout: 5000 });
-    a.signal('SIGSTOP'); // A is slow to get back to Redis (a long GC, a partition)
-    await server.restart();
-    await sleep(2500);
-    b.send('resume'); // the user's last word, seconds after A's pause
-    await vi.waitFor(async () => expect((await stored(server)).paused).toBe('0'), { timeout: 10_000 });
-    a.signal('SIGCONT'); // A's late write of its older pause reaches Redis now
-    await sleep(4000);
-    const since = Date.now() - 1500;
-    expect({
-      redis: (await stored(server)).paused,
-      a: await a.paused(),
-      b: await b.paused(),
-      aRuns: a.runsSince(since) > 0,
-      bRuns: b.runsSince(since) > 0,
-    }).toEqual({ redis: '0', a: false, b: false, aRuns: true, bRuns: true });
-  }, 60_000);
+  it.each([
+    ['commands refused while Redis is away', '0'],
+    ["ioredis' offline queue (sent once Redis is back)", '1'],
+  ])(
+    'keeps the later resume() when an older pause() made during an outage is written late (%s)',
+    async (_, queue) => {
+      const [a, b] = await startWith({ OFFLINE_QUEUE: queue }, 'a', 'b');
+      await sleep(500);
+      await server.stop();
+      a.send('pause'); // applies on A at once; its write waits for Redis
+      await vi.waitFor(async () => expect(await a.paused()).toBe(true), { timeout: 5000 });
+      a.signal('SIGSTOP'); // A is slow to get back to Redis (a long GC, a partition)
+      await server.restart();
+      await sleep(2500);
+      b.send('resume'); // the user's last word, seconds after A's pause
+      await vi.waitFor(async () => expect((await stored(server)).paused).toBe('0'), { timeout: 10_000 });
+      a.signal('SIGCONT'); // A's late write of its older pause reaches Redis now
+      await sleep(4000);
+      const since = Date.now() - 1500;
+      expect({
+        redis: (await stored(server)).paused,
+        a: await a.paused(),
+        b: await b.paused(),
+        aRuns: a.runsSince(since) > 0,
+        bRuns: b.runsSince(since) > 0,
+      }).toEqual({ redis: '0', a: false, b: false, aRuns: true, bRuns: true });
+    },
+    60_000,
+  );
 
   it('resolves a reschedule() that Redis stored in time although the caller stalled past its timeout', async () => {
     const [a, b] = await start('a', 'b');
@@ -182,6 +190,43 @@ describe.skipIf(!redisAvailable)('cluster-wide job control under races and fault
       a: true,
       schedule: 300,
       runs: 0,
+    });
+  }, 60_000);
+
+  it('applies a schedule another instance stores after its own reschedule() to it failed', async () => {
+    const [a, b] = await start('a', 'b');
+    await sleep(500);
+    await server.stop();
+    a.send('reschedule 300'); // rejects: Redis is down; A keeps 100
+    await vi.waitFor(() => expect(a.lines.some((line) => line.startsWith('resched err'))).toBe(true), {
+      timeout: 10_000,
+    });
+    await server.restart();
+    await sleep(2000);
+    b.send('reschedule 300'); // the user retries, and the request lands on B
+    await vi.waitFor(() => expect(b.lines).toContain('resched ok'), { timeout: 10_000 });
+    await vi.waitFor(async () => expect((await a.info()).schedule).toBe(300), { timeout: 5000 });
+  }, 60_000);
+
+  it('takes the stored later resume() when its own late pause() is refused while it still boots', async () => {
+    const [b] = await start('b');
+    await server.stop();
+    const [a] = await start('a'); // boots with Redis down: it has read nothing yet
+    a.send('pause');
+    await vi.waitFor(async () => expect(await a.paused()).toBe(true), { timeout: 5000 });
+    a.signal('SIGSTOP');
+    await server.restart();
+    await sleep(2500);
+    b.send('pause');
+    await sleep(500);
+    b.send('resume'); // later than A's pause: the cluster's state is "resumed"
+    await vi.waitFor(async () => expect((await stored(server)).paused).toBe('0'), { timeout: 10_000 });
+    a.signal('SIGCONT');
+    await sleep(3000);
+    expect({ redis: (await stored(server)).paused, a: await a.paused(), b: await b.paused() }).toEqual({
+      redis: '0',
+      a: false,
+      b: false,
     });
   }, 60_000);
 });

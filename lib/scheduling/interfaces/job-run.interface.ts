@@ -32,6 +32,11 @@ export interface JobControlChange {
    * (another instance's later `pause()`/`resume()` wins over a late write of an older one).
    */
   late?: boolean;
+  /**
+   * With `paused` and `pausedAt`: a time (epoch ms) after which the store treats this write as `late` when it only
+   * runs it then (it was queued while the store was away, and the caller gave up on it).
+   */
+  lateAfter?: number;
 }
 
 /** What `JobLock.control()` returns: every job's stored state and the version of that state. */

@@ -90,7 +90,8 @@ export class InMemoryJobLock implements JobLock {
     const at = this.#pausedAt.get(job);
     if (change.paused !== undefined && change.pausedAt !== undefined) {
       // a late write of an older call: the newer stored one wins
-      if (change.late && at !== undefined && at > change.pausedAt) return false;
+      const late = change.late || (change.lateAfter !== undefined && Date.now() > change.lateAfter);
+      if (late && at !== undefined && at > change.pausedAt) return false;
       if (at === undefined || at < change.pausedAt) this.#pausedAt.set(job, change.pausedAt);
     }
     if (change.paused !== undefined) state.paused = change.paused;

@@ -56,7 +56,7 @@ redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 return 1`;
 // The shared state: one hash field per job for each kind of change, and a version bumped with every change.
 // A write given a deadline (epoch ms) that Redis only runs after it (it was queued, the caller gave up) changes nothing.
-// A late pause state (ARGV[7] = '1') changes nothing when the job's stored one comes from a later call (KEYS[4] keeps
+// A late pause state (ARGV[7] = '1', or run after ARGV[8]) changes nothing when the job's stored one comes from a later call (KEYS[4] keeps
 // the newest call time per job): -2. A missing version (a new Redis, or one that lost its data) starts at a random
 // number (ARGV[5]), so an instance that knew the old count cannot mistake the new state for the one it has seen.
 const SET_CONTROL = `if ARGV[4] ~= '' then
@@ -64,7 +64,12 @@ const SET_CONTROL = `if ARGV[4] ~= '' then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 end
 local at = ARGV[6] ~= '' and redis.call('hget', KEYS[4], ARGV[1]) or false
-if ARGV[7] == '1' and at and tonumber(at) > tonumber(ARGV[6]) then return -2 end
+local late = ARGV[7] == '1'
+if not late and ARGV[8] ~= '' and at then
+  local t = redis.call('time')
+  late = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[8])
+end
+if late and at and tonumber(at) > tonumber(ARGV[6]) then return -2 end
 if ARGV[2] ~= '' then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) end
 if ARGV[6] ~= '' and (not at or tonumber(at) < tonumber(ARGV[6])) then redis.call('hset', KEYS[4], ARGV[1], ARGV[6]) end
@@ -234,6 +239,7 @@ export class RedisJobLock implements JobLock {
         Math.floor(Math.random() * 2 ** 40),
         at,
         change.late && at !== '' ? '1' : '',
+        at !== '' && Number.isFinite(change.lateAfter) ? String(Math.trunc(change.lateAfter!)) : '',
       ),
     );
     if (Number(reply) === -1) throw new Error(CONTROL_TOO_LATE(job));

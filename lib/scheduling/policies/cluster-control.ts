@@ -75,6 +75,8 @@ export class ClusterControl {
    * late writes, which the store refuses once another instance stored a later call's state.
    */
   readonly #pending = new Map<string, { paused: boolean; at: number }>();
+  /** Jobs whose late pause write the store refused: the next read applies their stored state, also at boot. */
+  readonly #adopt = new Set<string>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
   #readFailing = false;
@@ -120,9 +122,20 @@ export class ClusterControl {
     const deadline = Date.now() + this.timeout;
     // As for pause(): a later schedule stored by another instance applies here even if this instance saw it before
     // (set first, so that a poll answering while the write is on its way compares with it too).
-    this.#seen.set(job, { ...this.#seen.get(job), schedule });
+    const before = this.#seen.get(job);
+    const seen = { ...before, schedule };
+    this.#seen.set(job, seen);
     const write = Promise.resolve().then(() => this.store.setControl(job, { schedule }, deadline));
-    await answeredOrTimeout(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
+    try {
+      await answeredOrTimeout(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
+    } catch (error) {
+      // Not applied here: a later store of this same schedule (a retry on another instance) must still apply.
+      if (this.#seen.get(job) === seen) {
+        if (before === undefined) this.#seen.delete(job);
+        else this.#seen.set(job, before);
+      }
+      throw error;
+    }
   }
 
   /** One poll: pending writes, then the state if its version moved. Never rejects. */
@@ -158,9 +171,11 @@ export class ClusterControl {
       this.#seen.set(job, now);
       // A pause not stored yet is this instance's latest word on the job: the stored state is older.
       if (!this.target.has(job)) continue;
+      const adopt = this.#adopt.delete(job);
       if (now.paused !== undefined && now.paused !== before?.paused && !this.#pending.has(job)) {
         // At boot only a stored pause applies: a stored resume does not start a job disabled by configuration.
-        if (!boot || now.paused) this.target.pause(job, now.paused);
+        // A job whose late write was refused takes the stored state whatever it is.
+        if (!boot || now.paused || adopt) this.target.pause(job, now.paused);
       }
       const s = now.schedule;
       if (s && (before?.schedule?.value !== s.value || before.schedule.base !== s.base)) this.target.reschedule(job, s);
@@ -177,7 +192,14 @@ export class ClusterControl {
     let stored: void | boolean;
     try {
       stored = await this.#bounded('setControl', () =>
-        this.store.setControl(job, { paused: entry.paused, pausedAt: entry.at, late }),
+        // The first try is late too if the store only runs it after this instance gave up on it (queued while
+        // Redis was away): `lateAfter`.
+        this.store.setControl(job, {
+          paused: entry.paused,
+          pausedAt: entry.at,
+          late,
+          lateAfter: entry.at + this.timeout,
+        }),
       );
     } catch (error) {
       if (!this.#writeFailing) this.logger.warn(CONTROL_WRITE_FAILED(job, errorMessage(error)));
@@ -192,6 +214,7 @@ export class ClusterControl {
       // Another instance stored a later call while this one could not write: its state is the cluster's. Read the
       // whole state again and apply the job's stored pause state here, whatever this instance saw before.
       this.#seen.delete(job);
+      this.#adopt.add(job);
       this.#version = FORCE_READ;
     }
   }
