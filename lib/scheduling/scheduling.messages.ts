@@ -101,6 +101,9 @@ export const CONTROL_READ_FAILED = (cause: string) =>
 export const CONTROL_WRITE_FAILED = (job: string, cause: string) =>
   `Could not store the pause state of job "${job}" in the lock store (${cause}): it applies to this instance only ` +
   'until the store answers; it is retried every poll.';
+export const CONTROL_SUPERSEDED = (job: string, paused: boolean) =>
+  `The ${paused ? 'pause()' : 'resume()'} of job "${job}" on this instance could not be stored in time, and another ` +
+  `instance stored a later pause()/resume() of it meanwhile: that later call wins, and applies here too.`;
 export const INVALID_HISTORY_LIMIT = (job: string, limit: unknown) =>
   `Invalid option "limit" of JobRegistry.history("${job}"): expected a positive integer, got ${describeValue(limit)}.`;
 export const UNKNOWN_OVERRIDE = (job: string, known: string[]) =>

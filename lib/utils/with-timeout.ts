@@ -16,3 +16,50 @@ export async function withTimeout<T>(work: PromiseLike<T>, ms: number, onTimeout
     clearTimeout(timer);
   }
 }
+
+/** A timer that fires this much after its time had the event loop blocked (or the process stopped) meanwhile. */
+const FIRED_LATE_MS = 50;
+
+/**
+ * Like `withTimeout`, but an answer that reached the process by the time the timer fired counts: the timer may fire
+ * late, after the event loop was blocked (a long GC, a CPU-bound request, SIGSTOP), in the same turn as the answer's
+ * I/O, and timers run first. A timer that fired late then waits one turn of the loop (`setImmediate`), in which that
+ * I/O is read. `accept(value)` decides whether such a late-read answer still counts (else the call times out).
+ */
+export function withTimeoutReadingLate<T>(
+  work: PromiseLike<T>,
+  ms: number,
+  onTimeout: () => Error,
+  accept: (value: T) => boolean = () => true,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let fired = false;
+    const start = Date.now();
+    const expire = () => {
+      if (!done) reject(onTimeout());
+      done = true;
+    };
+    const timer = setTimeout(() => {
+      fired = true;
+      // On time: the loop was not blocked, so no answer is waiting unread. Late: read what arrived first.
+      if (Date.now() - start - ms < FIRED_LATE_MS) expire();
+      else setImmediate(expire);
+    }, ms);
+    work.then(
+      (value) => {
+        if (!done) {
+          if (!fired || accept(value)) resolve(value);
+          else reject(onTimeout());
+        }
+        done = true;
+        clearTimeout(timer);
+      },
+      (error: unknown) => {
+        if (!done) reject(error);
+        done = true;
+        clearTimeout(timer);
+      },
+    );
+  });
+}

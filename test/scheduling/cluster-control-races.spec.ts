@@ -146,6 +146,10 @@ describe.skipIf(!redisAvailable)('cluster-wide job control under races and fault
         aRuns: a.runsSince(since) > 0,
         bRuns: b.runsSince(since) > 0,
       }).toEqual({ redis: '0', a: false, b: false, aRuns: true, bRuns: true });
+      // A says why its pause() did not hold.
+      expect(a.lines.filter((line) => line.includes('another instance stored a later pause()/resume()'))).toHaveLength(
+        1,
+      );
     },
     60_000,
   );

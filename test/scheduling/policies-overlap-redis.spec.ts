@@ -23,6 +23,7 @@ interface Info {
   runs: number;
   skipped: number;
   running: number;
+  lockFailures: number;
 }
 
 interface InstanceEnv {
@@ -316,4 +317,31 @@ describe.skipIf(!redisAvailable)('overlap policies across instances (processes, 
     },
     90_000,
   );
+
+  it("'buffer-one': the kept tick survives its instance stalling while a lock call is on its way", async () => {
+    // a ticks once (at boot); its run ends only when told.
+    const a = await boot('a', { POLICY: 'buffer-one', PERIOD: HOUR, INITIAL_DELAY: 0, RUN_MS: 600_000 });
+    await vi.waitFor(() => expect(a.runs).toHaveLength(1), { timeout: 10_000 });
+    // b's first tick is kept: it polls for the running lease every 100 ms. Its later ticks are skipped.
+    const b = await boot('b', { POLICY: 'buffer-one', PERIOD: 100, RUN_MS: 300 });
+    await vi.waitFor(async () => expect((await b.info()).skipped).toBeGreaterThanOrEqual(2), {
+      timeout: 20_000,
+      interval: 200,
+    });
+    await b.stop();
+    // One of b's polls is on its way when b stalls: Redis is frozen, b polls, b stops, Redis answers ("taken").
+    server.freeze();
+    await sleep(400);
+    b.child.kill('SIGSTOP');
+    server.thaw();
+    await sleep(1500); // past lock.timeout (1 s): when b goes on, its timer fires before it reads the answer
+    a.finish();
+    await vi.waitFor(() => expect(a.runs[0].end).toBeDefined(), { timeout: 10_000 });
+    b.child.kill('SIGCONT');
+    // Before, the answer waiting in b's socket counted as a timed-out lock call: the kept tick was dropped as a lock
+    // failure, and nothing ran after a's run.
+    await vi.waitFor(() => expect(b.runs).toHaveLength(1), { timeout: 10_000 });
+    expect(b.runs[0].scheduledAt).toBeLessThan(a.runs[0].end!);
+    expect((await b.info()).lockFailures).toBe(0);
+  }, 90_000);
 });

@@ -11,7 +11,7 @@ import type { JobContext } from '../interfaces/job-context.interface.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
 import type { CatchUpState, JobLease } from '../interfaces/job-lock.interface.js';
-import { withTimeout } from '../../utils/with-timeout.js';
+import { withTimeout, withTimeoutReadingLate } from '../../utils/with-timeout.js';
 import { CATCH_UP_MAX_TICKS, CATCH_UP_RETRY_MS, LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
 import type { MissedTicks } from '../policies/catch-up.js';
 import {
@@ -907,21 +907,28 @@ export abstract class ScheduledJob {
 
   /**
    * One lock call, bounded by `lock.timeout`. A lease granted after the timeout (the store answered late) is given
-   * back at once: nobody here will run with it.
+   * back at once: nobody here will run with it. An answer that had arrived when the timer fired late (this process
+   * was stalled, e.g. SIGSTOP) still counts while less than half the lease's TTL has passed since the call.
    */
   async #acquire(key: string, ms: number, lock: Lock): Promise<JobLease | null> {
     let timedOut = false;
     let pending: Promise<JobLease | null>;
+    const started = Date.now();
     try {
       pending = Promise.resolve(lock.store.acquire(key, ms));
     } catch (error) {
       pending = Promise.reject(error);
     }
     try {
-      return await withTimeout(pending, lock.timeout, () => {
-        timedOut = true;
-        return new LockTimeoutError('acquire', lock.timeout);
-      });
+      return await withTimeoutReadingLate(
+        pending,
+        lock.timeout,
+        () => {
+          timedOut = true;
+          return new LockTimeoutError('acquire', lock.timeout);
+        },
+        () => Date.now() - started < ms / 2,
+      );
     } finally {
       if (timedOut) {
         pending.then(

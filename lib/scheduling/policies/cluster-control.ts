@@ -2,43 +2,12 @@ import type { LoggerService } from '@nestjs/common';
 import type { JobLock } from '../interfaces/job-lock.interface.js';
 import type { JobControlChange, JobControlState } from '../interfaces/job-run.interface.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
-import { withTimeout } from '../../utils/with-timeout.js';
+import { withTimeout, withTimeoutReadingLate } from '../../utils/with-timeout.js';
 import { errorMessage } from '../../utils/describe.js';
-import { CONTROL_READ_FAILED, CONTROL_WRITE_FAILED } from '../scheduling.messages.js';
+import { CONTROL_READ_FAILED, CONTROL_SUPERSEDED, CONTROL_WRITE_FAILED } from '../scheduling.messages.js';
 
 /** How often an instance reads the shared state (a GET of its version when nothing changed). */
 export const CONTROL_POLL_MS = 250;
-
-/**
- * `work`, or a rejection after `ms`, where an answer that reached the process by then counts: when the timer fires
- * (possibly late, after the event loop was blocked), the rejection waits one turn of the loop (`setImmediate`), in
- * which I/O that arrived meanwhile is read. A reschedule() stored in time is then not reported as failed.
- */
-function answeredOrTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const timer = setTimeout(
-      () =>
-        setImmediate(() => {
-          if (!done) reject(onTimeout());
-          done = true;
-        }),
-      ms,
-    );
-    work.then(
-      (value) => {
-        if (!done) resolve(value);
-        done = true;
-        clearTimeout(timer);
-      },
-      (error: unknown) => {
-        if (!done) reject(error);
-        done = true;
-        clearTimeout(timer);
-      },
-    );
-  });
-}
 
 /** A version no store reports: the next poll reads the whole state. */
 const FORCE_READ = -1;
@@ -127,7 +96,7 @@ export class ClusterControl {
     this.#seen.set(job, seen);
     const write = Promise.resolve().then(() => this.store.setControl(job, { schedule }, deadline));
     try {
-      await answeredOrTimeout(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
+      await withTimeoutReadingLate(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
     } catch (error) {
       // Not applied here: a later store of this same schedule (a retry on another instance) must still apply.
       if (this.#seen.get(job) === seen) {
@@ -213,6 +182,7 @@ export class ClusterControl {
     if (stored === false) {
       // Another instance stored a later call while this one could not write: its state is the cluster's. Read the
       // whole state again and apply the job's stored pause state here, whatever this instance saw before.
+      this.logger.warn(CONTROL_SUPERSEDED(job, entry.paused));
       this.#seen.delete(job);
       this.#adopt.add(job);
       this.#version = FORCE_READ;
