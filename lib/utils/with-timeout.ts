@@ -1,32 +1,17 @@
-/**
- * `work`, or a rejection with `onTimeout()` after `ms`. A late answer is ignored (its rejection is handled by the
- * race), and the timer is always cleared, so a hung store or lock never holds a request, a tick or `app.close()` up.
- * Internal: shared by the job locks and the cache stores.
- */
-export async function withTimeout<T>(work: PromiseLike<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(onTimeout()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** A timer that fires this much after its time had the event loop blocked (or the process stopped) meanwhile. */
 const FIRED_LATE_MS = 50;
 
 /**
- * Like `withTimeout`, but an answer that reached the process by the time the timer fired counts: the timer may fire
- * late, after the event loop was blocked (a long GC, a CPU-bound request, SIGSTOP), in the same turn as the answer's
- * I/O, and timers run first. A timer that fired late then waits one turn of the loop (`setImmediate`), in which that
- * I/O is read. `accept(value)` decides whether such a late-read answer still counts (else the call times out).
+ * `work`, or a rejection with `onTimeout()` after `ms`. A late answer is ignored (its rejection is handled here), and
+ * the timer is always cleared, so a hung store or lock never holds a request, a tick or `app.close()` up.
+ *
+ * An answer that reached the process by the time the timer fired counts: the timer may fire late, after the event
+ * loop was blocked (a long GC, a CPU-bound request, SIGSTOP), in the same turn as the answer's I/O, and timers run
+ * first. A timer that fired late therefore waits one turn of the loop (`setImmediate`), in which that I/O is read;
+ * `accept(value)` decides whether such a late-read answer still counts (else the call times out). A timer on time
+ * rejects at once (fake timers see no difference). Internal: shared by the job locks and the cache stores.
  */
-export function withTimeoutReadingLate<T>(
+export function withTimeout<T>(
   work: PromiseLike<T>,
   ms: number,
   onTimeout: () => Error,
@@ -42,7 +27,6 @@ export function withTimeoutReadingLate<T>(
     };
     const timer = setTimeout(() => {
       fired = true;
-      // On time: the loop was not blocked, so no answer is waiting unread. Late: read what arrived first.
       if (Date.now() - start - ms < FIRED_LATE_MS) expire();
       else setImmediate(expire);
     }, ms);

@@ -11,7 +11,7 @@ import type { JobContext } from '../interfaces/job-context.interface.js';
 import type { JobDefinition } from '../interfaces/job-definition.interface.js';
 import type { JobInfo } from '../interfaces/job-info.interface.js';
 import type { CatchUpState, JobLease } from '../interfaces/job-lock.interface.js';
-import { withTimeout, withTimeoutReadingLate } from '../../utils/with-timeout.js';
+import { withTimeout } from '../../utils/with-timeout.js';
 import { CATCH_UP_MAX_TICKS, CATCH_UP_RETRY_MS, LOCK_EXTEND_RATIO, POLICY_POLL_MS } from '../scheduling.constants.js';
 import type { MissedTicks } from '../policies/catch-up.js';
 import {
@@ -920,7 +920,7 @@ export abstract class ScheduledJob {
       pending = Promise.reject(error);
     }
     try {
-      return await withTimeoutReadingLate(
+      return await withTimeout(
         pending,
         lock.timeout,
         () => {

@@ -2,7 +2,7 @@ import type { LoggerService } from '@nestjs/common';
 import type { JobLock } from '../interfaces/job-lock.interface.js';
 import type { JobControlChange, JobControlState } from '../interfaces/job-run.interface.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
-import { withTimeout, withTimeoutReadingLate } from '../../utils/with-timeout.js';
+import { withTimeout } from '../../utils/with-timeout.js';
 import { errorMessage } from '../../utils/describe.js';
 import { CONTROL_READ_FAILED, CONTROL_SUPERSEDED, CONTROL_WRITE_FAILED } from '../scheduling.messages.js';
 
@@ -96,7 +96,7 @@ export class ClusterControl {
     this.#seen.set(job, seen);
     const write = Promise.resolve().then(() => this.store.setControl(job, { schedule }, deadline));
     try {
-      await withTimeoutReadingLate(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
+      await withTimeout(write, this.timeout, () => new LockTimeoutError('setControl', this.timeout));
     } catch (error) {
       // Not applied here: a later store of this same schedule (a retry on another instance) must still apply.
       if (this.#seen.get(job) === seen) {
